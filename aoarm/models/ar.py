@@ -1,0 +1,26 @@
+"""`ar`: the left-to-right baseline. Rows BOS, x_0 .. x_{L-2}; row t predicts x_t; queries and keys
+rotated by their own positions (BOS -1, row t: t-1); causal."""
+
+import flax.linen as nn
+import jax
+
+from aoarm import orders
+from aoarm.models.attention import RopeIds
+from aoarm.models.backbone import Backbone
+from aoarm.models.inputs import content_rows
+from aoarm.models.model_config import ModelConfig
+
+
+class AR(nn.Module):
+  cfg: ModelConfig
+
+  def setup(self):
+    self.backbone = Backbone(self.cfg, causal=True)
+
+  def __call__(self, x_BxL: jax.Array, sigma_BxL: jax.Array | None = None) -> jax.Array:
+    """Logits B x L x V; row t predicts x_t. `sigma` is ignored (always left to right)."""
+    B, L = x_BxL.shape
+    ident_BxL = orders.identity_orders(B, L)
+    h_BxLxD = content_rows(self, self.backbone, x_BxL, ident_BxL)
+    own_BxL = orders.own_positions(ident_BxL)
+    return self.backbone(h_BxLxD, RopeIds(q_pos=own_BxL, k_pos=own_BxL))

@@ -1,0 +1,102 @@
+"""Multi-head attention with separate query/key position ids; fused kernel chosen by config.
+
+`RopeIds` carries the position ids (and, for `rope.order_dims`, the generation-step ids) that
+rotate queries and keys. Queries and keys are projected by separate methods so the two-stream
+model can project its query stream with the same weights and attend the content stream's keys.
+"""
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aoarm.models import layers
+from aoarm.models.rope import apply_rope
+
+IMPLEMENTATIONS = ("xla", "cudnn")
+
+
+class RopeIds(NamedTuple):
+  """Position ids for one attention: q_pos B x L (or B x L x H), k_pos B x L; steps likewise."""
+
+  q_pos: jax.Array
+  k_pos: jax.Array
+  q_step: jax.Array | None = None
+  k_step: jax.Array | None = None
+
+
+def resolve_implementation(impl: str, dtype) -> str:
+  """'auto' -> cuDNN on GPU with a 16-bit dtype, else XLA."""
+  if impl == "auto":
+    on_gpu = jax.default_backend() == "gpu"
+    return "cudnn" if on_gpu and jnp.dtype(dtype).itemsize == 2 else "xla"
+  if impl not in IMPLEMENTATIONS:
+    raise ValueError(f"model.attention_impl must be auto|xla|cudnn, got {impl!r}")
+  return impl
+
+
+class Attention(nn.Module):
+  num_heads: int
+  head_dim: int
+  d_model: int
+  causal: bool = True
+  implementation: str = "xla"
+  use_rope: bool = True
+  rope_base: float = 10_000.0
+  order_frac: float = 0.0
+  out_std: float = 0.02
+  capture: bool = False  # sow pre-softmax scores and weights (diagnostics, tests); slow path
+  dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+
+  def setup(self):
+    def proj(name):
+      return nn.DenseGeneral(
+          (self.num_heads, self.head_dim), axis=-1, use_bias=False, dtype=self.dtype,
+          param_dtype=self.param_dtype, name=name,
+          kernel_init=nn.with_logical_partitioning(layers.dense_init(), ("embed", "heads", "kv")),
+      )
+
+    self.wq, self.wk, self.wv = proj("wq"), proj("wk"), proj("wv")
+    self.wo = nn.DenseGeneral(
+        self.d_model, axis=(-2, -1), use_bias=False, dtype=self.dtype,
+        param_dtype=self.param_dtype, name="wo",
+        kernel_init=nn.with_logical_partitioning(
+            layers.dense_init(self.out_std), ("heads", "kv", "embed")),
+    )
+
+  def _rope(self, x_BxLxHxK, pos, step):
+    if not self.use_rope:
+      return x_BxLxHxK
+    return apply_rope(x_BxLxHxK, pos, step, self.order_frac, self.rope_base)
+
+  def query(self, x_BxLxD: jax.Array, ids: RopeIds) -> jax.Array:
+    return self._rope(self.wq(x_BxLxD), ids.q_pos, ids.q_step)
+
+  def key_value(self, x_BxLxD: jax.Array, ids: RopeIds) -> tuple[jax.Array, jax.Array]:
+    return self._rope(self.wk(x_BxLxD), ids.k_pos, ids.k_step), self.wv(x_BxLxD)
+
+  def attend(self, q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, tag: str = "content") -> jax.Array:
+    """softmax(q k^T / sqrt(K)) v, causal over rows if self.causal; then the output projection."""
+    q_BxTxHxK = nn.with_logical_constraint(q_BxTxHxK, ("batch", "length", "act_heads", "kv"))
+    if self.capture:
+      out_BxTxHxK = self._explicit(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, tag)
+    else:
+      out_BxTxHxK = jax.nn.dot_product_attention(
+          q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, is_causal=self.causal,
+          implementation=self.implementation,
+      )
+    return self.wo(out_BxTxHxK)
+
+  def _explicit(self, q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, tag):
+    scale = self.head_dim ** -0.5
+    s_BxHxTxS = jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k_BxSxHxK,
+                           preferred_element_type=jnp.float32) * scale
+    T, S = s_BxHxTxS.shape[-2:]
+    if self.causal:
+      s_BxHxTxS = jnp.where(jnp.tril(jnp.ones((T, S), bool)), s_BxHxTxS, -jnp.inf)
+    w_BxHxTxS = jax.nn.softmax(s_BxHxTxS, axis=-1)
+    self.sow("intermediates", f"{tag}_scores", s_BxHxTxS)
+    self.sow("intermediates", f"{tag}_weights", w_BxHxTxS)
+    return jnp.einsum("bhts,bshk->bthk", w_BxHxTxS.astype(v_BxSxHxK.dtype), v_BxSxHxK)

@@ -1,0 +1,108 @@
+"""The shared stack: token embedding, pre-norm blocks, final norm, output head.
+
+A block is RMSNorm -> attention -> residual, RMSNorm -> MLP -> residual, no biases. A block can
+carry a second, query stream `g` (two-stream attention): it shares every weight with the content
+stream and attends the content stream's keys/values, never its own.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aoarm.models import layers
+from aoarm.models.attention import Attention, RopeIds, resolve_implementation
+from aoarm.models.model_config import ModelConfig
+
+
+class Block(nn.Module):
+  cfg: ModelConfig
+  causal: bool = True
+  use_rope: bool = True
+
+  def setup(self):
+    c = self.cfg
+    dt, pdt = c.compute_dtype, c.params_dtype
+    out_std = 0.02 / (2 * c.num_layers) ** 0.5
+    self.norm1 = layers.RMSNorm(dtype=dt, param_dtype=pdt)
+    self.norm2 = layers.RMSNorm(dtype=dt, param_dtype=pdt)
+    self.attn = Attention(
+        num_heads=c.num_heads, head_dim=c.head_dim, d_model=c.d_model, causal=self.causal,
+        implementation=resolve_implementation(c.attention_impl, dt), use_rope=self.use_rope,
+        rope_base=c.rope_base, order_frac=c.order_dims, out_std=out_std,
+        capture=c.capture_attention, dtype=dt, param_dtype=pdt,
+    )
+    self.mlp = layers.Mlp(c.d_model, c.hidden_dim, out_std=out_std, dtype=dt, param_dtype=pdt)
+
+  def _finish(self, x, attn_out):
+    x = x + attn_out
+    return layers.constrain(x + self.mlp(self.norm2(x)))
+
+  def __call__(self, h_BxLxD, ids: RopeIds, g_BxLxD=None, g_ids: RopeIds | None = None,
+               content_out: bool = True):
+    """One block. Returns (h, g); h is None when content_out is False (only its k/v are used)."""
+    hn = self.norm1(h_BxLxD)
+    k, v = self.attn.key_value(hn, ids)
+    h_out = None
+    if content_out:
+      h_out = self._finish(h_BxLxD, self.attn.attend(self.attn.query(hn, ids), k, v, "content"))
+    g_out = None
+    if g_BxLxD is not None:
+      qg = self.attn.query(self.norm1(g_BxLxD), g_ids)
+      g_out = self._finish(g_BxLxD, self.attn.attend(qg, k, v, "query"))
+    return h_out, g_out
+
+
+def _block_cls(cfg: ModelConfig):
+  if cfg.remat == "none":
+    return Block
+  policy = None if cfg.remat == "full" else jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+  return nn.remat(Block, policy=policy, static_argnums=(5,))
+
+
+class Backbone(nn.Module):
+  """Embedding table (num_tokens = vocab + 1 special row), blocks, final norm, head."""
+
+  cfg: ModelConfig
+  causal: bool = True
+  use_rope: bool = True
+
+  def setup(self):
+    c = self.cfg
+    self.embedding = layers.token_embed(c.vocab_size + 1, c.d_model, c.compute_dtype,
+                                        c.params_dtype)
+    block = _block_cls(c)
+    self.blocks = [block(c, self.causal, self.use_rope, name=f"block_{i}")
+                   for i in range(c.num_layers)]
+    self.final_norm = layers.RMSNorm(dtype=c.compute_dtype, param_dtype=c.params_dtype)
+    if not c.tie_embeddings:
+      self.head = nn.Dense(
+          c.vocab_size, use_bias=False, dtype=c.compute_dtype, param_dtype=c.params_dtype,
+          kernel_init=nn.with_logical_partitioning(layers.dense_init(), ("embed", "vocab")),
+          name="head",
+      )
+
+  @property
+  def special_id(self) -> int:
+    """The extra embedding row: BOS for causal variants, MASK for mdm."""
+    return self.cfg.vocab_size
+
+  def embed(self, tokens_BxL: jax.Array) -> jax.Array:
+    return self.embedding(tokens_BxL)
+
+  def logits(self, x_BxLxD: jax.Array) -> jax.Array:
+    """Final norm and head; float32 logits over the real vocabulary (special row excluded)."""
+    x = self.final_norm(x_BxLxD)
+    if self.cfg.tie_embeddings:
+      out = self.embedding.attend(x)[..., : self.cfg.vocab_size]
+    else:
+      out = self.head(x)
+    return nn.with_logical_constraint(out.astype(jnp.float32), ("batch", "length", "act_vocab"))
+
+  def __call__(self, h_BxLxD, ids: RopeIds, g_BxLxD=None, g_ids: RopeIds | None = None):
+    """Runs every block; returns the logits of the predicting stream (g if given, else h)."""
+    h, g = layers.constrain(h_BxLxD), g_BxLxD
+    n = len(self.blocks)
+    for i, block in enumerate(self.blocks):
+      # The content stream's last-layer output is never used when a query stream predicts.
+      h, g = block(h, ids, g, g_ids, g is None or i < n - 1)
+    return self.logits(g if g is not None else h)

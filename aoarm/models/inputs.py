@@ -1,0 +1,25 @@
+"""Content rows shared by every causal variant: BOS, Emb(y_0) .. Emb(y_{L-2}) (SPEC §2).
+
+Token embeddings are taken in the *original* layout and passed through `perturb('tokens')`, so a
+test can take the gradient of any loss term with respect to the embedding of any position.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aoarm import orders
+
+
+def content_rows(module: nn.Module, backbone, x_BxL: jax.Array, sigma_BxL: jax.Array):
+  """Embedded content rows in generation order: B x L x D."""
+  emb_BxLxD = module.perturb("tokens", backbone.embed(x_BxL))
+  y_emb_BxLxD = orders.permute(emb_BxLxD, sigma_BxL)
+  B = x_BxL.shape[0]
+  bos_Bx1xD = backbone.embed(jnp.full((B, 1), backbone.special_id, jnp.int32))
+  return jnp.concatenate([bos_Bx1xD, y_emb_BxLxD[:, :-1]], axis=1)
+
+
+def check_order(x_BxL: jax.Array, sigma_BxL: jax.Array):
+  if sigma_BxL.shape != x_BxL.shape:
+    raise ValueError(f"order shape {sigma_BxL.shape} != token shape {x_BxL.shape}")

@@ -1,0 +1,78 @@
+"""Backbone building blocks: RMSNorm, MLP, token embedding. Every parameter has logical axis names.
+
+Logical axes used across the models (mapped to mesh axes by the rule table in the config):
+  vocab, embed, mlp, heads, kv, pos — and for activations: batch, length, act_embed, act_heads.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = jnp.dtype
+
+
+def dense_init(std: float = 0.02):
+  return nn.initializers.normal(stddev=std)
+
+
+def constrain(x_BxLxD: jax.Array) -> jax.Array:
+  """Activation sharding at block boundaries (a no-op outside a mesh with logical rules)."""
+  return nn.with_logical_constraint(x_BxLxD, ("batch", "length", "act_embed"))
+
+
+class RMSNorm(nn.Module):
+  """Root-mean-square layer norm, computed in float32, learned scale."""
+
+  eps: float = 1e-6
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
+    D = x_BxLxD.shape[-1]
+    scale_D = self.param(
+        "scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)), (D,),
+        self.param_dtype,
+    )
+    x = x_BxLxD.astype(jnp.float32)
+    x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + self.eps)
+    return (x * scale_D.astype(jnp.float32)).astype(self.dtype)
+
+
+class Mlp(nn.Module):
+  """Two-layer GELU MLP, no biases."""
+
+  d_model: int
+  mlp_dim: int
+  out_std: float = 0.02
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
+    h_BxLxF = nn.Dense(
+        self.mlp_dim, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+        kernel_init=nn.with_logical_partitioning(dense_init(), ("embed", "mlp")), name="wi",
+    )(x_BxLxD)
+    h_BxLxF = nn.with_logical_constraint(nn.gelu(h_BxLxF), ("batch", "length", "act_mlp"))
+    return nn.Dense(
+        self.d_model, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+        kernel_init=nn.with_logical_partitioning(dense_init(self.out_std), ("mlp", "embed")),
+        name="wo",
+    )(h_BxLxF)
+
+
+def token_embed(num_embeddings: int, d_model: int, dtype, param_dtype, name="embed") -> nn.Embed:
+  """Token table with logical axes (vocab, embed); also used as the tied output head."""
+  return nn.Embed(
+      num_embeddings, d_model, dtype=dtype, param_dtype=param_dtype, name=name,
+      embedding_init=nn.with_logical_partitioning(dense_init(), ("vocab", "embed")),
+  )
+
+
+def position_table(num: int, d_model: int, param_dtype, name: str, parent=None):
+  """A learned table of `num` position vectors (sigma-GPT); axes (pos, embed)."""
+  return nn.Embed(
+      num, d_model, param_dtype=param_dtype, name=name,
+      embedding_init=nn.with_logical_partitioning(dense_init(), ("pos", "embed")),
+  )

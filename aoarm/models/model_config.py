@@ -1,0 +1,90 @@
+"""The model's own settings: a frozen dataclass built from `config.model` (hashable, so linen
+modules can hold it), validated before anything is compiled."""
+
+import dataclasses
+
+import jax.numpy as jnp
+
+VARIANTS = ("ar", "two_stream", "decoupled_rope", "sigma_gpt", "mdm")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  variant: str = "two_stream"
+  vocab_size: int = 27  # real symbols; the model adds one special row (BOS or MASK) itself
+  seq_len: int = 128  # L; sigma-GPT's position tables have this many rows
+  num_layers: int = 2
+  d_model: int = 64
+  num_heads: int = 4
+  mlp_dim: int = 0  # 0 -> 4 * d_model
+  tie_embeddings: bool = True
+  dtype: str = "float32"  # compute dtype: float32 | bfloat16
+  param_dtype: str = "float32"
+  attention_impl: str = "auto"  # auto | xla | cudnn
+  remat: str = "none"  # none | full | dots (jax.checkpoint policy per block)
+  rope_base: float = 10_000.0
+  target_heads: float = 1.0  # decoupled_rope: fraction of heads whose queries use the target pos
+  order_dims: float = 0.0  # decoupled_rope: fraction of rotary dims that encode generation step
+  capture_attention: bool = False  # sow attention scores/weights (diagnostics); slow path
+
+  def __post_init__(self):
+    if self.variant not in VARIANTS:
+      raise ValueError(f"unknown model.variant {self.variant!r}; expected one of {VARIANTS}")
+    for name in ("vocab_size", "num_layers", "d_model", "num_heads"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+    if self.seq_len < 2:
+      raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
+    if self.d_model % self.num_heads:
+      raise ValueError(
+          f"model.d_model={self.d_model} is not divisible by model.num_heads={self.num_heads}")
+    if self.head_dim % 2:
+      raise ValueError(f"head dim d_model/num_heads={self.head_dim} must be even for RoPE")
+    for name in ("dtype", "param_dtype"):
+      if getattr(self, name) not in DTYPES:
+        raise ValueError(f"model.{name} must be one of {tuple(DTYPES)}, got {getattr(self, name)!r}")
+    if self.remat not in ("none", "full", "dots"):
+      raise ValueError(f"model.remat must be none|full|dots, got {self.remat!r}")
+    for name in ("target_heads", "order_dims"):
+      v = getattr(self, name)
+      if not 0.0 <= v <= 1.0:
+        raise ValueError(f"model.rope.{name} must be in [0, 1], got {v}")
+    if self.variant != "decoupled_rope" and (self.target_heads != 1.0 or self.order_dims != 0.0):
+      raise ValueError("rope.target_heads / rope.order_dims apply only to variant=decoupled_rope")
+
+  @property
+  def head_dim(self) -> int:
+    return self.d_model // self.num_heads
+
+  @property
+  def hidden_dim(self) -> int:
+    return self.mlp_dim or 4 * self.d_model
+
+  @property
+  def compute_dtype(self):
+    return DTYPES[self.dtype]
+
+  @property
+  def params_dtype(self):
+    return DTYPES[self.param_dtype]
+
+  @property
+  def any_order(self) -> bool:
+    return self.variant in ("two_stream", "decoupled_rope", "sigma_gpt")
+
+  @classmethod
+  def from_config(cls, model_cfg, seq_len: int | None = None) -> "ModelConfig":
+    """From a ConfigDict `config.model` (with a nested `rope` section)."""
+    d = dict(model_cfg)
+    rope = d.pop("rope", {}) or {}
+    d["rope_base"] = rope.get("base", cls.rope_base)
+    d["target_heads"] = rope.get("target_heads", cls.target_heads)
+    d["order_dims"] = rope.get("order_dims", cls.order_dims)
+    if seq_len is not None:
+      d["seq_len"] = seq_len
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+      raise ValueError(f"unknown config.model keys: {unknown}")
+    return cls(**d)

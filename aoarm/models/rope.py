@@ -1,0 +1,53 @@
+"""Rotary position embeddings with separate query and key position ids (SPEC §1).
+
+Angles are pos * theta_i, theta_i = base^(-2i/d), computed in float32 whatever the compute dtype.
+Position ids may be per row (B x L) or per row and head (B x L x H), which is what Decoupled RoPE's
+`target_heads` needs. `order_dims` splits each head's vector in two rotary blocks, each with its own
+full frequency spectrum: the first rotated by sequence position, the last by generation step.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def _rotate(x_BxLxHxK: jax.Array, pos: jax.Array, base: float) -> jax.Array:
+  K = x_BxLxHxK.shape[-1]
+  if K == 0:
+    return x_BxLxHxK
+  if K % 2:
+    raise ValueError(f"rotary dimension must be even, got {K}")
+  if pos.ndim == 2:  # one position per row, shared by every head
+    pos = pos[:, :, None]
+  half = K // 2
+  theta_half = base ** (-2.0 * jnp.arange(half, dtype=jnp.float32) / K)
+  ang_BxLxHxhalf = pos.astype(jnp.float32)[..., None] * theta_half
+  cos, sin = jnp.cos(ang_BxLxHxhalf), jnp.sin(ang_BxLxHxhalf)
+  x = x_BxLxHxK.astype(jnp.float32)
+  x1, x2 = x[..., :half], x[..., half:]
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x_BxLxHxK.dtype)
+
+
+def order_rotary_dims(head_dim: int, order_frac: float) -> int:
+  """Number of (trailing) rotary dims that encode generation step: even, in [0, head_dim]."""
+  if not 0.0 <= order_frac <= 1.0:
+    raise ValueError(f"rope.order_dims must be in [0, 1], got {order_frac}")
+  return 2 * int(round(order_frac * head_dim / 2))
+
+
+def apply_rope(
+    x_BxLxHxK: jax.Array,
+    pos: jax.Array,
+    step: jax.Array | None = None,
+    order_frac: float = 0.0,
+    base: float = 10_000.0,
+) -> jax.Array:
+  """Rotate x by `pos` (B x L or B x L x H); with order_frac > 0, trailing dims by `step`."""
+  n_ord = order_rotary_dims(x_BxLxHxK.shape[-1], order_frac)
+  if n_ord == 0:
+    return _rotate(x_BxLxHxK, pos, base)
+  if step is None:
+    raise ValueError("rope.order_dims > 0 needs generation-step ids")
+  K = x_BxLxHxK.shape[-1]
+  x_pos, x_ord = x_BxLxHxK[..., : K - n_ord], x_BxLxHxK[..., K - n_ord :]
+  return jnp.concatenate([_rotate(x_pos, pos, base), _rotate(x_ord, step, base)], axis=-1)
