@@ -1,0 +1,130 @@
+"""Config fragments shared by configs/<variant>.py (big_vision style).
+
+`parse_arg("seq_len=256,runlocal")` -> ConfigDict(seq_len=256, runlocal=True); `base_config`
+builds every section with a comment on each field. A config file sets its variant's fields and
+its `sweep()`; the command line overrides any field with --config.a.b=value.
+"""
+
+import ml_collections as mlc
+
+DEFAULT_ARGS = dict(seq_len=0, runlocal=False, seed=0, source="")
+
+
+def parse_arg(arg: str | None, **defaults) -> mlc.ConfigDict:
+  """'a=1,b,c=x' -> ConfigDict; a bare name is True; values take the type of their default."""
+  out = dict(DEFAULT_ARGS, **defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, eq, val = item.partition("=")
+    if key not in out:
+      raise ValueError(f"unknown config arg {key!r} in {arg!r}; known: {sorted(out)}")
+    default = out[key]
+    if not eq:
+      out[key] = True
+    elif isinstance(default, bool):
+      out[key] = val.lower() in ("1", "true", "yes", "")
+    elif isinstance(default, int):
+      try:
+        out[key] = int(val)
+      except ValueError:
+        raise ValueError(f"config arg {key}={val!r} is not an integer") from None
+    else:
+      out[key] = val
+  return mlc.ConfigDict(out)
+
+
+def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
+  a = parse_arg(arg)
+  c = mlc.ConfigDict()
+  c.seed = a.seed  # seeds init, orders and the data order; (seed, step) fixes every batch
+
+  c.data = mlc.ConfigDict()
+  c.data.source = a.source or "pydoc"  # pydoc | text_files | tfds | markov
+  c.data.train_path = ""  # text_files: training text (UTF-8)
+  c.data.valid_path = ""  # text_files: held-out text
+  c.data.test_path = ""  # text_files: test text (optional)
+  c.data.text8 = False  # text_files/tfds: normalise to text8 (a-z and space)
+  c.data.tokenizer = "char"  # char (vocabulary of the training text, saved in workdir) | byte
+  c.data.seq_len = a.seq_len or 128  # L, tokens per window
+  c.data.valid_fraction = 0.05  # pydoc/markov: tail fraction of the stream held out
+  c.data.tfds_name = ""  # tfds: dataset name, e.g. 'lm1b'
+  c.data.tfds_text_key = "text"  # tfds: feature holding the text
+  c.data.tfds_train_split = "train"
+  c.data.tfds_valid_split = "test"
+  c.data.tfds_data_dir = ""  # tfds: data_dir ('' = TFDS default)
+  c.data.markov_vocab = 8  # markov: number of symbols
+  c.data.markov_tokens = 200_000  # markov: tokens in the stream (train + valid)
+  c.data.markov_concentration = 0.3  # markov: Dirichlet concentration of transition rows
+  c.data.cache_dir = ""  # tokenised-stream cache ('' = WORKDIR/cache)
+
+  c.model = mlc.ConfigDict()
+  c.model.variant = variant  # ar | two_stream | decoupled_rope | sigma_gpt | mdm
+  c.model.num_layers = 6
+  c.model.d_model = 384
+  c.model.num_heads = 6
+  c.model.mlp_dim = 0  # 0 -> 4 * d_model
+  c.model.tie_embeddings = True  # output head = token table
+  c.model.dtype = "bfloat16"  # compute dtype; params stay in param_dtype
+  c.model.param_dtype = "float32"
+  c.model.attention_impl = "auto"  # auto (cuDNN on GPU with bf16, else XLA) | xla | cudnn
+  c.model.remat = "none"  # none | full | dots
+  c.model.capture_attention = False  # diagnostics only: slow explicit attention
+  c.model.rope = mlc.ConfigDict()
+  c.model.rope.base = 10_000.0
+  c.model.rope.target_heads = 1.0  # decoupled_rope: fraction of heads querying by target pos
+  c.model.rope.order_dims = 0.0  # decoupled_rope: fraction of rotary dims for generation step
+
+  c.order = mlc.ConfigDict()
+  c.order.train = "random"  # random | l2r | mixture (AO variants)
+  c.order.l2r_prob = 0.0  # mixture: probability of the identity order
+
+  c.opt = mlc.ConfigDict()
+  c.opt.lr = 1e-3  # peak learning rate
+  c.opt.warmup_steps = 200  # linear warmup, then cosine decay to min_lr_ratio * lr
+  c.opt.min_lr_ratio = 0.1
+  c.opt.b1 = 0.9
+  c.opt.b2 = 0.95
+  c.opt.weight_decay = 0.1  # AdamW, on matrices only (not norms, tables, vectors)
+  c.opt.clip_norm = 1.0  # global gradient-norm clipping (0 = off)
+  c.opt.grad_accum = 1  # micro-batches per step (batch_size must divide by it)
+
+  c.train = mlc.ConfigDict()
+  c.train.batch_size = 64  # global sequences per step
+  c.train.num_steps = 10_000
+  c.train.log_every = 50  # steps between metric writes
+  c.train.eval_every = 0  # steps between held-out evals during training (0 = only at the end)
+  c.train.eval_batches = 16  # batches in an in-training eval (the full eval is --mode=eval)
+
+  c.ckpt = mlc.ConfigDict()
+  c.ckpt.every_steps = 1000  # save period (steps); also saved at the end and on SIGTERM
+  c.ckpt.keep = 3  # checkpoints kept
+  c.ckpt.async_save = True  # Orbax async checkpointing
+
+  c.eval = mlc.ConfigDict()
+  c.eval.split = "valid"  # valid | test | train
+  c.eval.num_orders = 1  # K random orders (or stratified lambdas for mdm) per window
+  c.eval.l2r = True  # AO variants: also report the identity order
+  c.eval.batch_size = 64  # windows per eval batch
+  c.eval.max_windows = 0  # 0 = the whole split
+
+  c.mesh = mlc.ConfigDict()
+  c.mesh.data = -1  # data-parallel axis (-1: all remaining devices)
+  c.mesh.fsdp = 1  # parameter-sharded data parallelism
+  c.mesh.tensor = 1  # tensor parallelism (heads, mlp, vocab)
+
+  if a.runlocal:  # a CPU-sized run: a few minutes on a laptop
+    c.model.num_layers, c.model.d_model, c.model.num_heads = 2, 64, 4
+    c.model.dtype = "float32"
+    c.data.seq_len = a.seq_len or 64
+    c.train.batch_size, c.train.num_steps = 16, 300
+    c.train.log_every, c.opt.warmup_steps = 25, 30
+    c.ckpt.every_steps = 100
+    c.eval.max_windows, c.eval.batch_size = 256, 32
+  return c
+
+
+def sweep_product(**axes):
+  """Cartesian product of named axes -> list of override dicts (for a config's sweep())."""
+  import itertools
+
+  keys = list(axes)
+  return [dict(zip(keys, vals)) for vals in itertools.product(*(axes[k] for k in keys))]

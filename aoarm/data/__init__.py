@@ -1,0 +1,106 @@
+"""Data: sources -> tokens (cached) -> windows -> batches. Knows nothing of models.
+
+`load(cfg.data, workdir)` returns a `Data` with the tokenizer and the token streams of every
+split; the tokenizer is saved to WORKDIR/vocab.json by the caller once all checks pass.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from aoarm.data import sources, tokenizers
+from aoarm.data.markov import MarkovSource
+from aoarm.errors import UserError
+
+SOURCES = ("pydoc", "text_files", "tfds", "markov")
+
+
+@dataclasses.dataclass
+class Data:
+  tokenizer: object
+  splits: dict  # split name -> int32 token stream
+  true_nll: object = None  # markov: callable L -> nats/token lower bound
+  pending_writes: list = dataclasses.field(default_factory=list)
+
+  def commit_cache(self):
+    """Write the token cache (called once every check of the run has passed)."""
+    for write in self.pending_writes:
+      write()
+    self.pending_writes = []
+
+  @property
+  def vocab_size(self) -> int:
+    return self.tokenizer.vocab_size
+
+
+def _texts(dcfg) -> dict:
+  if dcfg.source == "pydoc":
+    train, held = sources.split_stream(sources.pydoc_text(), dcfg.valid_fraction)
+    return {"train": train, "valid": held, "test": held}
+  if dcfg.source == "text_files":
+    out = {"train": sources.read_text_file(dcfg.train_path),
+           "valid": sources.read_text_file(dcfg.valid_path)}
+    if dcfg.test_path:
+      out["test"] = sources.read_text_file(dcfg.test_path)
+    return out
+  if dcfg.source == "tfds":
+    return {"train": sources.tfds_text(dcfg.tfds_name, dcfg.tfds_train_split,
+                                       dcfg.tfds_text_key, dcfg.tfds_data_dir),
+            "valid": sources.tfds_text(dcfg.tfds_name, dcfg.tfds_valid_split,
+                                       dcfg.tfds_text_key, dcfg.tfds_data_dir)}
+  raise UserError(f"unknown data.source {dcfg.source!r}; expected one of {SOURCES}")
+
+
+def _tokenizer(kind: str, train_text: str, fixed=None):
+  if fixed is not None:
+    return fixed
+  if kind == "char":
+    return tokenizers.CharTokenizer.fit(train_text)
+  if kind == "byte":
+    return tokenizers.ByteTokenizer()
+  raise UserError(f"unknown data.tokenizer {kind!r}; expected char | byte")
+
+
+def load(dcfg, cache_dir: str = "", tokenizer=None) -> Data:
+  """Token streams for every split. `tokenizer`: a saved vocabulary to reuse (eval, resume)."""
+  if dcfg.seq_len < 2:
+    raise UserError(f"data.seq_len must be >= 2, got {dcfg.seq_len}")
+  if dcfg.source == "markov":
+    src = MarkovSource(dcfg.markov_vocab, dcfg.markov_concentration, seed=0)
+    stream = src.sample(dcfg.markov_tokens)
+    train, held = sources.split_stream(stream, dcfg.valid_fraction)
+    return Data(tokenizers.SymbolTokenizer(src.vocab), {"train": train, "valid": held,
+                                                        "test": held}, src.true_nll_per_token)
+  if dcfg.source not in SOURCES:
+    raise UserError(f"unknown data.source {dcfg.source!r}; expected one of {SOURCES}")
+  texts = _texts(dcfg)
+  if dcfg.text8:
+    texts = {k: sources.normalize_text8(v) for k, v in texts.items()}
+  # pydoc is one document split in two: its vocabulary is the whole document's.
+  fit_text = texts["train"] + texts["valid"] if dcfg.source == "pydoc" else texts["train"]
+  tok = _tokenizer(dcfg.tokenizer, fit_text, tokenizer)
+  cached = {k: _cached_encode(tok, v, k, cache_dir) for k, v in texts.items()}
+  return Data(tok, {k: ids for k, (ids, _) in cached.items()},
+              pending_writes=[w for _, w in cached.values()])
+
+
+def _cached_encode(tok, text: str, split: str, cache_dir: str):
+  """Tokenise once: (ids, write) where write() stores the .npy cache keyed by text + vocabulary."""
+  if not cache_dir:
+    return tok.encode(text, where=f"{split} split"), lambda: None
+  key = hashlib.sha256(json.dumps(tok.to_json()).encode() + text.encode()).hexdigest()[:16]
+  path = os.path.join(cache_dir, f"{split}-{key}.npy")
+  if os.path.exists(path):
+    return np.load(path), lambda: None
+  ids = tok.encode(text, where=f"{split} split")
+
+  def write():
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = path + ".tmp.npy"
+    np.save(tmp, ids)
+    os.replace(tmp, path)
+
+  return ids, write

@@ -1,0 +1,80 @@
+"""Parameter counts and model FLOPs per token (SPEC §6), from the abstract parameter tree.
+
+N counts every parameter used in a matrix product: all blocks and the output head, not the input
+embedding table, position tables, norms or the query vector. Training FLOPs per token:
+6 N + 6 n_layers L d (causal; 12 n_layers L d bidirectional). `two_stream` counts its blocks and
+attention twice (both streams) and the head once.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aoarm.models import ModelConfig, get_model
+
+H100_DATASHEET_BF16 = 989e12  # dense bf16, SXM datasheet
+H100_MEASURED_BF16 = 798e12  # 8192^3 bf16 matmul measured on this workplace's H100
+
+
+def param_shapes(cfg: ModelConfig):
+  model = get_model(cfg)
+
+  def init():
+    x = jnp.zeros((1, cfg.seq_len), jnp.int32)
+    return model.init(jax.random.key(0), x, x + jnp.arange(cfg.seq_len))
+
+  shapes = jax.eval_shape(init)
+  return nn.unbox(shapes["params"])
+
+
+def count(cfg: ModelConfig) -> dict:
+  """{'total', 'blocks', 'head', 'matmul'} parameter counts."""
+  tree = param_shapes(cfg)
+  total = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
+  bb = tree["backbone"]
+  blocks = 0
+  for name, sub in bb.items():
+    if name.startswith("block_"):
+      for path, leaf in jax.tree_util.tree_leaves_with_path(sub):
+        if "kernel" in jax.tree_util.keystr(path):
+          blocks += int(np.prod(leaf.shape))
+  head = cfg.vocab_size * cfg.d_model
+  return {"total": total, "blocks": blocks, "head": head, "matmul": blocks + head}
+
+
+def train_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float:
+  L = seq_len or cfg.seq_len
+  n = count(cfg)
+  attn = 6 * cfg.num_layers * L * cfg.d_model
+  if cfg.variant == "mdm":
+    return 6 * n["matmul"] + 2 * attn
+  if cfg.variant == "two_stream":
+    return 6 * (2 * n["blocks"] + n["head"]) + 2 * attn
+  return 6 * n["matmul"] + attn
+
+
+def forward_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float:
+  return train_flops_per_token(cfg, seq_len) / 3
+
+
+def mfu(tokens_per_sec: float, cfg: ModelConfig, peak: float = H100_DATASHEET_BF16) -> float:
+  return tokens_per_sec * train_flops_per_token(cfg) / peak
+
+
+def main():  # python -m aoarm.flops: the table in the closing note of the core issue
+  from aoarm.models import VARIANTS
+
+  print("| variant | layers/d | L | V | params (total) | N (matmul) | fwd GFLOP/token |")
+  print("|---|---|---|---|---|---|---|")
+  for layers, d, heads, L, V in ((6, 384, 6, 1024, 27), (12, 768, 12, 1024, 50304)):
+    for v in VARIANTS:
+      cfg = ModelConfig(variant=v, vocab_size=V, seq_len=L, num_layers=layers, d_model=d,
+                        num_heads=heads)
+      n = count(cfg)
+      print(f"| {v} | {layers}/{d} | {L} | {V} | {n['total']:,} | {n['matmul']:,} | "
+            f"{forward_flops_per_token(cfg) / 1e9:.3f} |")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,46 @@
+"""aoarm command line: python -m aoarm.main --config=configs/<variant>.py[:arg] --workdir=DIR
+[--mode=train|eval|sample] [--config.a.b=value ...]"""
+
+import logging
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/<variant>.py[:arg]")
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, metrics, eval)")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "what to do")
+
+
+def main(argv):
+  del argv
+  import jax
+
+  from aoarm import experiment
+  from aoarm.errors import UserError
+
+  logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+  for noisy in ("absl", "jax", "jax._src.xla_bridge", "orbax"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+  if int(os.environ.get("AOARM_NUM_PROCESSES", os.environ.get("SLURM_NTASKS", "1"))) > 1:
+    jax.distributed.initialize()
+  cfg = _CONFIG.value
+  try:
+    if cfg is None:
+      raise UserError("--config is required, e.g. --config=configs/two_stream.py:runlocal")
+    if _MODE.value == "train":
+      return experiment.train(cfg, _WORKDIR.value)
+    if _MODE.value == "eval":
+      experiment.evaluate(cfg, _WORKDIR.value)
+      return 0
+    from aoarm import sample
+
+    return sample.run(cfg, _WORKDIR.value)
+  except UserError as e:
+    print(f"aoarm: error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  app.run(main)

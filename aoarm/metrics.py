@@ -1,0 +1,53 @@
+"""Metric writers (process 0 only): tensorboardX + a JSONL file in the workdir, and a tqdm
+progress bar with loss, tokens/s and MFU (SPEC §6)."""
+
+import json
+import os
+import time
+
+import jax
+import tqdm
+
+
+class MetricWriter:
+  def __init__(self, workdir: str, enabled: bool | None = None):
+    self.enabled = jax.process_index() == 0 if enabled is None else enabled
+    self._tb = None
+    self._jsonl = None
+    if self.enabled:
+      from tensorboardX import SummaryWriter
+
+      os.makedirs(workdir, exist_ok=True)
+      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+
+  def write(self, step: int, metrics: dict):
+    if not self.enabled:
+      return
+    row = {"step": int(step), "time": time.time(), **{k: float(v) for k, v in metrics.items()}}
+    self._jsonl.write(json.dumps(row) + "\n")
+    self._jsonl.flush()
+    for k, v in metrics.items():
+      self._tb.add_scalar(k, float(v), step)
+
+  def close(self):
+    if self.enabled:
+      self._jsonl.close()
+      self._tb.close()
+
+
+class Progress:
+  """A tqdm bar over steps; `update(step, loss, tokens_per_s, mfu)` at each log."""
+
+  def __init__(self, start: int, total: int, enabled: bool | None = None):
+    enabled = jax.process_index() == 0 if enabled is None else enabled
+    self.bar = tqdm.tqdm(total=total, initial=start, disable=not enabled, unit="step",
+                         dynamic_ncols=True, mininterval=1.0)
+
+  def update(self, step: int, **shown):
+    self.bar.n = step
+    self.bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in shown.items()},
+                         refresh=True)
+
+  def close(self):
+    self.bar.close()

@@ -1,0 +1,91 @@
+"""Mesh ('data', 'fsdp', 'tensor') from config, logical-axis rules, and shardings of the state.
+
+Parameters carry logical axis names (`nn.with_logical_partitioning`); the rule table below maps
+them to mesh axes, so the same model shards under any mesh. Batches shard over data x fsdp.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from aoarm.errors import UserError
+
+MESH_AXES = ("data", "fsdp", "tensor")
+BATCH_AXES = ("data", "fsdp")
+
+# logical axis -> mesh axis (None: replicated). Parameters and activations.
+DEFAULT_RULES = (
+    ("batch", BATCH_AXES),
+    ("length", None),
+    ("vocab", "tensor"),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("kv", None),
+    ("pos", None),
+    ("act_embed", None),
+    ("act_mlp", "tensor"),
+    ("act_heads", "tensor"),
+    ("act_vocab", "tensor"),
+)
+
+
+def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:
+  dims = [int(mesh_cfg.data), int(mesh_cfg.fsdp), int(mesh_cfg.tensor)]
+  if dims.count(-1) > 1:
+    raise UserError(f"at most one mesh axis may be -1, got {dict(zip(MESH_AXES, dims))}")
+  if any(d == 0 or d < -1 for d in dims):
+    raise UserError(f"mesh axes must be positive or -1, got {dict(zip(MESH_AXES, dims))}")
+  known = math.prod(d for d in dims if d != -1)
+  if -1 in dims:
+    if num_devices % known:
+      raise UserError(f"mesh {dict(zip(MESH_AXES, dims))} does not divide {num_devices} devices")
+    dims[dims.index(-1)] = num_devices // known
+  if math.prod(dims) != num_devices:
+    raise UserError(f"mesh {dict(zip(MESH_AXES, dims))} needs {math.prod(dims)} devices, "
+                    f"this run has {num_devices}")
+  return tuple(dims)
+
+
+def make_mesh(mesh_cfg, devices=None) -> Mesh:
+  devices = devices if devices is not None else jax.devices()
+  shape = mesh_shape(mesh_cfg, len(devices))
+  try:
+    return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
+  except (TypeError, ValueError):
+    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES,
+                axis_types=(AxisType.Auto,) * 3)
+
+
+def rules(extra=()) -> tuple:
+  return tuple(extra) + DEFAULT_RULES
+
+
+def data_parallel_size(mesh: Mesh) -> int:
+  return mesh.shape["data"] * mesh.shape["fsdp"]
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def logical_shardings(abstract_tree, mesh: Mesh, rule_table):
+  """Shardings for a (boxed) abstract tree from its logical axis names."""
+  specs = nn.get_partition_spec(abstract_tree)
+  return nn.logical_to_mesh_sharding(specs, mesh, rule_table)
+
+
+def global_batch(local_x: np.ndarray, mesh: Mesh) -> jax.Array:
+  """This process's rows -> one global array sharded over the batch axes."""
+  sharding = batch_sharding(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(local_x, sharding)
+  return jax.make_array_from_process_local_data(sharding, local_x)

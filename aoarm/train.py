@@ -1,0 +1,205 @@
+"""Training: state built sharded (eval_shape -> jit(out_shardings)), one jitted step with
+donation, Orbax checkpoints (async, keep-N, resume), SIGTERM -> save and exit 0, NaN guard.
+
+Every batch is a function of (seed, step), and the step's randomness is fold_in(seed, step), so a
+run resumed from step k reproduces the uninterrupted run's losses exactly.
+"""
+
+import dataclasses
+import logging
+import signal
+import time
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from aoarm import flops, losses, sharding
+from aoarm.checkpointing import abstract_with_shardings
+from aoarm.errors import UserError
+from aoarm.models import ModelConfig, get_model
+
+log = logging.getLogger("aoarm")
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def _decay_mask(params):
+  """Weight decay on matrices only: not norms, vectors, token or position tables."""
+  def keep(path, x):
+    names = jax.tree_util.keystr(path)
+    return x.ndim >= 2 and "embed" not in names and "pos_" not in names
+  return jax.tree_util.tree_map_with_path(keep, params)
+
+
+def make_optimizer(opt_cfg, num_steps: int) -> optax.GradientTransformation:
+  warmup = min(opt_cfg.warmup_steps, max(num_steps - 1, 0))
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, opt_cfg.lr, warmup, max(num_steps, warmup + 1), end_value=opt_cfg.lr * opt_cfg.min_lr_ratio)
+  parts = [optax.clip_by_global_norm(opt_cfg.clip_norm)] if opt_cfg.clip_norm > 0 else []
+  parts.append(optax.adamw(schedule, b1=opt_cfg.b1, b2=opt_cfg.b2,
+                           weight_decay=opt_cfg.weight_decay, mask=_decay_mask))
+  return optax.chain(*parts)
+
+
+@dataclasses.dataclass
+class Trainer:
+  """The model, optimizer, mesh and the jitted functions of one run."""
+
+  cfg: Any  # the full ConfigDict
+  mcfg: ModelConfig
+  mesh: jax.sharding.Mesh
+
+  def __post_init__(self):
+    c = self.cfg
+    self.model = get_model(self.mcfg)
+    self.tx = make_optimizer(c.opt, c.train.num_steps)
+    self.rules = sharding.rules()
+    B, L = c.train.batch_size, self.mcfg.seq_len
+    self._x_abstract = jnp.zeros((1, L), jnp.int32)
+    boxed = jax.eval_shape(self._init_boxed, jax.random.key(0))
+    self.param_shardings = sharding.logical_shardings(boxed, self.mesh, self.rules)
+    abstract_params = nn.unbox(boxed)
+    abstract_opt = jax.eval_shape(self.tx.init, abstract_params)
+    repl = sharding.replicated(self.mesh)
+    opt_shardings = optax.tree_map_params(
+        self.tx, lambda _, s: s, abstract_opt, self.param_shardings,
+        transform_non_params=lambda _: repl)
+    self.state_shardings = TrainState(step=repl, params=self.param_shardings,
+                                      opt_state=opt_shardings)
+    self.abstract_state = abstract_with_shardings(
+        TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=abstract_params,
+                   opt_state=abstract_opt), self.state_shardings)
+    self.batch_sharding = sharding.batch_sharding(self.mesh)
+    self.init_state = jax.jit(self._init_state, out_shardings=self.state_shardings)
+    self.train_step = jax.jit(
+        self._train_step, in_shardings=(self.state_shardings, self.batch_sharding),
+        out_shardings=(self.state_shardings, repl), donate_argnums=(0,))
+    self.flops_per_token = flops.train_flops_per_token(self.mcfg)
+    del B
+
+  # -- state -------------------------------------------------------------------------------
+  def _init_boxed(self, rng):
+    x = self._x_abstract
+    return self.model.init(rng, x, x + jnp.arange(x.shape[1]))["params"]
+
+  def _init_state(self, rng):
+    with nn.logical_axis_rules(self.rules):
+      params = nn.unbox(self._init_boxed(rng))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=self.tx.init(params))
+
+  # -- step --------------------------------------------------------------------------------
+  def loss_fn(self, params, x_BxL, rng):
+    o = self.cfg.order
+    return losses.compute_loss(self.model.apply, params, x_BxL, rng, self.mcfg.variant,
+                               self.mcfg.vocab_size, o.train, o.l2r_prob)[0]
+
+  def _train_step(self, state: TrainState, x_BxL):
+    rng = jax.random.fold_in(jax.random.key(self.cfg.seed), state.step)
+    A = self.cfg.opt.grad_accum
+    with nn.logical_axis_rules(self.rules):
+      grad_fn = jax.value_and_grad(self.loss_fn)
+      if A == 1:
+        loss, grads = grad_fn(state.params, x_BxL, rng)
+      else:
+        B, L = x_BxL.shape
+        # micro-batch a takes rows a::A, so every device keeps its share of each micro-batch
+        x_AxMxL = x_BxL.reshape(B // A, A, L).swapaxes(0, 1)
+
+        def micro(carry, xs):
+          x_MxL, a = xs
+          l, g = grad_fn(state.params, x_MxL, jax.random.fold_in(rng, a))
+          return jax.tree.map(jnp.add, carry, (l, g)), None
+
+        zero = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, state.params))
+        (loss, grads), _ = jax.lax.scan(micro, zero, (x_AxMxL, jnp.arange(A)))
+        loss, grads = jax.tree.map(lambda t: t / A, (loss, grads))
+      updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+      params = optax.apply_updates(state.params, updates)
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def check_batch(cfg, mesh):
+  B, dp = cfg.train.batch_size, sharding.data_parallel_size(mesh)
+  if B % dp:
+    raise UserError(f"train.batch_size={B} is not divisible by the {dp} data-parallel devices")
+  if B % cfg.opt.grad_accum or (B // cfg.opt.grad_accum) % dp:
+    raise UserError(f"train.batch_size={B} does not split into opt.grad_accum="
+                    f"{cfg.opt.grad_accum} micro-batches over {dp} data-parallel devices")
+
+
+class Preemption:
+  """SIGTERM sets a flag; the loop saves and exits 0 at the next step boundary."""
+
+  def __init__(self):
+    self.requested = False
+    self._old = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    log.warning("SIGTERM: saving a checkpoint and exiting")
+    self.requested = True
+
+  def restore(self):
+    signal.signal(signal.SIGTERM, self._old)
+
+
+def run_loop(trainer: Trainer, state, batches, ckpt, writer, start_step: int, meta_fn,
+             evaluate_fn=None) -> int:
+  """Steps from start_step to num_steps. Returns the exit code (0, or 1 after a NaN)."""
+  from aoarm.metrics import Progress
+
+  c = trainer.cfg
+  n = c.train.num_steps
+  pre = Preemption()
+  bar = Progress(start_step, n)
+  tokens_per_step = c.train.batch_size * trainer.mcfg.seq_len
+  t0, s0 = time.perf_counter(), start_step
+  last_loss = None
+  try:
+    for step in range(start_step, n):
+      x = sharding.global_batch(batches.batch(step), trainer.mesh)
+      state, m = trainer.train_step(state, x)
+      done = step + 1
+      log_now = done % c.train.log_every == 0 or done == n
+      save_now = done % c.ckpt.every_steps == 0 or done == n or pre.requested
+      if log_now or save_now:
+        loss = float(m["loss"])  # host sync only here
+        if not np.isfinite(loss):
+          log.error("loss is %s at step %d: stopping; the last good checkpoint is kept "
+                    "(steps %s)", loss, done, ckpt.steps())
+          return 1
+        last_loss = loss
+      if log_now:
+        dt = time.perf_counter() - t0
+        tps = (done - s0) * tokens_per_step / max(dt, 1e-9)
+        mfu = tps * trainer.flops_per_token / flops.H100_DATASHEET_BF16
+        writer.write(done, {"train/loss": loss, "train/grad_norm": float(m["grad_norm"]),
+                            "train/tokens_per_s": tps, "train/mfu_h100": mfu})
+        bar.update(done, loss=loss, tok_s=f"{tps:,.0f}", mfu=f"{100 * mfu:.1f}%")
+        t0, s0 = time.perf_counter(), done
+      if evaluate_fn is not None and c.train.eval_every and done % c.train.eval_every == 0:
+        writer.write(done, evaluate_fn(state.params))
+      if save_now:
+        ckpt.save(done, state, meta_fn(done))
+      if pre.requested:
+        ckpt.wait()
+        return 0
+    if evaluate_fn is not None:
+      writer.write(n, evaluate_fn(state.params))
+    del last_loss
+    return 0
+  finally:
+    bar.close()
+    pre.restore()
+    ckpt.wait()
