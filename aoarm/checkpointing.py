@@ -16,14 +16,17 @@ log = logging.getLogger("aoarm")
 
 
 class Checkpointer:
-  def __init__(self, directory: str, keep: int = 3, async_save: bool = True,
-               read_only: bool = False):
+  def __init__(
+    self, directory: str, keep: int = 3, async_save: bool = True, read_only: bool = False
+  ):
     self.directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=not read_only, enable_async_checkpointing=async_save,
-        read_only=read_only)
-    self.mngr = ocp.CheckpointManager(self.directory, options=options,
-                                      item_names=("state", "meta"))
+      max_to_keep=keep,
+      create=not read_only,
+      enable_async_checkpointing=async_save,
+      read_only=read_only,
+    )
+    self.mngr = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
   def steps(self) -> list[int]:
     return sorted(self.mngr.all_steps())
@@ -32,8 +35,11 @@ class Checkpointer:
     return self.mngr.latest_step()
 
   def save(self, step: int, state, meta: dict, force: bool = True) -> bool:
-    return self.mngr.save(step, args=ocp.args.Composite(
-        state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)), force=force)
+    return self.mngr.save(
+      step,
+      args=ocp.args.Composite(state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)),
+      force=force,
+    )
 
   def wait(self):
     self.mngr.wait_until_finished()
@@ -47,8 +53,7 @@ class Checkpointer:
 
   def _restore(self, step: int, abstract, partial: bool):
     restore_args = ocp.checkpoint_utils.construct_restore_args(abstract)
-    args = ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args,
-                                  partial_restore=partial)
+    args = ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args, partial_restore=partial)
     out = self.mngr.restore(step, args=ocp.args.Composite(state=args, meta=ocp.args.JsonRestore()))
     return out["state"], out["meta"]
 
@@ -63,21 +68,30 @@ class Checkpointer:
       try:
         meta = self.read_meta(step)
       except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: warn, try the previous
-        log.warning("checkpoint step %d unreadable (%s: %s); trying the previous one",
-                    step, type(e).__name__, e)
+        log.warning(
+          "checkpoint step %d unreadable (%s: %s); trying the previous one",
+          step,
+          type(e).__name__,
+          e,
+        )
         continue
       if check_meta is not None:
         check_meta(meta)
       try:
         state, meta = self._restore(step, abstract, partial)
       except Exception as e:  # noqa: BLE001
-        log.warning("checkpoint step %d is corrupt or partial (%s: %s); using the previous one",
-                    step, type(e).__name__, str(e)[:200])
+        log.warning(
+          "checkpoint step %d is corrupt or partial (%s: %s); using the previous one",
+          step,
+          type(e).__name__,
+          str(e)[:200],
+        )
         continue
       return state, meta, step
     return None
 
 
 def abstract_with_shardings(tree, shardings):
-  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                      tree, shardings)
+  return jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), tree, shardings
+  )

@@ -59,12 +59,14 @@ def make_eval_fn(model, mcfg, mesh, rules, order: str, num_orders: int):
   return jax.jit(fn, in_shardings=(None, bs, None), out_shardings=sharding.replicated(mesh))
 
 
-def evaluate(model, mcfg, mesh, rules, params, tokens, ecfg, order: str, split: str,
-             true_nll=None) -> dict:
+def evaluate(
+  model, mcfg, mesh, rules, params, tokens, ecfg, order: str, split: str, true_nll=None
+) -> dict:
   dp = sharding.data_parallel_size(mesh)
   if ecfg.batch_size % dp:
-    raise UserError(f"eval.batch_size={ecfg.batch_size} is not divisible by the {dp} "
-                    "data-parallel devices")
+    raise UserError(
+      f"eval.batch_size={ecfg.batch_size} is not divisible by the {dp} data-parallel devices"
+    )
   K = 1 if (order == "l2r" or mcfg.variant == "ar") else ecfg.num_orders
   fn = make_eval_fn(model, mcfg, mesh, rules, order, K)
   per_window, weights = [], []
@@ -79,19 +81,20 @@ def evaluate(model, mcfg, mesh, rules, params, tokens, ecfg, order: str, split: 
   mean = float(nll_W.mean())
   stderr = float(nll_W.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
   out = {
-      "nll_per_token": mean,
-      "bits_per_token": mean / math.log(2),
-      "perplexity": math.exp(mean),
-      "num_tokens": int(n * mcfg.seq_len),
-      "num_windows": int(n),
-      "stderr": stderr,
-      "stderr_bits": stderr / math.log(2),
-      "split": split,
-      "order": "elbo" if mcfg.variant == "mdm" else ("l2r" if K == 1 and order == "l2r"
-                                                      or mcfg.variant == "ar" else "random"),
-      "num_orders": K,
-      "variant": mcfg.variant,
-      "seq_len": mcfg.seq_len,
+    "nll_per_token": mean,
+    "bits_per_token": mean / math.log(2),
+    "perplexity": math.exp(mean),
+    "num_tokens": int(n * mcfg.seq_len),
+    "num_windows": int(n),
+    "stderr": stderr,
+    "stderr_bits": stderr / math.log(2),
+    "split": split,
+    "order": "elbo"
+    if mcfg.variant == "mdm"
+    else ("l2r" if K == 1 and order == "l2r" or mcfg.variant == "ar" else "random"),
+    "num_orders": K,
+    "variant": mcfg.variant,
+    "seq_len": mcfg.seq_len,
   }
   if true_nll is not None:
     out["true_nll_per_token"] = float(true_nll(mcfg.seq_len))

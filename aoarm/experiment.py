@@ -35,24 +35,44 @@ class Run:
   ckpt_dir: str
 
   def meta(self, step: int) -> dict:
-    return {"step": step, "data_position": step, "model": dataclasses.asdict(self.mcfg),
-            "vocab": self.data.tokenizer.to_json(), "seed": self.cfg.seed}
+    return {
+      "step": step,
+      "data_position": step,
+      "model": dataclasses.asdict(self.mcfg),
+      "vocab": self.data.tokenizer.to_json(),
+      "seed": self.cfg.seed,
+    }
 
 
-SHAPE_KEYS = ("variant", "vocab_size", "seq_len", "num_layers", "d_model", "num_heads",
-              "mlp_dim", "tie_embeddings", "param_dtype")
+SHAPE_KEYS = (
+  "variant",
+  "vocab_size",
+  "seq_len",
+  "num_layers",
+  "d_model",
+  "num_heads",
+  "mlp_dim",
+  "tie_embeddings",
+  "param_dtype",
+)
 
 
 def check_meta(run: Run, meta: dict):
   """A checkpoint must match this run's vocabulary and model shape: else a clear error."""
   if meta.get("vocab") != run.data.tokenizer.to_json():
-    raise UserError(f"checkpoint in {run.ckpt_dir} has a different vocabulary "
-                    f"({_vocab_desc(meta.get('vocab'))}) from this run's data "
-                    f"({_vocab_desc(run.data.tokenizer.to_json())})")
+    raise UserError(
+      f"checkpoint in {run.ckpt_dir} has a different vocabulary "
+      f"({_vocab_desc(meta.get('vocab'))}) from this run's data "
+      f"({_vocab_desc(run.data.tokenizer.to_json())})"
+    )
   saved, now = meta.get("model", {}), dataclasses.asdict(run.mcfg)
-  diff = {k: (saved.get(k), now[k]) for k in SHAPE_KEYS
-          if k in saved and saved.get(k) != now[k] and not (k == "seq_len" and now["variant"]
-                                                             not in ("sigma_gpt",))}
+  diff = {
+    k: (saved.get(k), now[k])
+    for k in SHAPE_KEYS
+    if k in saved
+    and saved.get(k) != now[k]
+    and not (k == "seq_len" and now["variant"] not in ("sigma_gpt",))
+  }
   if diff:
     desc = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
     raise UserError(f"checkpoint in {run.ckpt_dir} has a different model shape: {desc}")
@@ -78,9 +98,11 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
   cache = cfg.data.cache_dir or os.path.join(workdir, "cache")
   data = data_lib.load(cfg.data, cache, tokenizer=saved_tok if mode != "train" else None)
   if saved_tok is not None and saved_tok.to_json() != data.tokenizer.to_json():
-    raise UserError(f"the run in {workdir} has a different vocabulary "
-                    f"({_vocab_desc(saved_tok.to_json())}) from this data "
-                    f"({_vocab_desc(data.tokenizer.to_json())})")
+    raise UserError(
+      f"the run in {workdir} has a different vocabulary "
+      f"({_vocab_desc(saved_tok.to_json())}) from this data "
+      f"({_vocab_desc(data.tokenizer.to_json())})"
+    )
   model_cfg = dict(cfg.model)
   model_cfg["vocab_size"] = data.vocab_size
   mcfg = ModelConfig.from_config(model_cfg, seq_len=cfg.data.seq_len)
@@ -93,8 +115,9 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
   check_batch(cfg, mesh)
   dp = sharding.data_parallel_size(mesh)
   if cfg.eval.batch_size % dp:
-    raise UserError(f"eval.batch_size={cfg.eval.batch_size} is not divisible by the {dp} "
-                    "data-parallel devices")
+    raise UserError(
+      f"eval.batch_size={cfg.eval.batch_size} is not divisible by the {dp} data-parallel devices"
+    )
   if cfg.eval.num_orders < 1:
     raise UserError(f"eval.num_orders must be >= 1, got {cfg.eval.num_orders}")
   if cfg.ckpt.every_steps < 1 or cfg.train.num_steps < 1 or cfg.train.log_every < 1:
@@ -136,18 +159,35 @@ def train(cfg, workdir: str) -> int:
     state, meta, _ = restored
     start = int(meta["data_position"])
     log.info("resuming from step %d", start)
-  batches = pipeline.TrainBatches(run.data.splits["train"], run.mcfg.seq_len,
-                                  cfg.train.batch_size, cfg.seed, jax.process_index(),
-                                  jax.process_count())
+  batches = pipeline.TrainBatches(
+    run.data.splits["train"],
+    run.mcfg.seq_len,
+    cfg.train.batch_size,
+    cfg.seed,
+    jax.process_index(),
+    jax.process_count(),
+  )
   valid = run.data.splits[cfg.eval.split]
   quick = cfg.eval.copy_and_resolve_references()
   quick.max_windows = cfg.train.eval_batches * cfg.eval.batch_size
 
   def in_training_eval(params):
-    r = eval_lib.evaluate(trainer.model, run.mcfg, run.mesh, trainer.rules, params, valid, quick,
-                          "random", cfg.eval.split, run.data.true_nll)
-    return {f"eval/{cfg.eval.split}_nll": r["nll_per_token"],
-            f"eval/{cfg.eval.split}_bits": r["bits_per_token"]}
+    r = eval_lib.evaluate(
+      trainer.model,
+      run.mcfg,
+      run.mesh,
+      trainer.rules,
+      params,
+      valid,
+      quick,
+      "random",
+      cfg.eval.split,
+      run.data.true_nll,
+    )
+    return {
+      f"eval/{cfg.eval.split}_nll": r["nll_per_token"],
+      f"eval/{cfg.eval.split}_bits": r["bits_per_token"],
+    }
 
   writer = MetricWriter(run.workdir)
   try:
@@ -164,8 +204,9 @@ def evaluate(cfg, workdir: str) -> dict:
   if not os.path.isdir(run.ckpt_dir):
     raise UserError(f"no checkpoint in {run.ckpt_dir}")
   ckpt = Checkpointer(run.ckpt_dir, read_only=True)
-  abstract = {"params": abstract_with_shardings(trainer.abstract_state.params,
-                                                trainer.param_shardings)}
+  abstract = {
+    "params": abstract_with_shardings(trainer.abstract_state.params, trainer.param_shardings)
+  }
   restored = ckpt.restore_latest(abstract, partial=True, check_meta=lambda m: check_meta(run, m))
   if restored is None:
     raise UserError(f"no readable checkpoint in {run.ckpt_dir}")
@@ -173,9 +214,18 @@ def evaluate(cfg, workdir: str) -> dict:
   split = cfg.eval.split
   results = {}
   for order in eval_lib.orders_to_report(run.mcfg, cfg.eval):
-    results[order] = eval_lib.evaluate(trainer.model, run.mcfg, run.mesh, trainer.rules,
-                                       tree["params"], run.data.splits[split], cfg.eval, order,
-                                       split, run.data.true_nll)
+    results[order] = eval_lib.evaluate(
+      trainer.model,
+      run.mcfg,
+      run.mesh,
+      trainer.rules,
+      tree["params"],
+      run.data.splits[split],
+      cfg.eval,
+      order,
+      split,
+      run.data.true_nll,
+    )
   out = dict(results["random"], step=step, by_order=results)
   if jax.process_index() == 0:
     os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)

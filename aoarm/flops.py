@@ -69,11 +69,14 @@ def main():  # python -m aoarm.flops: the table in the closing note of the core 
   print("|---|---|---|---|---|---|---|")
   for layers, d, heads, L, V in ((6, 384, 6, 1024, 27), (12, 768, 12, 1024, 50304)):
     for v in VARIANTS:
-      cfg = ModelConfig(variant=v, vocab_size=V, seq_len=L, num_layers=layers, d_model=d,
-                        num_heads=heads)
+      cfg = ModelConfig(
+        variant=v, vocab_size=V, seq_len=L, num_layers=layers, d_model=d, num_heads=heads
+      )
       n = count(cfg)
-      print(f"| {v} | {layers}/{d} | {L} | {V} | {n['total']:,} | {n['matmul']:,} | "
-            f"{forward_flops_per_token(cfg) / 1e9:.3f} |")
+      print(
+        f"| {v} | {layers}/{d} | {L} | {V} | {n['total']:,} | {n['matmul']:,} | "
+        f"{forward_flops_per_token(cfg) / 1e9:.3f} |"
+      )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from aoarm.models.mdm import mask_tokens
 def token_nll(logits_BxLxV: jax.Array, targets_BxL: jax.Array) -> jax.Array:
   """-log p(target) per row, float32, B x L."""
   return optax.softmax_cross_entropy_with_integer_labels(
-      logits_BxLxV.astype(jnp.float32), targets_BxL)
+    logits_BxLxV.astype(jnp.float32), targets_BxL
+  )
 
 
 def stratified_lambdas(rng: jax.Array, batch: int) -> jax.Array:
@@ -47,8 +48,16 @@ def mdm_loss(apply_fn, params, x_BxL, rng, mask_id: int):
   return mdm_elbo_per_seq(logits_BxLxV, x_BxL, masked_BxL, lam_B)
 
 
-def compute_loss(apply_fn, params, x_BxL, rng, variant: str, vocab_size: int,
-                 order_kind: str = "random", l2r_prob: float = 0.0):
+def compute_loss(
+  apply_fn,
+  params,
+  x_BxL,
+  rng,
+  variant: str,
+  vocab_size: int,
+  order_kind: str = "random",
+  l2r_prob: float = 0.0,
+):
   """Training loss (scalar, nats/token) and the per-sequence losses (B,) for any variant."""
   B, L = x_BxL.shape
   if variant == "mdm":

@@ -41,13 +41,20 @@ class Progress:
 
   def __init__(self, start: int, total: int, enabled: bool | None = None):
     enabled = jax.process_index() == 0 if enabled is None else enabled
-    self.bar = tqdm.tqdm(total=total, initial=start, disable=not enabled, unit="step",
-                         dynamic_ncols=True, mininterval=1.0)
+    self.bar = tqdm.tqdm(
+      total=total,
+      initial=start,
+      disable=not enabled,
+      unit="step",
+      dynamic_ncols=True,
+      mininterval=1.0,
+    )
 
   def update(self, step: int, **shown):
     self.bar.n = step
-    self.bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in shown.items()},
-                         refresh=True)
+    self.bar.set_postfix(
+      {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in shown.items()}, refresh=True
+    )
 
   def close(self):
     self.bar.close()

@@ -25,7 +25,7 @@ def random_orders(rng: jax.Array, batch: int, length: int) -> jax.Array:
 
 
 def sample_orders(
-    rng: jax.Array, batch: int, length: int, kind: str = "random", l2r_prob: float = 0.0
+  rng: jax.Array, batch: int, length: int, kind: str = "random", l2r_prob: float = 0.0
 ) -> jax.Array:
   """Orders for a batch.
 
@@ -42,7 +42,7 @@ def sample_orders(
     r_perm, r_mix = jax.random.split(rng)
     use_l2r_B = jax.random.uniform(r_mix, (batch,)) < l2r_prob
     return jnp.where(
-        use_l2r_B[:, None], identity_orders(batch, length), random_orders(r_perm, batch, length)
+      use_l2r_B[:, None], identity_orders(batch, length), random_orders(r_perm, batch, length)
     )
   raise ValueError(f"unknown order kind {kind!r}; expected one of {ORDER_KINDS}")
 

@@ -19,18 +19,18 @@ BATCH_AXES = ("data", "fsdp")
 
 # logical axis -> mesh axis (None: replicated). Parameters and activations.
 DEFAULT_RULES = (
-    ("batch", BATCH_AXES),
-    ("length", None),
-    ("vocab", "tensor"),
-    ("embed", "fsdp"),
-    ("mlp", "tensor"),
-    ("heads", "tensor"),
-    ("kv", None),
-    ("pos", None),
-    ("act_embed", None),
-    ("act_mlp", "tensor"),
-    ("act_heads", "tensor"),
-    ("act_vocab", "tensor"),
+  ("batch", BATCH_AXES),
+  ("length", None),
+  ("vocab", "tensor"),
+  ("embed", "fsdp"),
+  ("mlp", "tensor"),
+  ("heads", "tensor"),
+  ("kv", None),
+  ("pos", None),
+  ("act_embed", None),
+  ("act_mlp", "tensor"),
+  ("act_heads", "tensor"),
+  ("act_vocab", "tensor"),
 )
 
 
@@ -46,8 +46,10 @@ def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:
       raise UserError(f"mesh {dict(zip(MESH_AXES, dims))} does not divide {num_devices} devices")
     dims[dims.index(-1)] = num_devices // known
   if math.prod(dims) != num_devices:
-    raise UserError(f"mesh {dict(zip(MESH_AXES, dims))} needs {math.prod(dims)} devices, "
-                    f"this run has {num_devices}")
+    raise UserError(
+      f"mesh {dict(zip(MESH_AXES, dims))} needs {math.prod(dims)} devices, "
+      f"this run has {num_devices}"
+    )
   return tuple(dims)
 
 
@@ -57,8 +59,7 @@ def make_mesh(mesh_cfg, devices=None) -> Mesh:
   try:
     return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
   except (TypeError, ValueError):
-    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES,
-                axis_types=(AxisType.Auto,) * 3)
+    return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=(AxisType.Auto,) * 3)
 
 
 def rules(extra=()) -> tuple:

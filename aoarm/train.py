@@ -35,19 +35,25 @@ class TrainState:
 
 def _decay_mask(params):
   """Weight decay on matrices only: not norms, vectors, token or position tables."""
+
   def keep(path, x):
     names = jax.tree_util.keystr(path)
     return x.ndim >= 2 and "embed" not in names and "pos_" not in names
+
   return jax.tree_util.tree_map_with_path(keep, params)
 
 
 def make_optimizer(opt_cfg, num_steps: int) -> optax.GradientTransformation:
   warmup = min(opt_cfg.warmup_steps, max(num_steps - 1, 0))
   schedule = optax.warmup_cosine_decay_schedule(
-      0.0, opt_cfg.lr, warmup, max(num_steps, warmup + 1), end_value=opt_cfg.lr * opt_cfg.min_lr_ratio)
+    0.0, opt_cfg.lr, warmup, max(num_steps, warmup + 1), end_value=opt_cfg.lr * opt_cfg.min_lr_ratio
+  )
   parts = [optax.clip_by_global_norm(opt_cfg.clip_norm)] if opt_cfg.clip_norm > 0 else []
-  parts.append(optax.adamw(schedule, b1=opt_cfg.b1, b2=opt_cfg.b2,
-                           weight_decay=opt_cfg.weight_decay, mask=_decay_mask))
+  parts.append(
+    optax.adamw(
+      schedule, b1=opt_cfg.b1, b2=opt_cfg.b2, weight_decay=opt_cfg.weight_decay, mask=_decay_mask
+    )
+  )
   return optax.chain(*parts)
 
 
@@ -72,18 +78,29 @@ class Trainer:
     abstract_opt = jax.eval_shape(self.tx.init, abstract_params)
     repl = sharding.replicated(self.mesh)
     opt_shardings = optax.tree_map_params(
-        self.tx, lambda _, s: s, abstract_opt, self.param_shardings,
-        transform_non_params=lambda _: repl)
-    self.state_shardings = TrainState(step=repl, params=self.param_shardings,
-                                      opt_state=opt_shardings)
+      self.tx,
+      lambda _, s: s,
+      abstract_opt,
+      self.param_shardings,
+      transform_non_params=lambda _: repl,
+    )
+    self.state_shardings = TrainState(
+      step=repl, params=self.param_shardings, opt_state=opt_shardings
+    )
     self.abstract_state = abstract_with_shardings(
-        TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=abstract_params,
-                   opt_state=abstract_opt), self.state_shardings)
+      TrainState(
+        step=jax.ShapeDtypeStruct((), jnp.int32), params=abstract_params, opt_state=abstract_opt
+      ),
+      self.state_shardings,
+    )
     self.batch_sharding = sharding.batch_sharding(self.mesh)
     self.init_state = jax.jit(self._init_state, out_shardings=self.state_shardings)
     self.train_step = jax.jit(
-        self._train_step, in_shardings=(self.state_shardings, self.batch_sharding),
-        out_shardings=(self.state_shardings, repl), donate_argnums=(0,))
+      self._train_step,
+      in_shardings=(self.state_shardings, self.batch_sharding),
+      out_shardings=(self.state_shardings, repl),
+      donate_argnums=(0,),
+    )
     self.flops_per_token = flops.train_flops_per_token(self.mcfg)
     del B
 
@@ -95,14 +112,21 @@ class Trainer:
   def _init_state(self, rng):
     with nn.logical_axis_rules(self.rules):
       params = nn.unbox(self._init_boxed(rng))
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=self.tx.init(params))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
 
   # -- step --------------------------------------------------------------------------------
   def loss_fn(self, params, x_BxL, rng):
     o = self.cfg.order
-    return losses.compute_loss(self.model.apply, params, x_BxL, rng, self.mcfg.variant,
-                               self.mcfg.vocab_size, o.train, o.l2r_prob)[0]
+    return losses.compute_loss(
+      self.model.apply,
+      params,
+      x_BxL,
+      rng,
+      self.mcfg.variant,
+      self.mcfg.vocab_size,
+      o.train,
+      o.l2r_prob,
+    )[0]
 
   def _train_step(self, state: TrainState, x_BxL):
     rng = jax.random.fold_in(jax.random.key(self.cfg.seed), state.step)
@@ -118,8 +142,8 @@ class Trainer:
 
         def micro(carry, xs):
           x_MxL, a = xs
-          l, g = grad_fn(state.params, x_MxL, jax.random.fold_in(rng, a))
-          return jax.tree.map(jnp.add, carry, (l, g)), None
+          loss_a, g = grad_fn(state.params, x_MxL, jax.random.fold_in(rng, a))
+          return jax.tree.map(jnp.add, carry, (loss_a, g)), None
 
         zero = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, state.params))
         (loss, grads), _ = jax.lax.scan(micro, zero, (x_AxMxL, jnp.arange(A)))
@@ -135,8 +159,10 @@ def check_batch(cfg, mesh):
   if B % dp:
     raise UserError(f"train.batch_size={B} is not divisible by the {dp} data-parallel devices")
   if B % cfg.opt.grad_accum or (B // cfg.opt.grad_accum) % dp:
-    raise UserError(f"train.batch_size={B} does not split into opt.grad_accum="
-                    f"{cfg.opt.grad_accum} micro-batches over {dp} data-parallel devices")
+    raise UserError(
+      f"train.batch_size={B} does not split into opt.grad_accum="
+      f"{cfg.opt.grad_accum} micro-batches over {dp} data-parallel devices"
+    )
 
 
 class Preemption:
@@ -154,8 +180,9 @@ class Preemption:
     signal.signal(signal.SIGTERM, self._old)
 
 
-def run_loop(trainer: Trainer, state, batches, ckpt, writer, start_step: int, meta_fn,
-             evaluate_fn=None) -> int:
+def run_loop(
+  trainer: Trainer, state, batches, ckpt, writer, start_step: int, meta_fn, evaluate_fn=None
+) -> int:
   """Steps from start_step to num_steps. Returns the exit code (0, or 1 after a NaN)."""
   from aoarm.metrics import Progress
 
@@ -176,16 +203,27 @@ def run_loop(trainer: Trainer, state, batches, ckpt, writer, start_step: int, me
       if log_now or save_now:
         loss = float(m["loss"])  # host sync only here
         if not np.isfinite(loss):
-          log.error("loss is %s at step %d: stopping; the last good checkpoint is kept "
-                    "(steps %s)", loss, done, ckpt.steps())
+          log.error(
+            "loss is %s at step %d: stopping; the last good checkpoint is kept (steps %s)",
+            loss,
+            done,
+            ckpt.steps(),
+          )
           return 1
         last_loss = loss
       if log_now:
         dt = time.perf_counter() - t0
         tps = (done - s0) * tokens_per_step / max(dt, 1e-9)
         mfu = tps * trainer.flops_per_token / flops.H100_DATASHEET_BF16
-        writer.write(done, {"train/loss": loss, "train/grad_norm": float(m["grad_norm"]),
-                            "train/tokens_per_s": tps, "train/mfu_h100": mfu})
+        writer.write(
+          done,
+          {
+            "train/loss": loss,
+            "train/grad_norm": float(m["grad_norm"]),
+            "train/tokens_per_s": tps,
+            "train/mfu_h100": mfu,
+          },
+        )
         bar.update(done, loss=loss, tok_s=f"{tps:,.0f}", mfu=f"{100 * mfu:.1f}%")
         t0, s0 = time.perf_counter(), done
       if evaluate_fn is not None and c.train.eval_every and done % c.train.eval_every == 0:

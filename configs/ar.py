@@ -1,6 +1,6 @@
 """Left-to-right autoregressive baseline (also the judge model for generative perplexity).
 
-  python -m aoarm.main --config=configs/ar.py:runlocal --workdir=/tmp/ar
+python -m aoarm.main --config=configs/ar.py:runlocal --workdir=/tmp/ar
 """
 
 from aoarm import config_lib

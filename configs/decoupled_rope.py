@@ -16,8 +16,10 @@ def get_config(arg=None):
 
 def sweep():
   base = config_lib.sweep_product(**{"data.seq_len": [128, 256, 512, 1024], "seed": [0]})
-  heads = config_lib.sweep_product(**{"data.seq_len": [128, 1024], "seed": [0],
-                                      "model.rope.target_heads": [0.5]})
-  dims = config_lib.sweep_product(**{"data.seq_len": [128, 1024], "seed": [0],
-                                     "model.rope.order_dims": [0.5]})
+  heads = config_lib.sweep_product(
+    **{"data.seq_len": [128, 1024], "seed": [0], "model.rope.target_heads": [0.5]}
+  )
+  dims = config_lib.sweep_product(
+    **{"data.seq_len": [128, 1024], "seed": [0], "model.rope.order_dims": [0.5]}
+  )
   return base + heads + dims

@@ -1,6 +1,6 @@
 """Masked diffusion (MDLM, absorbing state, linear schedule): bidirectional, ELBO objective.
 
-  python -m aoarm.main --config=configs/mdm.py:runlocal --workdir=/tmp/mdm
+python -m aoarm.main --config=configs/mdm.py:runlocal --workdir=/tmp/mdm
 """
 
 from aoarm import config_lib

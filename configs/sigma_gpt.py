@@ -1,6 +1,6 @@
 """sigma-GPT: learned own- and target-position tables added to the input, no RoPE.
 
-  python -m aoarm.main --config=configs/sigma_gpt.py:runlocal --workdir=/tmp/sg
+python -m aoarm.main --config=configs/sigma_gpt.py:runlocal --workdir=/tmp/sg
 """
 
 from aoarm import config_lib

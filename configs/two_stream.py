@@ -1,6 +1,6 @@
 """Two-stream attention AO-ARM (XLNet-style): content stream + query stream, shared weights.
 
-  python -m aoarm.main --config=configs/two_stream.py:runlocal --workdir=/tmp/ts
+python -m aoarm.main --config=configs/two_stream.py:runlocal --workdir=/tmp/ts
 """
 
 from aoarm import config_lib

@@ -10,9 +10,9 @@ AO_VARIANTS = ("two_stream", "decoupled_rope", "sigma_gpt")
 CAUSAL_VARIANTS = ("ar",) + AO_VARIANTS
 # decoupled_rope's beyond-the-paper options get the same treatment as the paper's variants.
 CAUSAL_CASES = [(v, {}) for v in CAUSAL_VARIANTS] + [
-    ("decoupled_rope", {"target_heads": 0.5}),
-    ("decoupled_rope", {"order_dims": 0.5}),
-    ("decoupled_rope", {"target_heads": 0.5, "order_dims": 0.25}),
+  ("decoupled_rope", {"target_heads": 0.5}),
+  ("decoupled_rope", {"order_dims": 0.5}),
+  ("decoupled_rope", {"target_heads": 0.5, "order_dims": 0.25}),
 ]
 
 

@@ -25,8 +25,9 @@ def rope_split(x, pos, step, order_frac, base=10_000.0):
   n_ord = 2 * int(round(order_frac * K / 2))
   if n_ord == 0:
     return rope(x, pos, base)
-  return np.concatenate([rope(x[..., : K - n_ord], pos, base),
-                         rope(x[..., K - n_ord:], step, base)], axis=-1)
+  return np.concatenate(
+    [rope(x[..., : K - n_ord], pos, base), rope(x[..., K - n_ord :], step, base)], axis=-1
+  )
 
 
 def rms(x, scale, eps=1e-6):
@@ -50,8 +51,9 @@ def attention(p, x_q, x_kv, mask_TxS, qpos_TxH, kpos_S, qstep_T, kstep_S, order_
   H = q.shape[1]
   if use_rope:
     q = rope_split(q, qpos_TxH, np.repeat(qstep_T[:, None], H, 1), order_frac)
-    k = rope_split(k, np.repeat(kpos_S[:, None], H, 1), np.repeat(kstep_S[:, None], H, 1),
-                   order_frac)
+    k = rope_split(
+      k, np.repeat(kpos_S[:, None], H, 1), np.repeat(kstep_S[:, None], H, 1), order_frac
+    )
   s = np.einsum("thk,shk->hts", q, k) / math.sqrt(q.shape[-1])
   s = np.where(mask_TxS[None], s, -np.inf)
   w = np.exp(s - s.max(-1, keepdims=True))
@@ -88,8 +90,9 @@ def forward(params, cfg, x_L, sigma_L):
     for i in range(cfg.num_layers):
       b = bb[f"block_{i}"]
       hn = rms(h, b["norm1"]["scale"])
-      h = h + attention(b["attn"], hn, hn, mask, np.repeat(pos[:, None], H, 1), pos, pos, pos,
-                        0.0, True)
+      h = h + attention(
+        b["attn"], hn, hn, mask, np.repeat(pos[:, None], H, 1), pos, pos, pos, 0.0, True
+      )
       h = h + mlp(b["mlp"], rms(h, b["norm2"]["scale"]))
     return logits_of(bb, h)
 
@@ -113,7 +116,8 @@ def forward(params, cfg, x_L, sigma_L):
   steps = row_rank.astype(np.float64)
   use_rope = v != "sigma_gpt"
   if v == "sigma_gpt":
-    p_own = np.where(own[:, None] >= 0, p["pos_own"]["embedding"][np.maximum(own, 0).astype(int)], 0)
+    own_rows = p["pos_own"]["embedding"][np.maximum(own, 0).astype(int)]
+    p_own = np.where(own[:, None] >= 0, own_rows, 0)
     h = h + p_own + p["pos_tgt"]["embedding"][sigma_L[nxt]]
   if v == "two_stream":
     g = np.repeat(p["query_vector"][None], L, 0)  # query row p targets position p
@@ -126,8 +130,9 @@ def forward(params, cfg, x_L, sigma_L):
       gn = rms(g, b["norm1"]["scale"])
       g = g + attention(b["attn"], gn, hn, g_mask, gpos, own, rank.astype(float), steps, 0.0, True)
       g = g + mlp(b["mlp"], rms(g, b["norm2"]["scale"]))
-    h = h + attention(b["attn"], hn, hn, content_mask, qpos, own, steps, steps, order_frac,
-                      use_rope)
+    h = h + attention(
+      b["attn"], hn, hn, content_mask, qpos, own, steps, steps, order_frac, use_rope
+    )
     h = h + mlp(b["mlp"], rms(h, b["norm2"]["scale"]))
   if v == "two_stream":
     return logits_of(bb, g)[sigma_L]  # query row of position sigma_t predicts y_t

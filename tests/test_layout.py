@@ -4,12 +4,17 @@ import jax
 import numpy as np
 import pytest
 
-import reference
 from aoarm import orders
+
+import reference
 from helpers import CAUSAL_CASES, case_id, init, tiny
 
-CASES = CAUSAL_CASES + [("mdm", {}), ("two_stream", {"tie_embeddings": False}),
-                        ("two_stream", {"num_layers": 1}), ("sigma_gpt", {"num_layers": 3})]
+CASES = CAUSAL_CASES + [
+  ("mdm", {}),
+  ("two_stream", {"tie_embeddings": False}),
+  ("two_stream", {"num_layers": 1}),
+  ("sigma_gpt", {"num_layers": 3}),
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aoarm import losses, orders
+
 from helpers import CAUSAL_CASES, case_id, init, tiny
 
 
@@ -14,8 +15,9 @@ def per_step_nll_fn(model, params, x_BxL, sigma_BxL):
   y_BxL = orders.permute(x_BxL, sigma_BxL)
 
   def f(delta_BxLxD):
-    logits = model.apply({"params": params, "perturbations": {"tokens": delta_BxLxD}},
-                         x_BxL, sigma_BxL)
+    logits = model.apply(
+      {"params": params, "perturbations": {"tokens": delta_BxLxD}}, x_BxL, sigma_BxL
+    )
     return losses.token_nll(logits, y_BxL)
 
   return f
@@ -68,7 +70,7 @@ def test_two_stream_logits_t_ignore_y_t():
     logits2 = model.apply({"params": params}, x2, sigma)
     np.testing.assert_array_equal(np.asarray(logits[0, t]), np.asarray(logits2[0, t]))
     if t + 1 < L:  # ... while a later step does see it
-      assert not np.allclose(logits[0, t + 1:], logits2[0, t + 1:])
+      assert not np.allclose(logits[0, t + 1 :], logits2[0, t + 1 :])
 
 
 def test_mdm_masked_tokens_hidden_and_attention_bidirectional():

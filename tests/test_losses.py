@@ -10,6 +10,7 @@ import pytest
 
 from aoarm import losses, orders
 from aoarm.models import VARIANTS
+
 from helpers import init, tiny
 
 
@@ -36,8 +37,9 @@ def test_mdm_elbo_weighting_equals_any_order_expectation():
   m = masks.sum(1)
   elbo = 0.0
   for lam, w in zip(lam_q, w_q):
-    terms = losses.mdm_elbo_per_seq(logits, jnp.broadcast_to(x, z.shape), jnp.asarray(masks),
-                                    jnp.full((len(masks),), lam))
+    terms = losses.mdm_elbo_per_seq(
+      logits, jnp.broadcast_to(x, z.shape), jnp.asarray(masks), jnp.full((len(masks),), lam)
+    )
     prob = lam**m * (1 - lam) ** (L - m)
     elbo += w * float((prob * np.asarray(terms)).sum())
   nll = np.asarray(losses.token_nll(logits, jnp.broadcast_to(x, z.shape)))
@@ -61,11 +63,16 @@ def test_mdm_training_loss_is_unbiased_estimate():
   nll = np.asarray(losses.token_nll(logits, jnp.broadcast_to(x, masks.shape)))
   # exact: sum_M B(m, L-m+1) * sum_{i in M} nll_i / L
   from math import factorial
-  exact = sum(factorial(mk.sum() - 1) * factorial(L - mk.sum()) / factorial(L)
-              * nll[i][mk].sum() / L for i, mk in enumerate(masks) if mk.any())
+
+  exact = sum(
+    factorial(mk.sum() - 1) * factorial(L - mk.sum()) / factorial(L) * nll[i][mk].sum() / L
+    for i, mk in enumerate(masks)
+    if mk.any()
+  )
   B = 8192
-  _, per_seq = losses.compute_loss(model.apply, params, jnp.broadcast_to(x, (B, L)),
-                                   jax.random.key(0), "mdm", V)
+  _, per_seq = losses.compute_loss(
+    model.apply, params, jnp.broadcast_to(x, (B, L)), jax.random.key(0), "mdm", V
+  )
   per_seq = np.asarray(per_seq)
   se = per_seq.std() / np.sqrt(B)
   assert abs(per_seq.mean() - exact) < 4 * se, (per_seq.mean(), exact, se)
@@ -74,7 +81,7 @@ def test_mdm_training_loss_is_unbiased_estimate():
 def test_stratified_lambdas_one_per_stratum():
   lam = np.asarray(losses.stratified_lambdas(jax.random.key(1), 16))
   assert np.all((lam > 0) & (lam <= 1))
-  np.testing.assert_array_equal(np.floor(lam * 16 - 1e-9).astype(int) , np.arange(16))
+  np.testing.assert_array_equal(np.floor(lam * 16 - 1e-9).astype(int), np.arange(16))
 
 
 def test_any_order_nll_targets_in_generation_order():
@@ -83,8 +90,9 @@ def test_any_order_nll_targets_in_generation_order():
   sigma = jnp.array([[2, 0, 3, 1]])
   nll = np.asarray(losses.any_order_nll(lambda v, a, s: logits, None, x, sigma))
   lp = np.asarray(jax.nn.log_softmax(logits))
-  np.testing.assert_allclose(nll[0], [-lp[0, t, int(x[0, sigma[0, t]])] for t in range(4)],
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    nll[0], [-lp[0, t, int(x[0, sigma[0, t]])] for t in range(4)], rtol=1e-6
+  )
 
 
 def test_order_sampling():
@@ -94,8 +102,9 @@ def test_order_sampling():
   mix = np.asarray(orders.sample_orders(jax.random.key(0), 400, 9, "mixture", l2r_prob=0.5))
   frac = np.mean([list(r) == list(range(9)) for r in mix])
   assert 0.4 < frac < 0.6
-  np.testing.assert_array_equal(orders.unpermute(orders.permute(jnp.asarray(s), jnp.asarray(s)),
-                                                 jnp.asarray(s)), s)
+  np.testing.assert_array_equal(
+    orders.unpermute(orders.permute(jnp.asarray(s), jnp.asarray(s)), jnp.asarray(s)), s
+  )
   with pytest.raises(ValueError, match="unknown order kind"):
     orders.sample_orders(jax.random.key(0), 2, 3, "spiral")
 
@@ -117,8 +126,14 @@ def test_few_adam_steps_lower_the_loss(variant):
     return optax.apply_updates(params, upd), state, loss
 
   def eval_loss(params):  # same rngs before and after: a paired comparison
-    return float(np.mean([losses.compute_loss(model.apply, params, x, r, variant, 7)[0]
-                          for r in jax.random.split(jax.random.key(1), 8)]))
+    return float(
+      np.mean(
+        [
+          losses.compute_loss(model.apply, params, x, r, variant, 7)[0]
+          for r in jax.random.split(jax.random.key(1), 8)
+        ]
+      )
+    )
 
   before = eval_loss(params)
   for r in jax.random.split(jax.random.key(0), 80):

@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import reference
 from aoarm import orders
 from aoarm.models import get_model
 from aoarm.models.rope import apply_rope, order_rotary_dims
+
+import reference
 from helpers import init, tiny
 
 

@@ -41,16 +41,22 @@ def _texts(dcfg) -> dict:
     train, held = sources.split_stream(sources.pydoc_text(), dcfg.valid_fraction)
     return {"train": train, "valid": held, "test": held}
   if dcfg.source == "text_files":
-    out = {"train": sources.read_text_file(dcfg.train_path),
-           "valid": sources.read_text_file(dcfg.valid_path)}
+    out = {
+      "train": sources.read_text_file(dcfg.train_path),
+      "valid": sources.read_text_file(dcfg.valid_path),
+    }
     if dcfg.test_path:
       out["test"] = sources.read_text_file(dcfg.test_path)
     return out
   if dcfg.source == "tfds":
-    return {"train": sources.tfds_text(dcfg.tfds_name, dcfg.tfds_train_split,
-                                       dcfg.tfds_text_key, dcfg.tfds_data_dir),
-            "valid": sources.tfds_text(dcfg.tfds_name, dcfg.tfds_valid_split,
-                                       dcfg.tfds_text_key, dcfg.tfds_data_dir)}
+    return {
+      "train": sources.tfds_text(
+        dcfg.tfds_name, dcfg.tfds_train_split, dcfg.tfds_text_key, dcfg.tfds_data_dir
+      ),
+      "valid": sources.tfds_text(
+        dcfg.tfds_name, dcfg.tfds_valid_split, dcfg.tfds_text_key, dcfg.tfds_data_dir
+      ),
+    }
   raise UserError(f"unknown data.source {dcfg.source!r}; expected one of {SOURCES}")
 
 
@@ -72,8 +78,11 @@ def load(dcfg, cache_dir: str = "", tokenizer=None) -> Data:
     src = MarkovSource(dcfg.markov_vocab, dcfg.markov_concentration, seed=0)
     stream = src.sample(dcfg.markov_tokens)
     train, held = sources.split_stream(stream, dcfg.valid_fraction)
-    return Data(tokenizers.SymbolTokenizer(src.vocab), {"train": train, "valid": held,
-                                                        "test": held}, src.true_nll_per_token)
+    return Data(
+      tokenizers.SymbolTokenizer(src.vocab),
+      {"train": train, "valid": held, "test": held},
+      src.true_nll_per_token,
+    )
   if dcfg.source not in SOURCES:
     raise UserError(f"unknown data.source {dcfg.source!r}; expected one of {SOURCES}")
   texts = _texts(dcfg)
@@ -83,8 +92,9 @@ def load(dcfg, cache_dir: str = "", tokenizer=None) -> Data:
   fit_text = texts["train"] + texts["valid"] if dcfg.source == "pydoc" else texts["train"]
   tok = _tokenizer(dcfg.tokenizer, fit_text, tokenizer)
   cached = {k: _cached_encode(tok, v, k, cache_dir) for k, v in texts.items()}
-  return Data(tok, {k: ids for k, (ids, _) in cached.items()},
-              pending_writes=[w for _, w in cached.values()])
+  return Data(
+    tok, {k: ids for k, (ids, _) in cached.items()}, pending_writes=[w for _, w in cached.values()]
+  )
 
 
 def _cached_encode(tok, text: str, split: str, cache_dir: str):

@@ -22,11 +22,19 @@ def windows(tokens: np.ndarray, seq_len: int, what: str = "data") -> np.ndarray:
 class TrainBatches:
   """batch(step) -> int32[local_batch, L], this process's rows of the global batch at `step`."""
 
-  def __init__(self, tokens: np.ndarray, seq_len: int, global_batch: int, seed: int,
-               process_index: int = 0, process_count: int = 1):
+  def __init__(
+    self,
+    tokens: np.ndarray,
+    seq_len: int,
+    global_batch: int,
+    seed: int,
+    process_index: int = 0,
+    process_count: int = 1,
+  ):
     if global_batch % process_count:
-      raise UserError(f"train.batch_size={global_batch} does not divide over "
-                      f"{process_count} processes")
+      raise UserError(
+        f"train.batch_size={global_batch} does not divide over {process_count} processes"
+      )
     self.windows = windows(tokens, seq_len, "training data")
     self.local_batch = global_batch // process_count
     ds = grain.MapDataset.source(self.windows).shuffle(seed=seed).repeat()
@@ -42,10 +50,10 @@ def eval_batches(tokens: np.ndarray, seq_len: int, batch_size: int, max_windows:
   if max_windows:
     w = w[:max_windows]
   for start in range(0, len(w), batch_size):
-    chunk = w[start: start + batch_size]
+    chunk = w[start : start + batch_size]
     weight = np.ones(batch_size, np.float32)
     if len(chunk) < batch_size:
-      weight[len(chunk):] = 0
+      weight[len(chunk) :] = 0
       chunk = np.concatenate([chunk, np.repeat(chunk[:1], batch_size - len(chunk), 0)])
     yield chunk.astype(np.int32), weight
 

@@ -22,8 +22,9 @@ def read_text_file(path: str) -> str:
   try:
     text = raw.decode("utf-8")
   except UnicodeDecodeError as e:
-    raise UserError(f"{path}: not UTF-8 text (bad byte 0x{raw[e.start]:02x} at offset {e.start})"
-                    ) from None
+    raise UserError(
+      f"{path}: not UTF-8 text (bad byte 0x{raw[e.start]:02x} at offset {e.start})"
+    ) from None
   if not text.strip():
     raise UserError(f"data file is empty: {path}")
   return text

@@ -75,8 +75,9 @@ class SymbolTokenizer:
     raise UserError("the synthetic source has no text to encode")
 
   def decode(self, ids) -> str:
-    return "".join(chr(ord("a") + int(i)) if i < 26 else f"<{int(i)}>"
-                   for i in np.asarray(ids).reshape(-1))
+    return "".join(
+      chr(ord("a") + int(i)) if i < 26 else f"<{int(i)}>" for i in np.asarray(ids).reshape(-1)
+    )
 
   def to_json(self) -> dict:
     return {"kind": "symbol", "n": self.vocab_size}

@@ -13,11 +13,11 @@ from aoarm.models.sigma_gpt import SigmaGPT
 from aoarm.models.two_stream import TwoStream
 
 _REGISTRY = {
-    "ar": AR,
-    "two_stream": TwoStream,
-    "decoupled_rope": DecoupledRope,
-    "sigma_gpt": SigmaGPT,
-    "mdm": MDM,
+  "ar": AR,
+  "two_stream": TwoStream,
+  "decoupled_rope": DecoupledRope,
+  "sigma_gpt": SigmaGPT,
+  "mdm": MDM,
 }
 assert set(_REGISTRY) == set(VARIANTS)
 

@@ -53,17 +53,26 @@ class Attention(nn.Module):
   def setup(self):
     def proj(name):
       return nn.DenseGeneral(
-          (self.num_heads, self.head_dim), axis=-1, use_bias=False, dtype=self.dtype,
-          param_dtype=self.param_dtype, name=name,
-          kernel_init=nn.with_logical_partitioning(layers.dense_init(), ("embed", "heads", "kv")),
+        (self.num_heads, self.head_dim),
+        axis=-1,
+        use_bias=False,
+        dtype=self.dtype,
+        param_dtype=self.param_dtype,
+        name=name,
+        kernel_init=nn.with_logical_partitioning(layers.dense_init(), ("embed", "heads", "kv")),
       )
 
     self.wq, self.wk, self.wv = proj("wq"), proj("wk"), proj("wv")
     self.wo = nn.DenseGeneral(
-        self.d_model, axis=(-2, -1), use_bias=False, dtype=self.dtype,
-        param_dtype=self.param_dtype, name="wo",
-        kernel_init=nn.with_logical_partitioning(
-            layers.dense_init(self.out_std), ("heads", "kv", "embed")),
+      self.d_model,
+      axis=(-2, -1),
+      use_bias=False,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      name="wo",
+      kernel_init=nn.with_logical_partitioning(
+        layers.dense_init(self.out_std), ("heads", "kv", "embed")
+      ),
     )
 
   def _rope(self, x_BxLxHxK, pos, step):
@@ -84,15 +93,20 @@ class Attention(nn.Module):
       out_BxTxHxK = self._explicit(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, tag)
     else:
       out_BxTxHxK = jax.nn.dot_product_attention(
-          q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, is_causal=self.causal,
-          implementation=self.implementation,
+        q_BxTxHxK,
+        k_BxSxHxK,
+        v_BxSxHxK,
+        is_causal=self.causal,
+        implementation=self.implementation,
       )
     return self.wo(out_BxTxHxK)
 
   def _explicit(self, q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, tag):
-    scale = self.head_dim ** -0.5
-    s_BxHxTxS = jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k_BxSxHxK,
-                           preferred_element_type=jnp.float32) * scale
+    scale = self.head_dim**-0.5
+    s_BxHxTxS = (
+      jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k_BxSxHxK, preferred_element_type=jnp.float32)
+      * scale
+    )
     T, S = s_BxHxTxS.shape[-2:]
     if self.causal:
       s_BxHxTxS = jnp.where(jnp.tril(jnp.ones((T, S), bool)), s_BxHxTxS, -jnp.inf)

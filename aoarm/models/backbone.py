@@ -26,10 +26,18 @@ class Block(nn.Module):
     self.norm1 = layers.RMSNorm(dtype=dt, param_dtype=pdt)
     self.norm2 = layers.RMSNorm(dtype=dt, param_dtype=pdt)
     self.attn = Attention(
-        num_heads=c.num_heads, head_dim=c.head_dim, d_model=c.d_model, causal=self.causal,
-        implementation=resolve_implementation(c.attention_impl, dt), use_rope=self.use_rope,
-        rope_base=c.rope_base, order_frac=c.order_dims, out_std=out_std,
-        capture=c.capture_attention, dtype=dt, param_dtype=pdt,
+      num_heads=c.num_heads,
+      head_dim=c.head_dim,
+      d_model=c.d_model,
+      causal=self.causal,
+      implementation=resolve_implementation(c.attention_impl, dt),
+      use_rope=self.use_rope,
+      rope_base=c.rope_base,
+      order_frac=c.order_dims,
+      out_std=out_std,
+      capture=c.capture_attention,
+      dtype=dt,
+      param_dtype=pdt,
     )
     self.mlp = layers.Mlp(c.d_model, c.hidden_dim, out_std=out_std, dtype=dt, param_dtype=pdt)
 
@@ -37,8 +45,14 @@ class Block(nn.Module):
     x = x + attn_out
     return layers.constrain(x + self.mlp(self.norm2(x)))
 
-  def __call__(self, h_BxLxD, ids: RopeIds, g_BxLxD=None, g_ids: RopeIds | None = None,
-               content_out: bool = True):
+  def __call__(
+    self,
+    h_BxLxD,
+    ids: RopeIds,
+    g_BxLxD=None,
+    g_ids: RopeIds | None = None,
+    content_out: bool = True,
+  ):
     """One block. Returns (h, g); h is None when content_out is False (only its k/v are used)."""
     hn = self.norm1(h_BxLxD)
     k, v = self.attn.key_value(hn, ids)
@@ -68,17 +82,22 @@ class Backbone(nn.Module):
 
   def setup(self):
     c = self.cfg
-    self.embedding = layers.token_embed(c.vocab_size + 1, c.d_model, c.compute_dtype,
-                                        c.params_dtype)
+    self.embedding = layers.token_embed(
+      c.vocab_size + 1, c.d_model, c.compute_dtype, c.params_dtype
+    )
     block = _block_cls(c)
-    self.blocks = [block(c, self.causal, self.use_rope, name=f"block_{i}")
-                   for i in range(c.num_layers)]
+    self.blocks = [
+      block(c, self.causal, self.use_rope, name=f"block_{i}") for i in range(c.num_layers)
+    ]
     self.final_norm = layers.RMSNorm(dtype=c.compute_dtype, param_dtype=c.params_dtype)
     if not c.tie_embeddings:
       self.head = nn.Dense(
-          c.vocab_size, use_bias=False, dtype=c.compute_dtype, param_dtype=c.params_dtype,
-          kernel_init=nn.with_logical_partitioning(layers.dense_init(), ("embed", "vocab")),
-          name="head",
+        c.vocab_size,
+        use_bias=False,
+        dtype=c.compute_dtype,
+        param_dtype=c.params_dtype,
+        kernel_init=nn.with_logical_partitioning(layers.dense_init(), ("embed", "vocab")),
+        name="head",
       )
 
   @property

@@ -31,8 +31,10 @@ class RMSNorm(nn.Module):
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
     D = x_BxLxD.shape[-1]
     scale_D = self.param(
-        "scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)), (D,),
-        self.param_dtype,
+      "scale",
+      nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+      (D,),
+      self.param_dtype,
     )
     x = x_BxLxD.astype(jnp.float32)
     x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + self.eps)
@@ -51,28 +53,42 @@ class Mlp(nn.Module):
   @nn.compact
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
     h_BxLxF = nn.Dense(
-        self.mlp_dim, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
-        kernel_init=nn.with_logical_partitioning(dense_init(), ("embed", "mlp")), name="wi",
+      self.mlp_dim,
+      use_bias=False,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      kernel_init=nn.with_logical_partitioning(dense_init(), ("embed", "mlp")),
+      name="wi",
     )(x_BxLxD)
     h_BxLxF = nn.with_logical_constraint(nn.gelu(h_BxLxF), ("batch", "length", "act_mlp"))
     return nn.Dense(
-        self.d_model, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
-        kernel_init=nn.with_logical_partitioning(dense_init(self.out_std), ("mlp", "embed")),
-        name="wo",
+      self.d_model,
+      use_bias=False,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      kernel_init=nn.with_logical_partitioning(dense_init(self.out_std), ("mlp", "embed")),
+      name="wo",
     )(h_BxLxF)
 
 
 def token_embed(num_embeddings: int, d_model: int, dtype, param_dtype, name="embed") -> nn.Embed:
   """Token table with logical axes (vocab, embed); also used as the tied output head."""
   return nn.Embed(
-      num_embeddings, d_model, dtype=dtype, param_dtype=param_dtype, name=name,
-      embedding_init=nn.with_logical_partitioning(dense_init(), ("vocab", "embed")),
+    num_embeddings,
+    d_model,
+    dtype=dtype,
+    param_dtype=param_dtype,
+    name=name,
+    embedding_init=nn.with_logical_partitioning(dense_init(), ("vocab", "embed")),
   )
 
 
 def position_table(num: int, d_model: int, param_dtype, name: str, parent=None):
   """A learned table of `num` position vectors (sigma-GPT); axes (pos, embed)."""
   return nn.Embed(
-      num, d_model, param_dtype=param_dtype, name=name,
-      embedding_init=nn.with_logical_partitioning(dense_init(), ("pos", "embed")),
+    num,
+    d_model,
+    param_dtype=param_dtype,
+    name=name,
+    embedding_init=nn.with_logical_partitioning(dense_init(), ("pos", "embed")),
   )

@@ -38,12 +38,15 @@ class ModelConfig:
       raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
     if self.d_model % self.num_heads:
       raise ValueError(
-          f"model.d_model={self.d_model} is not divisible by model.num_heads={self.num_heads}")
+        f"model.d_model={self.d_model} is not divisible by model.num_heads={self.num_heads}"
+      )
     if self.head_dim % 2:
       raise ValueError(f"head dim d_model/num_heads={self.head_dim} must be even for RoPE")
     for name in ("dtype", "param_dtype"):
       if getattr(self, name) not in DTYPES:
-        raise ValueError(f"model.{name} must be one of {tuple(DTYPES)}, got {getattr(self, name)!r}")
+        raise ValueError(
+          f"model.{name} must be one of {tuple(DTYPES)}, got {getattr(self, name)!r}"
+        )
     if self.remat not in ("none", "full", "dots"):
       raise ValueError(f"model.remat must be none|full|dots, got {self.remat!r}")
     for name in ("target_heads", "order_dims"):

@@ -36,11 +36,11 @@ def order_rotary_dims(head_dim: int, order_frac: float) -> int:
 
 
 def apply_rope(
-    x_BxLxHxK: jax.Array,
-    pos: jax.Array,
-    step: jax.Array | None = None,
-    order_frac: float = 0.0,
-    base: float = 10_000.0,
+  x_BxLxHxK: jax.Array,
+  pos: jax.Array,
+  step: jax.Array | None = None,
+  order_frac: float = 0.0,
+  base: float = 10_000.0,
 ) -> jax.Array:
   """Rotate x by `pos` (B x L or B x L x H); with order_frac > 0, trailing dims by `step`."""
   n_ord = order_rotary_dims(x_BxLxHxK.shape[-1], order_frac)

@@ -27,12 +27,13 @@ class SigmaGPT(nn.Module):
     """Logits B x L x V in generation order: row t predicts y_t = x[sigma_t]."""
     check_order(x_BxL, sigma_BxL)
     if x_BxL.shape[1] > self.cfg.seq_len:
-      raise ValueError(f"sigma_gpt tables hold {self.cfg.seq_len} positions, got L={x_BxL.shape[1]}")
+      raise ValueError(
+        f"sigma_gpt tables hold {self.cfg.seq_len} positions, got L={x_BxL.shape[1]}"
+      )
     dt = self.cfg.compute_dtype
     h_BxLxD = content_rows(self, self.backbone, x_BxL, sigma_BxL)
     own_BxL = orders.own_positions(sigma_BxL)
-    p_own_BxLxD = jnp.where((own_BxL >= 0)[..., None],
-                            self.pos_own(jnp.maximum(own_BxL, 0)), 0.0)
+    p_own_BxLxD = jnp.where((own_BxL >= 0)[..., None], self.pos_own(jnp.maximum(own_BxL, 0)), 0.0)
     h_BxLxD = h_BxLxD + p_own_BxLxD.astype(dt) + self.pos_tgt(sigma_BxL).astype(dt)
     zeros_BxL = jnp.zeros_like(sigma_BxL)
     return self.backbone(h_BxLxD, RopeIds(q_pos=zeros_BxL, k_pos=zeros_BxL))

@@ -26,8 +26,10 @@ class TwoStream(nn.Module):
     c = self.cfg
     self.backbone = Backbone(c, causal=True)
     self.query_vector = self.param(
-        "query_vector", nn.with_logical_partitioning(layers.dense_init(), ("embed",)),
-        (c.d_model,), c.params_dtype,
+      "query_vector",
+      nn.with_logical_partitioning(layers.dense_init(), ("embed",)),
+      (c.d_model,),
+      c.params_dtype,
     )
 
   def __call__(self, x_BxL: jax.Array, sigma_BxL: jax.Array) -> jax.Array:
