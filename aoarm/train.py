@@ -199,7 +199,8 @@ def run_loop(
       state, m = trainer.train_step(state, x)
       done = step + 1
       log_now = done % c.train.log_every == 0 or done == n
-      save_now = done % c.ckpt.every_steps == 0 or done == n or pre.requested
+      stop_now = pre.requested or done == c.train.stop_after
+      save_now = done % c.ckpt.every_steps == 0 or done == n or stop_now
       if log_now or save_now:
         loss = float(m["loss"])  # host sync only here
         if not np.isfinite(loss):
@@ -230,7 +231,7 @@ def run_loop(
         writer.write(done, evaluate_fn(state.params))
       if save_now:
         ckpt.save(done, state, meta_fn(done))
-      if pre.requested:
+      if stop_now:
         ckpt.wait()
         return 0
     if evaluate_fn is not None:

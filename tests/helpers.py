@@ -38,3 +38,36 @@ def init(cfg, batch=2, seed=0, sharpen=4.0):
 def case_id(case):
   v, kw = case
   return v + "".join(f"-{k}={val}" for k, val in kw.items())
+
+
+def tiny_run_config(variant="two_stream", **over):
+  """A full run config that trains in seconds on CPU: markov data, 1-2 tiny layers."""
+  from aoarm import config_lib
+
+  c = config_lib.base_config(variant, "runlocal")
+  c.data.source = "markov"
+  c.data.markov_tokens = 20_000
+  c.data.seq_len = 16
+  c.model.update(num_layers=2, d_model=32, num_heads=2, dtype="float32")
+  c.train.update(batch_size=8, num_steps=12, log_every=1, eval_batches=2)
+  c.opt.update(warmup_steps=2, lr=3e-3)
+  c.ckpt.update(every_steps=4, async_save=False)
+  c.eval.update(batch_size=8, max_windows=32)
+  for k, v in over.items():
+    section, key = k.split(".")
+    c[section][key] = v
+  return c
+
+
+def losses_by_step(workdir):
+  """The last logged train loss of each step in WORKDIR/metrics.jsonl."""
+  import json
+  import os
+
+  out = {}
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    for line in f:
+      row = json.loads(line)
+      if "train/loss" in row:
+        out[row["step"]] = row["train/loss"]
+  return out

@@ -66,12 +66,11 @@ def mlp(p, x):
   return gelu(x @ p["wi"]["kernel"]) @ p["wo"]["kernel"]
 
 
-def logits_of(bb, x):
+def logits_of(bb, x, V):
   x = rms(x, bb["final_norm"]["scale"])
   if "head" in bb:
-    return x @ bb["head"]["kernel"]
-  E = bb["embed"]["embedding"]
-  return x @ E[:-1].T
+    return x @ bb["head"]["kernel"][:, :V]
+  return x @ bb["embed"]["embedding"][:V].T
 
 
 def forward(params, cfg, x_L, sigma_L):
@@ -94,7 +93,7 @@ def forward(params, cfg, x_L, sigma_L):
         b["attn"], hn, hn, mask, np.repeat(pos[:, None], H, 1), pos, pos, pos, 0.0, True
       )
       h = h + mlp(b["mlp"], rms(h, b["norm2"]["scale"]))
-    return logits_of(bb, h)
+    return logits_of(bb, h, V)
 
   sigma_L = np.asarray(sigma_L)
   rank = np.empty(L, int)
@@ -135,8 +134,8 @@ def forward(params, cfg, x_L, sigma_L):
     )
     h = h + mlp(b["mlp"], rms(h, b["norm2"]["scale"]))
   if v == "two_stream":
-    return logits_of(bb, g)[sigma_L]  # query row of position sigma_t predicts y_t
+    return logits_of(bb, g, V)[sigma_L]  # query row of position sigma_t predicts y_t
   # The content row whose rank is t-1 (BOS for t=0) predicts y_t.
   row_of_rank = np.empty(R, int)
   row_of_rank[row_rank + 1] = np.arange(R)
-  return logits_of(bb, h)[row_of_rank[np.arange(L)]]
+  return logits_of(bb, h, V)[row_of_rank[np.arange(L)]]

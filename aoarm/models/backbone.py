@@ -83,7 +83,7 @@ class Backbone(nn.Module):
   def setup(self):
     c = self.cfg
     self.embedding = layers.token_embed(
-      c.vocab_size + 1, c.d_model, c.compute_dtype, c.params_dtype
+      c.table_rows, c.d_model, c.compute_dtype, c.params_dtype
     )
     block = _block_cls(c)
     self.blocks = [
@@ -92,7 +92,7 @@ class Backbone(nn.Module):
     self.final_norm = layers.RMSNorm(dtype=c.compute_dtype, param_dtype=c.params_dtype)
     if not c.tie_embeddings:
       self.head = nn.Dense(
-        c.vocab_size,
+        c.table_rows,
         use_bias=False,
         dtype=c.compute_dtype,
         param_dtype=c.params_dtype,
@@ -111,11 +111,9 @@ class Backbone(nn.Module):
   def logits(self, x_BxLxD: jax.Array) -> jax.Array:
     """Final norm and head; float32 logits over the real vocabulary (special row excluded)."""
     x = self.final_norm(x_BxLxD)
-    if self.cfg.tie_embeddings:
-      out = self.embedding.attend(x)[..., : self.cfg.vocab_size]
-    else:
-      out = self.head(x)
-    return nn.with_logical_constraint(out.astype(jnp.float32), ("batch", "length", "act_vocab"))
+    out = self.embedding.attend(x) if self.cfg.tie_embeddings else self.head(x)
+    out = nn.with_logical_constraint(out.astype(jnp.float32), ("batch", "length", "act_vocab"))
+    return out[..., : self.cfg.vocab_size]
 
   def __call__(self, h_BxLxD, ids: RopeIds, g_BxLxD=None, g_ids: RopeIds | None = None):
     """Runs every block; returns the logits of the predicting stream (g if given, else h)."""

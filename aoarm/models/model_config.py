@@ -65,6 +65,12 @@ class ModelConfig:
     return self.mlp_dim or 4 * self.d_model
 
   @property
+  def table_rows(self) -> int:
+    """Rows of the token table: vocab + 1 special (BOS/MASK), padded to a multiple of 128 so it
+    shards evenly over any tensor axis; logits are sliced back to the real vocabulary."""
+    return -(-(self.vocab_size + 1) // 128) * 128
+
+  @property
   def compute_dtype(self):
     return DTYPES[self.dtype]
 

@@ -1,0 +1,138 @@
+"""The training system: meshes agree with one device, resume is exact, SIGTERM saves, a corrupt
+checkpoint is skipped, eval writes its JSON, and no model beats a known entropy."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from aoarm import experiment, sharding
+from aoarm.data.markov import MarkovSource
+from aoarm.data.pipeline import TrainBatches
+from aoarm.models import ModelConfig
+from aoarm.train import Trainer
+from helpers import losses_by_step, tiny_run_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("variant", ["two_stream", "decoupled_rope", "mdm"])
+def test_8_device_meshes_match_one_device(variant):
+  assert len(jax.devices()) == 8
+  c = tiny_run_config(variant)
+  c.opt.grad_accum = 2
+  mcfg = ModelConfig.from_config(dict(c.model, vocab_size=8), seq_len=16)
+  batches = TrainBatches(MarkovSource(8).sample(5000), 16, 8, seed=0)
+  results = {}
+  for name, shape, devs in [
+    ("one", (1, 1, 1), jax.devices()[:1]),
+    ("data x fsdp", (4, 2, 1), jax.devices()),
+    ("data x tensor", (4, 1, 2), jax.devices()),
+  ]:
+    c.mesh.data, c.mesh.fsdp, c.mesh.tensor = shape
+    mesh = sharding.make_mesh(c.mesh, devs)
+    trainer = Trainer(c, mcfg, mesh)
+    state = trainer.init_state(jax.random.key(0))
+    out = []
+    for step in range(3):
+      state, m = trainer.train_step(state, sharding.global_batch(batches.batch(step), mesh))
+      out.append(float(m["loss"]))
+    results[name] = out
+  for name in ("data x fsdp", "data x tensor"):
+    np.testing.assert_allclose(results[name], results["one"], rtol=2e-5, err_msg=name)
+  assert results["one"][2] != results["one"][0]
+
+
+def test_resume_after_kill_reproduces_losses(tmp_path):
+  full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
+  assert experiment.train(tiny_run_config(), full) == 0
+  # A run killed after step 6: its checkpoint at 4 survives, the one being written at 6 is lost.
+  c = tiny_run_config()
+  c.train.num_steps = 12
+  c.ckpt.every_steps = 2
+  assert experiment.train(_stopping_at(c, 6), killed) == 0
+  assert sorted(os.listdir(os.path.join(killed, "ckpt")))[-1] == "6"
+  shutil.rmtree(os.path.join(killed, "ckpt", "6"))
+  assert experiment.train(tiny_run_config(), killed) == 0  # resumes from step 4
+  a, b = losses_by_step(full), losses_by_step(killed)
+  assert sorted(a) == sorted(b) == list(range(1, 13))
+  assert [a[s] for s in a] == [b[s] for s in a]  # exactly equal, every step
+
+
+def _stopping_at(c, step):
+  """The same run, stopped (with a checkpoint) after `step`: the schedule still spans num_steps."""
+  c.train.stop_after = step
+  return c
+
+
+def test_sigterm_saves_and_exits_zero(tmp_path):
+  wd = str(tmp_path / "run")
+  args = [
+    sys.executable, "-m", "aoarm.main", "--config=configs/two_stream.py:runlocal",
+    f"--workdir={wd}", "--config.data.source=markov", "--config.data.seq_len=16",
+    "--config.model.num_layers=1", "--config.model.d_model=32", "--config.train.num_steps=100000",
+    "--config.train.log_every=1", "--config.ckpt.every_steps=100000",
+  ]
+  env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+  proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  metrics = os.path.join(wd, "metrics.jsonl")
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 3:
+      break
+    time.sleep(0.2)
+  assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=120)
+  assert proc.returncode == 0, err.decode()[-2000:]
+  steps = [int(s) for s in os.listdir(os.path.join(wd, "ckpt")) if s.isdigit()]
+  assert steps and max(steps) >= 3 and max(steps) < 100000
+
+
+def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
+  wd = str(tmp_path / "run")
+  assert experiment.train(tiny_run_config(), wd) == 0  # checkpoints at 4, 8, 12 (keep 3)
+  state_dir = os.path.join(wd, "ckpt", "12", "state")
+  damaged = 0
+  for root, _, files in os.walk(state_dir):  # damage every array file of the latest
+    for f in files:
+      if not f.startswith("_") and "metadata" not in f.lower():
+        with open(os.path.join(root, f), "wb") as fh:
+          fh.write(b"garbage")
+        damaged += 1
+  assert damaged > 0
+  caplog.set_level("WARNING")
+  out = experiment.evaluate(tiny_run_config(), wd)
+  assert out["step"] == 8
+  assert any("corrupt or partial" in r.message for r in caplog.records)
+
+
+def test_eval_json_and_entropy_bound(tmp_path):
+  wd = str(tmp_path / "run")
+  c = tiny_run_config("two_stream", **{"train.num_steps": 150})
+  c.eval.max_windows = 0  # the whole held-out split
+  c.eval.num_orders = 2
+  assert experiment.train(c, wd) == 0
+  out = experiment.evaluate(c, wd)
+  path = os.path.join(wd, "eval", "step_150.json")
+  with open(path) as f:
+    saved = json.load(f)
+  for key in ("nll_per_token", "bits_per_token", "perplexity", "num_tokens", "stderr", "split",
+              "order", "num_orders"):
+    assert key in saved, key
+  assert saved["split"] == "valid" and saved["num_orders"] == 2
+  assert saved["num_tokens"] == (1000 // 16) * 16  # every window of the 5% held-out tail
+  assert set(saved["by_order"]) == {"random", "l2r"}
+  np.testing.assert_allclose(saved["bits_per_token"], saved["nll_per_token"] / np.log(2))
+  np.testing.assert_allclose(saved["perplexity"], np.exp(saved["nll_per_token"]))
+  # learned something, and never below the source's entropy
+  for r in saved["by_order"].values():
+    assert r["nll_per_token"] > r["true_nll_per_token"] - 3 * r["stderr"]
+  assert out["nll_per_token"] < np.log(8)
