@@ -84,10 +84,18 @@ def _vocab_desc(v):
   return f"{v.get('kind')} with {len(v['chars'])} symbols" if v.get("kind") == "char" else str(v)
 
 
+def _model_config(cfg, vocab_size: int) -> ModelConfig:
+  try:
+    return ModelConfig.from_config(dict(cfg.model, vocab_size=vocab_size), cfg.data.seq_len)
+  except ValueError as e:
+    raise UserError(str(e)) from None
+
+
 def prepare(cfg, workdir: str, mode: str) -> Run:
   if not workdir:
     raise UserError("--workdir is required")
   workdir = os.path.abspath(workdir)
+  _model_config(cfg, vocab_size=1)  # the model section is checked before any data is read
   ckpt_dir = os.path.join(workdir, "ckpt")
   vocab_path = os.path.join(workdir, "vocab.json")
   saved_tok = None
@@ -103,9 +111,7 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
       f"({_vocab_desc(saved_tok.to_json())}) from this data "
       f"({_vocab_desc(data.tokenizer.to_json())})"
     )
-  model_cfg = dict(cfg.model)
-  model_cfg["vocab_size"] = data.vocab_size
-  mcfg = ModelConfig.from_config(model_cfg, seq_len=cfg.data.seq_len)
+  mcfg = _model_config(cfg, data.vocab_size)
   pipeline.windows(data.splits["train"], mcfg.seq_len, "training data")
   split = cfg.eval.split
   if split not in data.splits:

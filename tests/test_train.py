@@ -75,10 +75,18 @@ def _stopping_at(c, step):
 def test_sigterm_saves_and_exits_zero(tmp_path):
   wd = str(tmp_path / "run")
   args = [
-    sys.executable, "-m", "aoarm.main", "--config=configs/two_stream.py:runlocal",
-    f"--workdir={wd}", "--config.data.source=markov", "--config.data.seq_len=16",
-    "--config.model.num_layers=1", "--config.model.d_model=32", "--config.train.num_steps=100000",
-    "--config.train.log_every=1", "--config.ckpt.every_steps=100000",
+    sys.executable,
+    "-m",
+    "aoarm.main",
+    "--config=configs/two_stream.py:runlocal",
+    f"--workdir={wd}",
+    "--config.data.source=markov",
+    "--config.data.seq_len=16",
+    "--config.model.num_layers=1",
+    "--config.model.d_model=32",
+    "--config.train.num_steps=100000",
+    "--config.train.log_every=1",
+    "--config.ckpt.every_steps=100000",
   ]
   env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
   proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -124,8 +132,16 @@ def test_eval_json_and_entropy_bound(tmp_path):
   path = os.path.join(wd, "eval", "step_150.json")
   with open(path) as f:
     saved = json.load(f)
-  for key in ("nll_per_token", "bits_per_token", "perplexity", "num_tokens", "stderr", "split",
-              "order", "num_orders"):
+  for key in (
+    "nll_per_token",
+    "bits_per_token",
+    "perplexity",
+    "num_tokens",
+    "stderr",
+    "split",
+    "order",
+    "num_orders",
+  ):
     assert key in saved, key
   assert saved["split"] == "valid" and saved["num_orders"] == 2
   assert saved["num_tokens"] == (1000 // 16) * 16  # every window of the 5% held-out tail

@@ -82,9 +82,7 @@ class Backbone(nn.Module):
 
   def setup(self):
     c = self.cfg
-    self.embedding = layers.token_embed(
-      c.table_rows, c.d_model, c.compute_dtype, c.params_dtype
-    )
+    self.embedding = layers.token_embed(c.table_rows, c.d_model, c.compute_dtype, c.params_dtype)
     block = _block_cls(c)
     self.blocks = [
       block(c, self.causal, self.use_rope, name=f"block_{i}") for i in range(c.num_layers)
