@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from aoarm import experiment
+
 from helpers import tiny_run_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

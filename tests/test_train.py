@@ -18,6 +18,7 @@ from aoarm.data.markov import MarkovSource
 from aoarm.data.pipeline import TrainBatches
 from aoarm.models import ModelConfig
 from aoarm.train import Trainer
+
 from helpers import losses_by_step, tiny_run_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
