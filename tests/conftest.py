@@ -1,19 +1,29 @@
-"""Test setup: 8 fake CPU devices (for sharding tests), float32 matmuls at full precision."""
+"""Test setup: 8 fake CPU devices (for sharding tests) and full-precision float32 matmuls.
+
+Plain `pytest` runs on the CPU; `pytest -m gpu` keeps the accelerator for the gpu-marked tests
+(skipped on a machine without one).
+"""
 
 import os
 
-os.environ["XLA_FLAGS"] = (
-  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-).strip()
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import pytest
 
-import jax  # noqa: E402
-import pytest  # noqa: E402
 
-jax.config.update("jax_default_matmul_precision", "highest")
+def pytest_configure(config):
+  wants_gpu = "gpu" in (config.option.markexpr or "") and "not gpu" not in config.option.markexpr
+  os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+  ).strip()
+  if not wants_gpu:
+    os.environ["JAX_PLATFORMS"] = "cpu"
+  import jax
+
+  jax.config.update("jax_default_matmul_precision", "highest")
 
 
 def pytest_collection_modifyitems(config, items):
+  import jax
+
   if jax.default_backend() == "gpu":
     return
   skip = pytest.mark.skip(reason="needs a GPU (pytest -m gpu on an accelerator)")
