@@ -32,16 +32,23 @@ def bench(variant, preset, batch, steps, warmup, seq_len=None, attention="auto",
   layers, d, heads, L, V, dtype = PRESETS[preset]
   L = seq_len or L
   c = config_lib.base_config(variant, f"seq_len={L}")
-  c.model.update(num_layers=layers, d_model=d, num_heads=heads, dtype=dtype,
-                 attention_impl=attention, remat=remat)
+  c.model.update(
+    num_layers=layers,
+    d_model=d,
+    num_heads=heads,
+    dtype=dtype,
+    attention_impl=attention,
+    remat=remat,
+  )
   c.train.batch_size = batch
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=V), seq_len=L)
   mesh = sharding.make_mesh(c.mesh)
   trainer = Trainer(c, mcfg, mesh)
   state = trainer.init_state(jax.random.key(0))
   rng = np.random.default_rng(0)
-  xs = [sharding.global_batch(rng.integers(0, V, (batch, L), dtype=np.int32), mesh)
-        for _ in range(4)]
+  xs = [
+    sharding.global_batch(rng.integers(0, V, (batch, L), dtype=np.int32), mesh) for _ in range(4)
+  ]
   for i in range(warmup):
     state, m = trainer.train_step(state, xs[i % 4])
   jax.block_until_ready(m["loss"])
@@ -56,12 +63,19 @@ def bench(variant, preset, batch, steps, warmup, seq_len=None, attention="auto",
   mem = jax.devices()[0].memory_stats() or {}
   fpt = flops.train_flops_per_token(mcfg)
   return {
-    "variant": variant, "preset": preset, "seq_len": L, "batch": batch,
-    "devices": len(jax.devices()), "step_ms": 1e3 * dt, "tokens_per_s": tps,
+    "variant": variant,
+    "preset": preset,
+    "seq_len": L,
+    "batch": batch,
+    "devices": len(jax.devices()),
+    "step_ms": 1e3 * dt,
+    "tokens_per_s": tps,
     "peak_mem_gib": mem.get("peak_bytes_in_use", 0) / 2**30,
     "mfu_datasheet": tps * fpt / flops.H100_DATASHEET_BF16 / len(jax.devices()),
     "mfu_measured": tps * fpt / flops.H100_MEASURED_BF16 / len(jax.devices()),
-    "loss": float(m["loss"]), "attention": attention, "remat": remat,
+    "loss": float(m["loss"]),
+    "attention": attention,
+    "remat": remat,
   }
 
 
@@ -79,8 +93,9 @@ def main():
   a = p.parse_args()
   rows = []
   for v in a.variants.split(","):
-    rows.append(bench(v, a.preset, a.batch, a.steps, a.warmup, a.seq_len or None, a.attention,
-                      a.remat))
+    rows.append(
+      bench(v, a.preset, a.batch, a.steps, a.warmup, a.seq_len or None, a.attention, a.remat)
+    )
     print(json.dumps(rows[-1]), flush=True)
   if a.json:
     with open(a.json, "w") as f:
@@ -89,9 +104,11 @@ def main():
   print("| variant | L | batch | step ms | tokens/s | peak GiB | MFU (989) | MFU (798) |")
   print("|---|---|---|---|---|---|---|---|")
   for r in rows:
-    print(f"| {r['variant']} | {r['seq_len']} | {r['batch']} | {r['step_ms']:.1f} | "
-          f"{r['tokens_per_s']:,.0f} | {r['peak_mem_gib']:.2f} | {100 * r['mfu_datasheet']:.1f}% "
-          f"| {100 * r['mfu_measured']:.1f}% |")
+    print(
+      f"| {r['variant']} | {r['seq_len']} | {r['batch']} | {r['step_ms']:.1f} | "
+      f"{r['tokens_per_s']:,.0f} | {r['peak_mem_gib']:.2f} | {100 * r['mfu_datasheet']:.1f}% "
+      f"| {100 * r['mfu_measured']:.1f}% |"
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import jax
 from aoarm import orders
 from aoarm.models.attention import RopeIds
 from aoarm.models.backbone import Backbone
-from aoarm.models.inputs import content_rows
+from aoarm.models.inputs import Rows, content_rows, full_rows
 from aoarm.models.model_config import ModelConfig
 
 
@@ -17,10 +17,15 @@ class AR(nn.Module):
   def setup(self):
     self.backbone = Backbone(self.cfg, causal=True)
 
+  def _ids(self, rows: Rows) -> RopeIds:
+    return RopeIds(q_pos=rows.own, k_pos=rows.own)
+
   def __call__(self, x_BxL: jax.Array, sigma_BxL: jax.Array | None = None) -> jax.Array:
     """Logits B x L x V; row t predicts x_t. `sigma` is ignored (always left to right)."""
-    B, L = x_BxL.shape
-    ident_BxL = orders.identity_orders(B, L)
+    ident_BxL = orders.identity_orders(*x_BxL.shape)
     h_BxLxD = content_rows(self, self.backbone, x_BxL, ident_BxL)
-    own_BxL = orders.own_positions(ident_BxL)
-    return self.backbone(h_BxLxD, RopeIds(q_pos=own_BxL, k_pos=own_BxL))
+    return self.backbone(h_BxLxD, self._ids(full_rows(ident_BxL)))
+
+  def decode(self, prev_BxN, rows: Rows, cache, start):
+    """Cached: content rows holding prev tokens (BOS = vocab_size) -> (logits, cache)."""
+    return self.backbone.extend(self.backbone.embed(prev_BxN), self._ids(rows), cache, start)

@@ -101,6 +101,13 @@ class Attention(nn.Module):
       )
     return self.wo(out_BxTxHxK)
 
+  def attend_masked(self, q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS) -> jax.Array:
+    """Attention with an explicit mask (cached decoding: new rows against the cache); XLA."""
+    out_BxTxHxK = jax.nn.dot_product_attention(
+      q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask=mask_BxTxS[:, None], implementation="xla"
+    )
+    return self.wo(out_BxTxHxK)
+
   def _explicit(self, q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, tag):
     scale = self.head_dim**-0.5
     s_BxHxTxS = (

@@ -65,6 +65,32 @@ class Block(nn.Module):
       g_out = self._finish(g_BxLxD, self.attn.attend(qg, k, v, "query"))
     return h_out, g_out
 
+  def extend(self, h_BxNxD, ids: RopeIds, kv, start, content_out: bool = True):
+    """N new content rows at rows [start, start+N): write their k/v into the cache `kv` and
+    attend cache rows <= own row. Returns (h or None, updated kv)."""
+    k_cache, v_cache = kv
+    hn = self.norm1(h_BxNxD)
+    k, v = self.attn.key_value(hn, ids)
+    k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), start, 1)
+    v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), start, 1)
+    h_out = None
+    if content_out:
+      N, S = h_BxNxD.shape[1], k_cache.shape[1]
+      mask_NxS = jnp.arange(S)[None, :] <= start + jnp.arange(N)[:, None]
+      mask = jnp.broadcast_to(mask_NxS, (h_BxNxD.shape[0], N, S))
+      out = self.attn.attend_masked(self.attn.query(hn, ids), k_cache, v_cache, mask)
+      h_out = self._finish(h_BxNxD, out)
+    return h_out, (k_cache, v_cache)
+
+  def query(self, g_BxNxD, g_ids: RopeIds, kv, length):
+    """Query-stream rows against the cache rows [0, length) (length: scalar or per batch)."""
+    k_cache, v_cache = kv
+    B, N, S = g_BxNxD.shape[0], g_BxNxD.shape[1], k_cache.shape[1]
+    length_B = jnp.broadcast_to(jnp.asarray(length), (B,))
+    mask = jnp.broadcast_to((jnp.arange(S)[None, :] < length_B[:, None])[:, None, :], (B, N, S))
+    qg = self.attn.query(self.norm1(g_BxNxD), g_ids)
+    return self._finish(g_BxNxD, self.attn.attend_masked(qg, k_cache, v_cache, mask))
+
 
 def _block_cls(cfg: ModelConfig):
   if cfg.remat == "none":
@@ -112,6 +138,23 @@ class Backbone(nn.Module):
     out = self.embedding.attend(x) if self.cfg.tie_embeddings else self.head(x)
     out = nn.with_logical_constraint(out.astype(jnp.float32), ("batch", "length", "act_vocab"))
     return out[..., : self.cfg.vocab_size]
+
+  def extend(self, h_BxNxD, ids: RopeIds, cache, start, need_logits: bool = True):
+    """Cached decoding: N new content rows at [start, start+N) through every layer.
+    `cache`: per layer (k, v), each B x S x H x K. Returns (logits or None, cache)."""
+    h, new_cache = h_BxNxD, []
+    n = len(self.blocks)
+    for i, block in enumerate(self.blocks):
+      h, kv = block.extend(h, ids, cache[i], start, need_logits or i < n - 1)
+      new_cache.append(kv)
+    return (self.logits(h) if need_logits else None), new_cache
+
+  def query(self, g_BxNxD, g_ids: RopeIds, cache, length):
+    """Query-stream rows against cached content rows [0, length): logits B x N x V."""
+    g = g_BxNxD
+    for i, block in enumerate(self.blocks):
+      g = block.query(g, g_ids, cache[i], length)
+    return self.logits(g)
 
   def __call__(self, h_BxLxD, ids: RopeIds, g_BxLxD=None, g_ids: RopeIds | None = None):
     """Runs every block; returns the logits of the predicting stream (g if given, else h)."""

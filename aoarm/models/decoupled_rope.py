@@ -11,10 +11,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aoarm import orders
 from aoarm.models.attention import RopeIds
 from aoarm.models.backbone import Backbone
-from aoarm.models.inputs import check_order, content_rows
+from aoarm.models.inputs import Rows, check_order, content_rows, full_rows
 from aoarm.models.model_config import ModelConfig
 
 
@@ -22,15 +21,11 @@ def num_target_heads(cfg: ModelConfig) -> int:
   return int(round(cfg.target_heads * cfg.num_heads))
 
 
-def decoupled_ids(cfg: ModelConfig, sigma_BxL: jax.Array) -> RopeIds:
-  """Query positions B x L x H (target for the first target-heads, own for the rest)."""
-  B, L = sigma_BxL.shape
-  own_BxL = orders.own_positions(sigma_BxL)
-  n_tgt = num_target_heads(cfg)
-  is_tgt_H = jnp.arange(cfg.num_heads) < n_tgt
-  q_pos_BxLxH = jnp.where(is_tgt_H, sigma_BxL[..., None], own_BxL[..., None])
-  steps_BxL = orders.row_steps(B, L)
-  return RopeIds(q_pos=q_pos_BxLxH, k_pos=own_BxL, q_step=steps_BxL, k_step=steps_BxL)
+def decoupled_ids(cfg: ModelConfig, rows: Rows) -> RopeIds:
+  """Query positions B x N x H (target for the first target-heads, own for the rest)."""
+  is_tgt_H = jnp.arange(cfg.num_heads) < num_target_heads(cfg)
+  q_pos_BxNxH = jnp.where(is_tgt_H, rows.tgt[..., None], rows.own[..., None])
+  return RopeIds(q_pos=q_pos_BxNxH, k_pos=rows.own, q_step=rows.step, k_step=rows.step)
 
 
 class DecoupledRope(nn.Module):
@@ -43,4 +38,9 @@ class DecoupledRope(nn.Module):
     """Logits B x L x V in generation order: row t predicts y_t = x[sigma_t]."""
     check_order(x_BxL, sigma_BxL)
     h_BxLxD = content_rows(self, self.backbone, x_BxL, sigma_BxL)
-    return self.backbone(h_BxLxD, decoupled_ids(self.cfg, sigma_BxL))
+    return self.backbone(h_BxLxD, decoupled_ids(self.cfg, full_rows(sigma_BxL)))
+
+  def decode(self, prev_BxN, rows: Rows, cache, start):
+    """Cached: content rows holding prev tokens (BOS = vocab_size) -> (logits, cache)."""
+    h = self.backbone.embed(prev_BxN)
+    return self.backbone.extend(h, decoupled_ids(self.cfg, rows), cache, start)

@@ -6,11 +6,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aoarm import orders
 from aoarm.models import layers
 from aoarm.models.attention import RopeIds
 from aoarm.models.backbone import Backbone
-from aoarm.models.inputs import check_order, content_rows
+from aoarm.models.inputs import Rows, check_order, content_rows, full_rows
 from aoarm.models.model_config import ModelConfig
 
 
@@ -23,6 +22,13 @@ class SigmaGPT(nn.Module):
     self.pos_own = layers.position_table(c.seq_len, c.d_model, c.params_dtype, "pos_own")
     self.pos_tgt = layers.position_table(c.seq_len, c.d_model, c.params_dtype, "pos_tgt")
 
+  def _add_positions(self, h_BxNxD, rows: Rows):
+    dt = self.cfg.compute_dtype
+    p_own = jnp.where((rows.own >= 0)[..., None], self.pos_own(jnp.maximum(rows.own, 0)), 0.0)
+    h = h_BxNxD + p_own.astype(dt) + self.pos_tgt(rows.tgt).astype(dt)
+    zeros = jnp.zeros_like(rows.own)
+    return h, RopeIds(q_pos=zeros, k_pos=zeros)
+
   def __call__(self, x_BxL: jax.Array, sigma_BxL: jax.Array) -> jax.Array:
     """Logits B x L x V in generation order: row t predicts y_t = x[sigma_t]."""
     check_order(x_BxL, sigma_BxL)
@@ -30,10 +36,10 @@ class SigmaGPT(nn.Module):
       raise ValueError(
         f"sigma_gpt tables hold {self.cfg.seq_len} positions, got L={x_BxL.shape[1]}"
       )
-    dt = self.cfg.compute_dtype
     h_BxLxD = content_rows(self, self.backbone, x_BxL, sigma_BxL)
-    own_BxL = orders.own_positions(sigma_BxL)
-    p_own_BxLxD = jnp.where((own_BxL >= 0)[..., None], self.pos_own(jnp.maximum(own_BxL, 0)), 0.0)
-    h_BxLxD = h_BxLxD + p_own_BxLxD.astype(dt) + self.pos_tgt(sigma_BxL).astype(dt)
-    zeros_BxL = jnp.zeros_like(sigma_BxL)
-    return self.backbone(h_BxLxD, RopeIds(q_pos=zeros_BxL, k_pos=zeros_BxL))
+    return self.backbone(*self._add_positions(h_BxLxD, full_rows(sigma_BxL)))
+
+  def decode(self, prev_BxN, rows: Rows, cache, start):
+    """Cached: content rows holding prev tokens (BOS = vocab_size) -> (logits, cache)."""
+    h, ids = self._add_positions(self.backbone.embed(prev_BxN), rows)
+    return self.backbone.extend(h, ids, cache, start)

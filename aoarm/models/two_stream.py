@@ -5,17 +5,19 @@ causal self-attention. Query stream: g_t = w (one learned vector) at position si
 row t attends the content stream's layer-l keys/values of rows 0..t (BOS, y_0 .. y_{t-1}), never
 its own token. Logits come from the query stream; row t predicts y_t. Both attentions are plain
 causal over L rows, so both use the fused kernel.
+
+Cached decoding (SPEC §4): `extend` appends content rows to the k/v cache; `query` scores any
+target positions against the cache, so k targets can be predicted per step in any order.
 """
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aoarm import orders
 from aoarm.models import layers
 from aoarm.models.attention import RopeIds
 from aoarm.models.backbone import Backbone
-from aoarm.models.inputs import check_order, content_rows
+from aoarm.models.inputs import Rows, check_order, content_rows, full_rows
 from aoarm.models.model_config import ModelConfig
 
 
@@ -32,12 +34,27 @@ class TwoStream(nn.Module):
       c.params_dtype,
     )
 
+  def _g(self, tgt_BxN):
+    B, N = tgt_BxN.shape
+    dt = self.cfg.compute_dtype
+    g = jnp.broadcast_to(self.query_vector.astype(dt), (B, N, self.cfg.d_model))
+    return g, RopeIds(q_pos=tgt_BxN, k_pos=tgt_BxN)
+
   def __call__(self, x_BxL: jax.Array, sigma_BxL: jax.Array) -> jax.Array:
     """Logits B x L x V in generation order: query row t predicts y_t = x[sigma_t]."""
     check_order(x_BxL, sigma_BxL)
     h_BxLxD = content_rows(self, self.backbone, x_BxL, sigma_BxL)
-    own_BxL = orders.own_positions(sigma_BxL)
-    g_BxLxD = jnp.broadcast_to(self.query_vector.astype(h_BxLxD.dtype), h_BxLxD.shape)
-    ids = RopeIds(q_pos=own_BxL, k_pos=own_BxL)
-    g_ids = RopeIds(q_pos=sigma_BxL, k_pos=own_BxL)
-    return self.backbone(h_BxLxD, ids, g_BxLxD, g_ids)
+    rows = full_rows(sigma_BxL)
+    g_BxLxD, g_ids = self._g(sigma_BxL)
+    return self.backbone(h_BxLxD, RopeIds(q_pos=rows.own, k_pos=rows.own), g_BxLxD, g_ids)
+
+  def extend(self, prev_BxN, rows: Rows, cache, start):
+    """Append content rows (holding prev tokens, BOS = vocab_size) to the cache."""
+    h = self.backbone.embed(prev_BxN)
+    ids = RopeIds(q_pos=rows.own, k_pos=rows.own)
+    return self.backbone.extend(h, ids, cache, start, need_logits=False)[1]
+
+  def query(self, tgt_BxN, cache, length):
+    """Logits B x N x V for target positions tgt against cache rows [0, length)."""
+    g, g_ids = self._g(tgt_BxN)
+    return self.backbone.query(g, g_ids, cache, length)

@@ -1,0 +1,291 @@
+"""KV-cached any-order sampling (SPEC §4), all under jit with `jax.lax` loops and static shapes.
+
+- `two_stream`: the content stream's keys/values are cached; each step runs query rows for k
+  target positions against the cache, samples them, and appends their content rows. Orders:
+  random, l2r, given (a full order), adaptive (score every open position, commit the k most
+  confident). k = 1 is exact ancestral sampling.
+- `decoupled_rope`, `sigma_gpt`, `ar`: one row per step along a pre-drawn order (a row's deeper
+  keys/values depend on its target, so the order is fixed before the row is computed).
+- `mdm`: S denoising steps over all rows (the baseline).
+
+Conditioning: `given` (position, token) pairs enter first (cache prefill); `ar` can only force
+them when its left-to-right order reaches them. Every sampler returns tokens (original layout),
+the order (positions in generation order) and the model's untempered log-prob of every token in
+generation order, so cached log-probs can be checked against the full forward.
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aoarm.models.inputs import Rows
+
+ORDERS = ("random", "l2r", "given", "adaptive")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSpec:
+  length: int
+  order: str = "random"  # random | l2r | given | adaptive (two_stream only)
+  k: int = 1  # two_stream: targets per step
+  temperature: float = 1.0  # 0 = greedy
+  top_p: float = 1.0
+  given: tuple = ()  # ((position, token), ...) to condition on
+  order_positions: tuple = ()  # order=given: the full order (a permutation of 0..length-1)
+  mdm_steps: int = 0  # mdm: denoising steps (0 = length)
+
+  def validate(self, variant: str, vocab_size: int):
+    L = self.length
+    if self.order not in ORDERS:
+      raise ValueError(f"sample.order must be one of {ORDERS}, got {self.order!r}")
+    if self.order == "adaptive" and variant != "two_stream":
+      raise ValueError("sample.order=adaptive needs variant=two_stream")
+    if self.k < 1 or (self.k > 1 and variant != "two_stream"):
+      raise ValueError(f"sample.k={self.k}: k > 1 needs variant=two_stream (k >= 1)")
+    if self.temperature < 0 or not 0 < self.top_p <= 1:
+      raise ValueError(f"bad temperature {self.temperature} / top_p {self.top_p}")
+    pos = [p for p, _ in self.given]
+    if len(set(pos)) != len(pos) or any(not 0 <= p < L for p in pos):
+      raise ValueError(f"given positions must be distinct and in [0, {L}), got {pos}")
+    if any(not 0 <= t < vocab_size for _, t in self.given):
+      raise ValueError(f"given tokens must be in [0, {vocab_size})")
+    if self.order == "given":
+      if sorted(self.order_positions) != list(range(L)):
+        raise ValueError("sample.order=given needs order_positions, a permutation of 0..L-1")
+      if set(self.order_positions[: len(pos)]) != set(pos):
+        raise ValueError("sample.order=given: the given positions must come first in the order")
+
+  def prefix_steps(self, variant: str) -> int:
+    """Leading steps of the order whose tokens are all given (static)."""
+    if variant != "ar":
+      return len(self.given)
+    pos, n = {p for p, _ in self.given}, 0
+    while n in pos:
+      n += 1
+    return n
+
+
+def init_cache(mcfg, batch: int, rows: int, dtype=None):
+  shape = (batch, rows, mcfg.num_heads, mcfg.head_dim)
+  dtype = dtype or mcfg.compute_dtype
+  return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in range(mcfg.num_layers)]
+
+
+def pick(logits_BxNxV, rng, temperature: float, top_p: float):
+  """Sample (or argmax at temperature 0) with nucleus filtering."""
+  if temperature == 0:
+    return jnp.argmax(logits_BxNxV, axis=-1).astype(jnp.int32)
+  logits = logits_BxNxV / temperature
+  if top_p < 1.0:
+    probs = jax.nn.softmax(logits, axis=-1)
+    sorted_p = jnp.sort(probs, axis=-1)[..., ::-1]
+    cum = jnp.cumsum(sorted_p, axis=-1)
+    # smallest set whose mass reaches top_p: keep probs >= the cutoff probability
+    cutoff_idx = jnp.sum(cum < top_p, axis=-1, keepdims=True)
+    cutoff = jnp.take_along_axis(sorted_p, jnp.minimum(cutoff_idx, sorted_p.shape[-1] - 1), -1)
+    logits = jnp.where(probs >= cutoff, logits, -jnp.inf)
+  return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
+
+
+def logprob(logits_BxNxV, tok_BxN):
+  return jnp.take_along_axis(jax.nn.log_softmax(logits_BxNxV, -1), tok_BxN[..., None], -1)[..., 0]
+
+
+def draw_order(spec: SampleSpec, rng, batch: int) -> jax.Array:
+  """Orders B x L: given positions first (in the order listed), then the rest."""
+  L = spec.length
+  if spec.order == "given":
+    return jnp.broadcast_to(jnp.asarray(spec.order_positions, jnp.int32), (batch, L))
+  given = [p for p, _ in spec.given]
+  rest = np.array([p for p in range(L) if p not in set(given)], np.int32)
+  if spec.order in ("l2r", "adaptive") or len(rest) == 0:
+    rest_BxR = jnp.broadcast_to(jnp.asarray(rest), (batch, len(rest)))
+  else:
+    keys = jax.random.split(rng, batch)
+    rest_BxR = jax.vmap(lambda r: jax.random.permutation(r, jnp.asarray(rest)))(keys)
+  head = jnp.broadcast_to(jnp.asarray(given, jnp.int32), (batch, len(given)))
+  return jnp.concatenate([head, rest_BxR.astype(jnp.int32)], axis=1)
+
+
+def _forced(spec: SampleSpec, sigma_BxL):
+  """Per step (generation order): is the token given, and which."""
+  table = np.full(spec.length, -1, np.int32)
+  for p, t in spec.given:
+    table[p] = t
+  tok_BxL = jnp.asarray(table)[sigma_BxL]
+  return tok_BxL >= 0, jnp.maximum(tok_BxL, 0)
+
+
+def _rows(prev_BxN, own_BxN, tgt_BxN, first_step):
+  N = prev_BxN.shape[1]
+  step = jnp.broadcast_to(first_step - 1 + jnp.arange(N), own_BxN.shape)
+  return Rows(own=own_BxN, tgt=tgt_BxN, step=step)
+
+
+def sample_single_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
+  """ar / decoupled_rope / sigma_gpt: one row per step along a pre-drawn order."""
+  L, V = spec.length, mcfg.vocab_size
+  r_order, r_tok = jax.random.split(rng)
+  if mcfg.variant == "ar":
+    spec = dataclasses.replace(spec, order="l2r", given=tuple(sorted(spec.given)))
+    sigma = jnp.broadcast_to(jnp.arange(L, dtype=jnp.int32), (batch, L))
+  else:
+    sigma = draw_order(spec, r_order, batch)
+  forced_BxL, forced_tok_BxL = _forced(spec, sigma)
+  # P leading steps are all given: their rows (plus the first open row) run as one prefill
+  P = spec.prefix_steps(mcfg.variant)
+  apply = lambda *a: model.apply({"params": params}, *a, method=model.decode)  # noqa: E731
+  cache = init_cache(mcfg, batch, L)
+  n0 = min(P + 1, L)
+  prev0 = jnp.concatenate([jnp.full((batch, 1), V, jnp.int32), forced_tok_BxL[:, : n0 - 1]], 1)
+  own0 = jnp.concatenate([jnp.full((batch, 1), -1, jnp.int32), sigma[:, : n0 - 1]], 1)
+  logits, cache = apply(prev0, _rows(prev0, own0, sigma[:, :n0], 0), cache, 0)
+  tok0 = pick(logits, jax.random.fold_in(r_tok, 0), spec.temperature, spec.top_p)
+  tok0 = jnp.where(forced_BxL[:, :n0], forced_tok_BxL[:, :n0], tok0)
+  y = jnp.zeros((batch, L), jnp.int32).at[:, :n0].set(tok0)
+  lp = jnp.zeros((batch, L)).at[:, :n0].set(logprob(logits, tok0))
+
+  def body(t, carry):
+    y, lp, cache = carry
+    prev = jax.lax.dynamic_slice_in_dim(y, t - 1, 1, 1)
+    own = jax.lax.dynamic_slice_in_dim(sigma, t - 1, 1, 1)
+    tgt = jax.lax.dynamic_slice_in_dim(sigma, t, 1, 1)
+    logits, cache = apply(prev, _rows(prev, own, tgt, t), cache, t)
+    tok = pick(logits, jax.random.fold_in(r_tok, t), spec.temperature, spec.top_p)
+    f = jax.lax.dynamic_slice_in_dim(forced_BxL, t, 1, 1)
+    tok = jnp.where(f, jax.lax.dynamic_slice_in_dim(forced_tok_BxL, t, 1, 1), tok)
+    y = jax.lax.dynamic_update_slice_in_dim(y, tok, t, 1)
+    lp = jax.lax.dynamic_update_slice_in_dim(lp, logprob(logits, tok), t, 1)
+    return y, lp, cache
+
+  y, lp, _ = jax.lax.fori_loop(n0, L, body, (y, lp, cache))
+  return _result(y, sigma, lp, steps=L - n0 + 1)
+
+
+def _result(y_BxL, sigma_BxL, lp_BxL, steps):
+  x = jnp.zeros_like(y_BxL).at[jnp.arange(y_BxL.shape[0])[:, None], sigma_BxL].set(y_BxL)
+  return {"tokens": x, "order": sigma_BxL, "logprob": lp_BxL, "num_steps": steps}
+
+
+def sample_two_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
+  """Content-stream KV cache; k query rows per step (fixed or confidence-adaptive order)."""
+  L, V, k = spec.length, mcfg.vocab_size, spec.k
+  r_order, r_tok = jax.random.split(rng)
+  sigma = draw_order(spec, r_order, batch)
+  P = len(spec.given)
+  forced_BxL, forced_tok_BxL = _forced(spec, sigma)
+  n_chunks = math.ceil((L - P) / k)
+  width = P + n_chunks * k  # steps incl. padding past L in the last chunk
+  extend = lambda *a: model.apply({"params": params}, *a, method=model.extend)  # noqa: E731
+  query = lambda *a: model.apply({"params": params}, *a, method=model.query)  # noqa: E731
+  cache = init_cache(mcfg, batch, width + 1)
+  prev0 = jnp.concatenate([jnp.full((batch, 1), V, jnp.int32), forced_tok_BxL[:, :P]], 1)
+  own0 = jnp.concatenate([jnp.full((batch, 1), -1, jnp.int32), sigma[:, :P]], 1)
+  cache = extend(prev0, _rows(prev0, own0, own0, 0), cache, 0)
+  y = jnp.zeros((batch, width), jnp.int32).at[:, :P].set(forced_tok_BxL[:, :P])
+  order = jnp.zeros((batch, width), jnp.int32).at[:, :L].set(sigma)
+  lp = jnp.zeros((batch, width))
+  if P:  # score the given tokens too (their log-probs under the model, in order)
+    lp = lp.at[:, :P].set(_score_prefix(query, sigma[:, :P], forced_tok_BxL[:, :P], cache))
+  filled = jnp.zeros((batch, L), bool).at[jnp.arange(batch)[:, None], sigma[:, :P]].set(True)
+  adaptive = spec.order == "adaptive"
+
+  def body(c, carry):
+    y, order, lp, filled, cache = carry
+    start = P + c * k  # first step of this chunk; the cache holds start + 1 rows
+    if adaptive:
+      all_pos = jnp.broadcast_to(jnp.arange(L, dtype=jnp.int32), (batch, L))
+      logits_all = query(all_pos, cache, start + 1)
+      t = max(spec.temperature, 1e-6)
+      conf = jnp.max(jax.nn.log_softmax(logits_all / t, -1), -1)
+      conf = jnp.where(filled, -jnp.inf, conf)
+      conf_k, tgt = jax.lax.top_k(conf, k)
+      tgt = tgt.astype(jnp.int32)
+      logits = jnp.take_along_axis(logits_all, tgt[..., None], 1)
+      valid = conf_k > -jnp.inf
+    else:
+      tgt = jax.lax.dynamic_slice_in_dim(order, start, k, 1)
+      logits = query(tgt, cache, start + 1)
+      valid = start + jnp.arange(k) < L
+      valid = jnp.broadcast_to(valid, tgt.shape)
+    tok = pick(logits, jax.random.fold_in(r_tok, c), spec.temperature, spec.top_p)
+    y = jax.lax.dynamic_update_slice_in_dim(y, tok, start, 1)
+    order = jax.lax.dynamic_update_slice_in_dim(order, tgt, start, 1)
+    lp = jax.lax.dynamic_update_slice_in_dim(lp, logprob(logits, tok), start, 1)
+    filled = filled | jnp.zeros_like(filled).at[jnp.arange(batch)[:, None], tgt].set(valid)
+    cache = extend(tok, _rows(tok, tgt, tgt, start + 1), cache, start + 1)
+    return y, order, lp, filled, cache
+
+  y, order, lp, _, _ = jax.lax.fori_loop(0, n_chunks, body, (y, order, lp, filled, cache))
+  return _result(y[:, :L], order[:, :L], lp[:, :L], steps=n_chunks)
+
+
+def _score_prefix(query, pos_BxP, tok_BxP, cache):
+  """Log-probs of the given prefix under the model: query row j sees cache rows [0, j]."""
+  P = pos_BxP.shape[1]
+
+  def one(j):
+    logits = query(jax.lax.dynamic_slice_in_dim(pos_BxP, j, 1, 1), cache, j + 1)
+    return logprob(logits, jax.lax.dynamic_slice_in_dim(tok_BxP, j, 1, 1))[:, 0]
+
+  return jax.vmap(one, out_axes=1)(jnp.arange(P))
+
+
+def sample_mdm(model, params, mcfg, spec: SampleSpec, rng, batch: int):
+  """MDLM ancestral sampler: S steps from t=1 to 0; a masked token is revealed at step s with
+  probability (t_s - t_{s+1}) / t_s; revealed tokens stay. At temperature 0 the same expected
+  number is revealed, the most confident first (deterministic)."""
+  L, V = spec.length, mcfg.vocab_size
+  S = spec.mdm_steps or L
+  table = np.full(L, -1, np.int32)
+  for p, t in spec.given:
+    table[p] = t
+  z = jnp.broadcast_to(jnp.where(jnp.asarray(table) >= 0, jnp.asarray(table), V), (batch, L))
+  when = jnp.where(z == V, S, -1).astype(jnp.int32)  # reveal step (-1: given)
+  lp = jnp.zeros((batch, L))
+
+  def body(s, carry):
+    z, when, lp = carry
+    r1, r2 = jax.random.split(jax.random.fold_in(rng, s))
+    logits = model.apply({"params": params}, z)
+    t_now, t_next = 1.0 - s / S, 1.0 - (s + 1) / S
+    masked = z == V
+    if spec.temperature == 0:  # greedy: reveal the most confident masked positions, as many
+      conf = jnp.where(masked, jnp.max(jax.nn.log_softmax(logits, -1), -1), -jnp.inf)
+      n_B = jnp.ceil(masked.sum(1) * (t_now - t_next) / t_now)  # as revealed in expectation
+      rank = jnp.argsort(jnp.argsort(-conf, axis=1), axis=1)
+      reveal = masked & (rank < n_B[:, None])
+    else:
+      reveal = masked & (jax.random.uniform(r1, z.shape) < (t_now - t_next) / t_now)
+    tok = pick(logits, r2, spec.temperature, spec.top_p)
+    lp = jnp.where(reveal, logprob(logits, tok), lp)
+    when = jnp.where(reveal, s, when)
+    return jnp.where(reveal, tok, z), when, lp
+
+  z, when, lp = jax.lax.fori_loop(0, S, body, (z, when, lp))
+  sigma = jnp.argsort(when * L + jnp.arange(L), axis=1).astype(jnp.int32)
+  return {"tokens": z, "order": sigma, "logprob": jnp.take_along_axis(lp, sigma, 1), "num_steps": S}
+
+
+def sample(model, params, mcfg, spec: SampleSpec, rng, batch: int):
+  """Dispatch on the variant. Call under jax.jit with spec static (see `make_sampler`)."""
+  spec.validate(mcfg.variant, mcfg.vocab_size)
+  if mcfg.variant == "mdm":
+    return sample_mdm(model, params, mcfg, spec, rng, batch)
+  if mcfg.variant == "two_stream":
+    return sample_two_stream(model, params, mcfg, spec, rng, batch)
+  return sample_single_stream(model, params, mcfg, spec, rng, batch)
+
+
+def make_sampler(model, mcfg, spec: SampleSpec, batch: int):
+  """jit(params, rng) -> {'tokens', 'order', 'logprob'} (num_steps is static, returned apart)."""
+  spec.validate(mcfg.variant, mcfg.vocab_size)
+
+  def fn(params, rng):
+    out = sample(model, params, mcfg, spec, rng, batch)
+    return {k: v for k, v in out.items() if k != "num_steps"}
+
+  return jax.jit(fn)
