@@ -107,6 +107,19 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.eval.batch_size = 64  # windows per eval batch
   c.eval.max_windows = 0  # 0 = the whole split
 
+  c.sample = mlc.ConfigDict()
+  c.sample.num_samples = 8  # sequences (one batch)
+  c.sample.length = 0  # 0 = data.seq_len
+  c.sample.order = "random"  # random | l2r | given | adaptive (two_stream)
+  c.sample.order_positions = ""  # order=given: comma list, a permutation of 0..length-1
+  c.sample.k = 1  # two_stream: targets per step (1 = exact ancestral)
+  c.sample.temperature = 1.0  # 0 = greedy
+  c.sample.top_p = 1.0
+  c.sample.seed = 0
+  c.sample.prompt = ""  # text placed at positions 0.. (given tokens)
+  c.sample.infill = ""  # 'POS=text;POS=text': text placed from POS on (given tokens)
+  c.sample.mdm_steps = 0  # mdm: denoising steps (0 = length)
+
   c.mesh = mlc.ConfigDict()
   c.mesh.data = -1  # data-parallel axis (-1: all remaining devices)
   c.mesh.fsdp = 1  # parameter-sharded data parallelism

@@ -72,7 +72,10 @@ class SymbolTokenizer:
     self.vocab_size = n
 
   def encode(self, text: str, where: str = "text") -> np.ndarray:
-    raise UserError("the synthetic source has no text to encode")
+    ids = np.array([ord(c) - ord("a") for c in text], np.int32)
+    if len(ids) and (ids.min() < 0 or ids.max() >= self.vocab_size):
+      raise UserError(f"{where}: symbols must be letters a..{chr(ord('a') + self.vocab_size - 1)}")
+    return ids
 
   def decode(self, ids) -> str:
     return "".join(

@@ -1,0 +1,97 @@
+"""Sampling speed: cached two-stream (k=1, k=8), cached decoupled RoPE, and mdm (S=L, S=128),
+same model size, random weights (speed does not depend on them).
+
+  python benchmarks/sampling_speed.py --batch=32 --lengths=256,1024
+
+Each sampler is jitted, run once to compile, then timed over --reps runs (median); prints
+tokens/s (batch * L / time) and the speed-up over mdm with S = L.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+from aoarm import sampling
+from aoarm.models import ModelConfig, get_model
+
+
+def time_sampler(variant, L, batch, reps, layers, d, heads, V, **spec_kw):
+  mcfg = ModelConfig(
+    variant=variant,
+    vocab_size=V,
+    seq_len=L,
+    num_layers=layers,
+    d_model=d,
+    num_heads=heads,
+    dtype="bfloat16",
+    attention_impl="auto",
+  )
+  model = get_model(mcfg)
+  x = jnp.zeros((1, L), jnp.int32)
+  params = jax.jit(lambda r: model.init(r, x, x + jnp.arange(L)))(jax.random.key(0))["params"]
+  spec = sampling.SampleSpec(length=L, **spec_kw)
+  fn = sampling.make_sampler(model, mcfg, spec, batch)
+  jax.block_until_ready(fn(params, jax.random.key(1)))
+  times = []
+  for r in range(reps):
+    t = time.perf_counter()
+    jax.block_until_ready(fn(params, jax.random.key(2 + r)))
+    times.append(time.perf_counter() - t)
+  return statistics.median(times)
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--batch", type=int, default=32)
+  p.add_argument("--lengths", default="256,1024")
+  p.add_argument("--reps", type=int, default=3)
+  p.add_argument("--layers", type=int, default=6)
+  p.add_argument("--d_model", type=int, default=384)
+  p.add_argument("--heads", type=int, default=6)
+  p.add_argument("--vocab", type=int, default=27)
+  p.add_argument("--json", default="")
+  a = p.parse_args()
+  size = dict(layers=a.layers, d=a.d_model, heads=a.heads, V=a.vocab)
+  rows = []
+  for L in (int(s) for s in a.lengths.split(",")):
+    cases = [
+      ("mdm S=L", "mdm", dict(mdm_steps=L)),
+      ("mdm S=128", "mdm", dict(mdm_steps=128)),
+      ("two_stream k=1", "two_stream", dict(k=1)),
+      ("two_stream k=8", "two_stream", dict(k=8)),
+      ("decoupled_rope", "decoupled_rope", dict()),
+    ]
+    base = None
+    for name, variant, kw in cases:
+      dt = time_sampler(variant, L, a.batch, a.reps, **size, **kw)
+      base = base or dt
+      rows.append(
+        {
+          "sampler": name,
+          "L": L,
+          "batch": a.batch,
+          "seconds": dt,
+          "tokens_per_s": a.batch * L / dt,
+          "speedup_vs_mdm_S_eq_L": base / dt,
+        }
+      )
+      print(json.dumps(rows[-1]), flush=True)
+  if a.json:
+    with open(a.json, "w") as f:
+      json.dump(rows, f, indent=2)
+  print(f"\ndevice: {jax.devices()[0].device_kind}; model {a.layers}/{a.d_model}, V={a.vocab}")
+  print("| sampler | L | batch | seconds | tokens/s | speed-up vs mdm S=L |")
+  print("|---|---|---|---|---|---|")
+  for r in rows:
+    print(
+      f"| {r['sampler']} | {r['L']} | {r['batch']} | {r['seconds']:.3f} | "
+      f"{r['tokens_per_s']:,.0f} | {r['speedup_vs_mdm_S_eq_L']:.1f}x |"
+    )
+
+
+if __name__ == "__main__":
+  main()
