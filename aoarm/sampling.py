@@ -171,7 +171,10 @@ def _result(y_BxL, sigma_BxL, lp_BxL, steps):
 
 
 def sample_two_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
-  """Content-stream KV cache; k query rows per step (fixed or confidence-adaptive order)."""
+  """Content-stream KV cache; k query rows per step (fixed or confidence-adaptive order).
+
+  One fused pass per step: the previous step's k tokens enter the cache as content rows and,
+  in the same pass, this step's query rows attend the cache including them."""
   L, V, k = spec.length, mcfg.vocab_size, spec.k
   r_order, r_tok = jax.random.split(rng)
   sigma = draw_order(spec, r_order, batch)
@@ -179,47 +182,64 @@ def sample_two_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
   forced_BxL, forced_tok_BxL = _forced(spec, sigma)
   n_chunks = math.ceil((L - P) / k)
   width = P + n_chunks * k  # steps incl. padding past L in the last chunk
-  extend = lambda *a: model.apply({"params": params}, *a, method=model.extend)  # noqa: E731
+  step_fn = lambda *a: model.apply({"params": params}, *a, method=model.step)  # noqa: E731
   query = lambda *a: model.apply({"params": params}, *a, method=model.query)  # noqa: E731
   cache = init_cache(mcfg, batch, width + 1)
-  prev0 = jnp.concatenate([jnp.full((batch, 1), V, jnp.int32), forced_tok_BxL[:, :P]], 1)
-  own0 = jnp.concatenate([jnp.full((batch, 1), -1, jnp.int32), sigma[:, :P]], 1)
-  cache = extend(prev0, _rows(prev0, own0, own0, 0), cache, 0)
-  y = jnp.zeros((batch, width), jnp.int32).at[:, :P].set(forced_tok_BxL[:, :P])
   order = jnp.zeros((batch, width), jnp.int32).at[:, :L].set(sigma)
-  lp = jnp.zeros((batch, width))
-  if P:  # score the given tokens too (their log-probs under the model, in order)
-    lp = lp.at[:, :P].set(_score_prefix(query, sigma[:, :P], forced_tok_BxL[:, :P], cache))
   filled = jnp.zeros((batch, L), bool).at[jnp.arange(batch)[:, None], sigma[:, :P]].set(True)
   adaptive = spec.order == "adaptive"
+  all_pos = jnp.broadcast_to(jnp.arange(L, dtype=jnp.int32), (batch, L))
 
-  def body(c, carry):
-    y, order, lp, filled, cache = carry
-    start = P + c * k  # first step of this chunk; the cache holds start + 1 rows
+  def choose(logits_q, start, order, filled, c):
+    """Targets, their logits, tokens and validity for the chunk starting at step `start`."""
     if adaptive:
-      all_pos = jnp.broadcast_to(jnp.arange(L, dtype=jnp.int32), (batch, L))
-      logits_all = query(all_pos, cache, start + 1)
-      t = max(spec.temperature, 1e-6)
-      conf = jnp.max(jax.nn.log_softmax(logits_all / t, -1), -1)
-      conf = jnp.where(filled, -jnp.inf, conf)
-      conf_k, tgt = jax.lax.top_k(conf, k)
+      conf = jnp.max(jax.nn.log_softmax(logits_q / max(spec.temperature, 1e-6), -1), -1)
+      conf_k, tgt = jax.lax.top_k(jnp.where(filled, -jnp.inf, conf), k)
       tgt = tgt.astype(jnp.int32)
-      logits = jnp.take_along_axis(logits_all, tgt[..., None], 1)
+      logits = jnp.take_along_axis(logits_q, tgt[..., None], 1)
       valid = conf_k > -jnp.inf
     else:
       tgt = jax.lax.dynamic_slice_in_dim(order, start, k, 1)
-      logits = query(tgt, cache, start + 1)
-      valid = start + jnp.arange(k) < L
-      valid = jnp.broadcast_to(valid, tgt.shape)
+      logits = logits_q
+      valid = jnp.broadcast_to(start + jnp.arange(k) < L, tgt.shape)
     tok = pick(logits, jax.random.fold_in(r_tok, c), spec.temperature, spec.top_p)
+    return tgt, logits, tok, valid
+
+  def targets(order, start):
+    return all_pos if adaptive else jax.lax.dynamic_slice_in_dim(order, start, k, 1)
+
+  def commit(c, tgt, logits, tok, valid, y, order, lp, filled):
+    start = P + c * k
     y = jax.lax.dynamic_update_slice_in_dim(y, tok, start, 1)
     order = jax.lax.dynamic_update_slice_in_dim(order, tgt, start, 1)
     lp = jax.lax.dynamic_update_slice_in_dim(lp, logprob(logits, tok), start, 1)
     filled = filled | jnp.zeros_like(filled).at[jnp.arange(batch)[:, None], tgt].set(valid)
-    cache = extend(tok, _rows(tok, tgt, tgt, start + 1), cache, start + 1)
-    return y, order, lp, filled, cache
+    return y, order, lp, filled
 
-  y, order, lp, _, _ = jax.lax.fori_loop(0, n_chunks, body, (y, order, lp, filled, cache))
+  # Step 0: BOS and the given tokens enter the cache; the first chunk's queries see them all.
+  prev0 = jnp.concatenate([jnp.full((batch, 1), V, jnp.int32), forced_tok_BxL[:, :P]], 1)
+  own0 = jnp.concatenate([jnp.full((batch, 1), -1, jnp.int32), sigma[:, :P]], 1)
+  y = jnp.zeros((batch, width), jnp.int32).at[:, :P].set(forced_tok_BxL[:, :P])
+  lp = jnp.zeros((batch, width))
+  if n_chunks == 0:
+    return _result(y[:, :L], order[:, :L], lp[:, :L], steps=0)
+  logits_q, cache = step_fn(prev0, _rows(prev0, own0, own0, 0), targets(order, P), cache, 0)
+  if P:  # score the given tokens too (their log-probs under the model, in order)
+    lp = lp.at[:, :P].set(_score_prefix(query, sigma[:, :P], forced_tok_BxL[:, :P], cache))
+  tgt, logits, tok, valid = choose(logits_q, P, order, filled, 0)
+  y, order, lp, filled = commit(0, tgt, logits, tok, valid, y, order, lp, filled)
+
+  def body(c, carry):
+    y, order, lp, filled, cache, prev_tok, prev_tgt = carry
+    start = P + c * k  # the cache holds start + 1 - k rows; the previous chunk's k join now
+    rows = _rows(prev_tok, prev_tgt, prev_tgt, start + 1 - k)
+    logits_q, cache = step_fn(prev_tok, rows, targets(order, start), cache, start + 1 - k)
+    tgt, logits, tok, valid = choose(logits_q, start, order, filled, c)
+    y, order, lp, filled = commit(c, tgt, logits, tok, valid, y, order, lp, filled)
+    return y, order, lp, filled, cache, tok, tgt
+
+  carry = (y, order, lp, filled, cache, tok, tgt)
+  y, order, lp, *_ = jax.lax.fori_loop(1, n_chunks, body, carry)
   return _result(y[:, :L], order[:, :L], lp[:, :L], steps=n_chunks)
 
 

@@ -193,10 +193,14 @@ def run_loop(
   tokens_per_step = c.train.batch_size * trainer.mcfg.seq_len
   t0, s0 = time.perf_counter(), start_step
   last_loss = None
+  stream = batches.iterate(start_step)
+  x_next = sharding.global_batch(next(stream), trainer.mesh) if start_step < n else None
   try:
     for step in range(start_step, n):
-      x = sharding.global_batch(batches.batch(step), trainer.mesh)
-      state, m = trainer.train_step(state, x)
+      x = x_next
+      state, m = trainer.train_step(state, x)  # async: the next batch is read meanwhile
+      if step + 1 < n:
+        x_next = sharding.global_batch(next(stream), trainer.mesh)
       done = step + 1
       log_now = done % c.train.log_every == 0 or done == n
       stop_now = pre.requested or done == c.train.stop_after

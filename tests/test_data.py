@@ -58,6 +58,10 @@ def test_train_batches_deterministic_and_host_sharded():
     assert a.shape == b.shape == (4, 16)
     rows = {tuple(r) for r in np.concatenate([a, b])}
     assert rows == {tuple(r) for r in one.batch(step)}
+  # the prefetching iterator yields exactly batch(step), from any start
+  it = one.iterate(9)
+  for step in range(9, 20):
+    np.testing.assert_array_equal(next(it), one.batch(step))
   # an epoch visits every window once
   seen = np.concatenate([one.batch(s) for s in range(50 // 8)])
   assert len({tuple(r) for r in seen}) == len(seen)

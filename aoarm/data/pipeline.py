@@ -43,6 +43,12 @@ class TrainBatches:
   def batch(self, step: int) -> np.ndarray:
     return np.asarray(self._ds[step], np.int32)
 
+  def iterate(self, start_step: int, threads: int = 4, prefetch: int = 8):
+    """Batches start_step, start_step+1, ... read ahead by grain's threads (same as batch())."""
+    opts = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=prefetch)
+    for b in self._ds[start_step:].to_iter_dataset(opts):
+      yield np.asarray(b, np.int32)
+
 
 def eval_batches(tokens: np.ndarray, seq_len: int, batch_size: int, max_windows: int = 0):
   """Yields (x int32[batch, L], weight float32[batch]) over every window; pads the last batch."""

@@ -82,6 +82,12 @@ class Block(nn.Module):
       h_out = self._finish(h_BxNxD, out)
     return h_out, (k_cache, v_cache)
 
+  def extend_query(self, h_BxNxD, ids, g_BxMxD, g_ids, kv, start, content_out: bool):
+    """Both at once: N new content rows written at [start, start+N), then M query rows that
+    attend cache rows [0, start+N) of this layer — the new rows included."""
+    h_out, kv = self.extend(h_BxNxD, ids, kv, start, content_out)
+    return h_out, self.query(g_BxMxD, g_ids, kv, start + h_BxNxD.shape[1]), kv
+
   def query(self, g_BxNxD, g_ids: RopeIds, kv, length):
     """Query-stream rows against the cache rows [0, length) (length: scalar or per batch)."""
     k_cache, v_cache = kv
@@ -148,6 +154,16 @@ class Backbone(nn.Module):
       h, kv = block.extend(h, ids, cache[i], start, need_logits or i < n - 1)
       new_cache.append(kv)
     return (self.logits(h) if need_logits else None), new_cache
+
+  def extend_query(self, h_BxNxD, ids, g_BxMxD, g_ids, cache, start):
+    """One pass for a two-stream sampling step: append N content rows at [start, start+N) and
+    score M query rows against rows [0, start+N). Returns (query logits, cache)."""
+    h, g, new_cache = h_BxNxD, g_BxMxD, []
+    n = len(self.blocks)
+    for i, block in enumerate(self.blocks):
+      h, g, kv = block.extend_query(h, ids, g, g_ids, cache[i], start, i < n - 1)
+      new_cache.append(kv)
+    return self.logits(g), new_cache
 
   def query(self, g_BxNxD, g_ids: RopeIds, cache, length):
     """Query-stream rows against cached content rows [0, length): logits B x N x V."""

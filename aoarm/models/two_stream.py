@@ -54,6 +54,14 @@ class TwoStream(nn.Module):
     ids = RopeIds(q_pos=rows.own, k_pos=rows.own)
     return self.backbone.extend(h, ids, cache, start, need_logits=False)[1]
 
+  def step(self, prev_BxN, rows: Rows, tgt_BxM, cache, start):
+    """One fused sampling step: append content rows for prev tokens at [start, start+N) and
+    score targets against rows [0, start+N). Returns (logits B x M x V, cache)."""
+    h = self.backbone.embed(prev_BxN)
+    g, g_ids = self._g(tgt_BxM)
+    ids = RopeIds(q_pos=rows.own, k_pos=rows.own)
+    return self.backbone.extend_query(h, ids, g, g_ids, cache, start)
+
   def query(self, tgt_BxN, cache, length):
     """Logits B x N x V for target positions tgt against cache rows [0, length)."""
     g, g_ids = self._g(tgt_BxN)
