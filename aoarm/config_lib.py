@@ -7,7 +7,7 @@ its `sweep()`; the command line overrides any field with --config.a.b=value.
 
 import ml_collections as mlc
 
-DEFAULT_ARGS = dict(seq_len=0, runlocal=False, seed=0, source="")
+DEFAULT_ARGS = dict(seq_len=0, runlocal=False, seed=0, source="", variant="")
 
 
 def parse_arg(arg: str | None, **defaults) -> mlc.ConfigDict:

@@ -23,8 +23,8 @@ def main(argv):
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
   for noisy in ("absl", "jax", "jax._src.xla_bridge", "orbax"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
-  if int(os.environ.get("AOARM_NUM_PROCESSES", os.environ.get("SLURM_NTASKS", "1"))) > 1:
-    jax.distributed.initialize()
+  if os.environ.get("AOARM_DISTRIBUTED") == "1" or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+    jax.distributed.initialize()  # SLURM / TPU pods: coordinator and ranks auto-detected
   cfg = _CONFIG.value
   try:
     if cfg is None:

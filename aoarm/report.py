@@ -1,0 +1,179 @@
+"""Gather a sweep's eval JSONs into a markdown table and plots.
+
+  python -m aoarm.report SWEEP_DIR     # -> SWEEP_DIR/report.md, bits_vs_len.png, attention.png
+
+Rows: one per variant label (variant plus any beyond-the-paper options), columns: L. Values:
+held-out bits/token (random order; the identity order in a second table), mean over seeds with
+error bars across seeds (or the eval's own standard error across windows when one seed).
+"""
+
+import collections
+import glob
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+
+def _latest(paths):
+  return max(paths, key=lambda p: int(os.path.basename(p).split("_")[1].split(".")[0]))
+
+
+def label(cfg_model: dict) -> str:
+  v = cfg_model["variant"]
+  rope = cfg_model.get("rope", {})
+  if v == "decoupled_rope" and rope.get("target_heads", 1.0) != 1.0:
+    v += f" (target_heads={rope['target_heads']})"
+  if v.startswith("decoupled_rope") and rope.get("order_dims", 0.0) != 0.0:
+    v += f" (order_dims={rope['order_dims']})"
+  return v
+
+
+def gather(sweep_dir: str) -> list[dict]:
+  rows = []
+  for cfg_path in sorted(glob.glob(os.path.join(sweep_dir, "*", "config.json"))):
+    run = os.path.dirname(cfg_path)
+    evals = glob.glob(os.path.join(run, "eval", "step_*.json"))
+    if not evals:
+      continue
+    with open(cfg_path) as f:
+      cfg = json.load(f)
+    with open(_latest(evals)) as f:
+      ev = json.load(f)
+    diag = glob.glob(os.path.join(run, "diagnostics", "step_*.json"))
+    d = None
+    if diag:
+      with open(_latest(diag)) as f:
+        d = json.load(f)["summary"]
+    for order, r in ev.get("by_order", {"random": ev}).items():
+      rows.append(
+        {
+          "run": os.path.basename(run),
+          "label": label(cfg["model"]),
+          "seq_len": cfg["data"]["seq_len"],
+          "seed": cfg["seed"],
+          "order": order,
+          "bits": r["bits_per_token"],
+          "stderr_bits": r["stderr"] / math.log(2),
+          "step": ev["step"],
+          "tokens_seen": ev["step"] * cfg["train"]["batch_size"] * cfg["data"]["seq_len"],
+          "diagnostics": d,
+        }
+      )
+  return rows
+
+
+def table(rows, order: str) -> str:
+  rs = [r for r in rows if r["order"] == order]
+  Ls = sorted({r["seq_len"] for r in rs})
+  labels = sorted({r["label"] for r in rs})
+  out = ["| variant | " + " | ".join(f"L={L}" for L in Ls) + " |", "|---|" + "---|" * len(Ls)]
+  for lab in labels:
+    cells = []
+    for L in Ls:
+      m, e, n = _agg([r for r in rs if r["label"] == lab and r["seq_len"] == L])
+      cells.append("" if n == 0 else f"{m:.4f} ± {e:.4f}" + (f" ({n} seeds)" if n > 1 else ""))
+    out.append(f"| {lab} | " + " | ".join(cells) + " |")
+  return "\n".join(out)
+
+
+def _agg(rs):
+  if not rs:
+    return float("nan"), float("nan"), 0
+  b = np.array([r["bits"] for r in rs])
+  if len(b) > 1:
+    return float(b.mean()), float(b.std(ddof=1) / math.sqrt(len(b))), len(b)
+  return float(b[0]), rs[0]["stderr_bits"], 1
+
+
+def plot(rows, path):
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(6.5, 4.5))
+  rs = [r for r in rows if r["order"] == "random"]
+  for lab in sorted({r["label"] for r in rs}):
+    Ls = sorted({r["seq_len"] for r in rs if r["label"] == lab})
+    stats = [_agg([r for r in rs if r["label"] == lab and r["seq_len"] == L]) for L in Ls]
+    ax.errorbar(
+      Ls, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=lab
+    )
+  ax.set_xscale("log", base=2)
+  ax.set_xlabel("sequence length L")
+  ax.set_ylabel("held-out bits/char (random order)")
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def plot_attention(rows, path, m: int = 4):
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  rs = [r for r in rows if r["order"] == "random" and r["diagnostics"]]
+  if not rs:
+    return False
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+  series = collections.defaultdict(list)
+  for r in rs:
+    for stream, s in r["diagnostics"].items():
+      series[(r["label"], stream)].append(
+        (r["seq_len"], s[f"structural_{m}"], s[f"semantic_{m}"], s[f"uniform_{m}"])
+      )
+  for (lab, stream), pts in sorted(series.items()):
+    pts.sort()
+    Ls = [p[0] for p in pts]
+    for ax, i, name in ((axes[0], 1, "structural"), (axes[1], 2, "semantic")):
+      ax.plot(Ls, [p[i] for p in pts], marker="o", label=f"{lab} [{stream}]")
+      ax.set_title(f"{name}: attention mass on {m} {'most recent' if i == 1 else 'nearest'} rows")
+  axes[0].plot(Ls, [p[3] for p in pts], "k:", label="uniform")
+  for ax in axes:
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("sequence length L")
+  axes[0].set_ylabel(f"mass (m={m})")
+  axes[1].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  return True
+
+
+def main(argv=None):
+  argv = argv if argv is not None else sys.argv[1:]
+  if len(argv) != 1:
+    raise SystemExit("usage: python -m aoarm.report SWEEP_DIR")
+  d = argv[0]
+  rows = gather(d)
+  if not rows:
+    raise SystemExit(f"aoarm: error: no eval JSONs under {d}/*/eval/")
+  md = [
+    "# Sweep report",
+    "",
+    f"Runs: {len({r['run'] for r in rows})} in `{d}`.",
+    "",
+    "Held-out bits/char, random order (mean ± standard error):",
+    "",
+    table(rows, "random"),
+    "",
+    "Held-out bits/char, left-to-right order:",
+    "",
+    table(rows, "l2r"),
+    "",
+  ]
+  plot(rows, os.path.join(d, "bits_vs_len.png"))
+  if plot_attention(rows, os.path.join(d, "attention.png")):
+    md += ["Attention diagnostics: attention.png", ""]
+  with open(os.path.join(d, "report.md"), "w") as f:
+    f.write("\n".join(md))
+  with open(os.path.join(d, "report.json"), "w") as f:
+    json.dump(rows, f, indent=1)
+  print("\n".join(md))
+
+
+if __name__ == "__main__":
+  main()
