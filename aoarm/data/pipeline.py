@@ -1,12 +1,12 @@
 """Windows and batches. Deterministic from (seed, step): a resumed run sees exactly the batches it
 would have seen; each process reads only its rows of the global batch.
 
-Training: non-overlapping windows of L tokens, shuffled per epoch by grain (`MapDataset.shuffle`
-re-permutes each epoch), random access by step. Evaluation: every window of the split in order,
-the last batch padded and weighted out.
+Training: non-overlapping windows of L tokens, re-permuted every epoch, random access by step.
+Evaluation: every window of the split in order, the last batch padded and weighted out.
 """
 
-import grain
+import collections
+
 import numpy as np
 
 from aoarm.errors import UserError
@@ -20,7 +20,13 @@ def windows(tokens: np.ndarray, seq_len: int, what: str = "data") -> np.ndarray:
 
 
 class TrainBatches:
-  """batch(step) -> int32[local_batch, L], this process's rows of the global batch at `step`."""
+  """batch(step) -> int32[local_batch, L], this process's rows of the global batch at `step`.
+
+  Global row r of step s is window perm_e[(s * B + r) mod N] of epoch e = (s * B + r) // N, with
+  perm_e a permutation drawn from (seed, e): random access by step, vectorised (a NumPy gather).
+  Measured: grain's per-element MapDataset path cost 7-17 ms per 512-row batch on a CPU core and
+  starved the GPU at L=128; this costs well under 1 ms.
+  """
 
   def __init__(
     self,
@@ -36,18 +42,42 @@ class TrainBatches:
         f"train.batch_size={global_batch} does not divide over {process_count} processes"
       )
     self.windows = windows(tokens, seq_len, "training data")
+    self.global_batch, self.seed = global_batch, seed
     self.local_batch = global_batch // process_count
-    ds = grain.MapDataset.source(self.windows).shuffle(seed=seed).repeat()
-    self._ds = ds[process_index::process_count].batch(self.local_batch, drop_remainder=True)
+    self._rows = np.arange(process_index, global_batch, process_count)  # this host's rows
+    self._perms = {}
+
+  def _perm(self, epoch: int) -> np.ndarray:
+    if epoch not in self._perms:
+      if len(self._perms) > 4:
+        self._perms.clear()
+      rng = np.random.default_rng([self.seed, epoch])
+      self._perms[epoch] = rng.permutation(len(self.windows))
+    return self._perms[epoch]
 
   def batch(self, step: int) -> np.ndarray:
-    return np.asarray(self._ds[step], np.int32)
+    n = len(self.windows)
+    flat = step * self.global_batch + self._rows
+    epochs, idx = np.divmod(flat, n)
+    out = np.empty((len(flat), self.windows.shape[1]), np.int32)
+    for e in np.unique(epochs):
+      sel = epochs == e
+      out[sel] = self.windows[self._perm(int(e))[idx[sel]]]
+    return out
 
-  def iterate(self, start_step: int, threads: int = 4, prefetch: int = 8):
-    """Batches start_step, start_step+1, ... read ahead by grain's threads (same as batch())."""
-    opts = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=prefetch)
-    for b in self._ds[start_step:].to_iter_dataset(opts):
-      yield np.asarray(b, np.int32)
+  def iterate(self, start_step: int, prefetch: int = 4):
+    """Batches start_step, start_step+1, ... prepared ahead on a background thread."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+      futures = collections.deque(
+        pool.submit(self.batch, s) for s in range(start_step, start_step + prefetch)
+      )
+      step = start_step + prefetch
+      while True:
+        yield futures.popleft().result()
+        futures.append(pool.submit(self.batch, step))
+        step += 1
 
 
 def eval_batches(tokens: np.ndarray, seq_len: int, batch_size: int, max_windows: int = 0):
