@@ -150,7 +150,8 @@ class Trainer:
         loss, grads = jax.tree.map(lambda t: t / A, (loss, grads))
       updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
       params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+               "param_norm": optax.global_norm(params)}
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
@@ -207,9 +208,10 @@ def run_loop(
       save_now = done % c.ckpt.every_steps == 0 or done == n or stop_now
       if log_now or save_now:
         loss = float(m["loss"])  # host sync only here
-        if not np.isfinite(loss):
+        if not (np.isfinite(loss) and np.isfinite(float(m["param_norm"]))):
           log.error(
-            "loss is %s at step %d: stopping; the last good checkpoint is kept (steps %s)",
+            "non-finite loss (%s) or parameters at step %d: stopping without saving; "
+            "the last good checkpoint is kept (steps %s)",
             loss,
             done,
             ckpt.steps(),

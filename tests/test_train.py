@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from aoarm import experiment, sharding
+from aoarm.checkpointing import Checkpointer
 from aoarm.data.markov import MarkovSource
 from aoarm.data.pipeline import TrainBatches
 from aoarm.models import ModelConfig
@@ -153,3 +154,22 @@ def test_eval_json_and_entropy_bound(tmp_path):
   for r in saved["by_order"].values():
     assert r["nll_per_token"] > r["true_nll_per_token"] - 3 * r["stderr"]
   assert out["nll_per_token"] < np.log(8)
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, caplog):
+  wd = str(tmp_path / "run")
+  c = tiny_run_config(**{"train.num_steps": 12})
+  c.opt.update(lr=1e12, clip_norm=0.0, warmup_steps=0)
+  c.ckpt.every_steps = 1
+  caplog.set_level("ERROR")
+  assert experiment.train(c, wd) == 1
+  assert any("non-finite" in r.message for r in caplog.records)
+  steps = [int(s) for s in os.listdir(os.path.join(wd, "ckpt")) if s.isdigit()]
+  assert max(steps) < 12  # stopped early
+  run = experiment.prepare(c, wd, "eval")  # the kept checkpoint restores, all finite
+  trainer = Trainer(c, run.mcfg, run.mesh)
+  state, _, step = Checkpointer(run.ckpt_dir, read_only=True).restore_latest(trainer.abstract_state)
+  assert step == max(steps)
+  assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(state.params))
+  logged = losses_by_step(wd)
+  assert all(np.isfinite(logged[s]) for s in range(1, step + 1))
