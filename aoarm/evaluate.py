@@ -72,7 +72,7 @@ def evaluate(
   per_window, weights = [], []
   start = 0
   for x, w in pipeline.eval_batches(tokens, mcfg.seq_len, ecfg.batch_size, ecfg.max_windows):
-    nll_B = fn(params, sharding.global_batch(x, mesh), jnp.int32(start))
+    nll_B = fn(params, sharding.global_batch_from_full(x, mesh), jnp.int32(start))
     per_window.append(np.asarray(nll_B))
     weights.append(w)
     start += len(x)

@@ -84,6 +84,16 @@ def logical_shardings(abstract_tree, mesh: Mesh, rule_table):
   return nn.logical_to_mesh_sharding(specs, mesh, rule_table)
 
 
+def global_batch_from_full(x: np.ndarray, mesh: Mesh) -> jax.Array:
+  """A batch every process holds in full -> one global array; each process contributes its
+  contiguous block of rows (so global row i stays row i, e.g. for per-window eval seeds)."""
+  n, p = jax.process_count(), jax.process_index()
+  if x.shape[0] % n:
+    raise ValueError(f"batch of {x.shape[0]} rows does not divide over {n} processes")
+  per = x.shape[0] // n
+  return global_batch(x[p * per : (p + 1) * per], mesh)
+
+
 def global_batch(local_x: np.ndarray, mesh: Mesh) -> jax.Array:
   """This process's rows -> one global array sharded over the batch axes."""
   sharding = batch_sharding(mesh)

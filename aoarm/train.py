@@ -150,8 +150,11 @@ class Trainer:
         loss, grads = jax.tree.map(lambda t: t / A, (loss, grads))
       updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
       params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
-               "param_norm": optax.global_norm(params)}
+    metrics = {
+      "loss": loss,
+      "grad_norm": optax.global_norm(grads),
+      "param_norm": optax.global_norm(params),
+    }
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 

@@ -73,6 +73,9 @@ class Block(nn.Module):
     k, v = self.attn.key_value(hn, ids)
     k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), start, 1)
     v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), start, 1)
+    cache_axes = ("batch", "length", "act_heads", "kv")  # the cache shards like activations
+    k_cache = nn.with_logical_constraint(k_cache, cache_axes)
+    v_cache = nn.with_logical_constraint(v_cache, cache_axes)
     h_out = None
     if content_out:
       N, S = h_BxNxD.shape[1], k_cache.shape[1]

@@ -1,0 +1,100 @@
+"""Sweep expansion, naming, skip-finished, the SLURM script, and the report's table and plots."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from aoarm import report
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "launch"))
+import sweep  # noqa: E402
+
+
+def test_length_sweep_expands_to_the_experiment():
+  entries = sweep.load_sweep(os.path.join(REPO, "configs", "length_sweep.py"))
+  names = [sweep.run_name(e) for e in entries]
+  assert len(names) == len(set(names)) == 16
+  assert "decoupled_rope_seq_len1024_seed0_target_heads0.5" in names
+  cmd = sweep.command("configs/length_sweep.py", entries[-1], "/w", "train", ["--x"])
+  assert "--config=configs/length_sweep.py:variant=decoupled_rope,seq_len=1024,seed=0" in cmd
+  assert "--config.model.rope.order_dims=0.5" in cmd and cmd[-1] == "--x"
+
+
+def test_every_config_builds_and_sweeps():
+  import importlib.util
+
+  for name in ("ar", "two_stream", "decoupled_rope", "sigma_gpt", "mdm", "length_sweep"):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for arg in (None, "runlocal", "seq_len=256,seed=1"):
+      c = mod.get_config(arg)
+      assert {"model", "data", "opt", "train", "ckpt", "eval", "mesh"} <= set(c.keys())
+    assert mod.sweep()
+  with pytest.raises(ValueError, match="unknown config arg"):
+    mod.get_config("seqlen=5")
+
+
+def test_finished_detection_and_slurm_script(tmp_path):
+  wd = tmp_path / "run"
+  (wd / "eval").mkdir(parents=True)
+  (wd / "config.json").write_text(json.dumps({"train": {"num_steps": 7}}))
+  assert not sweep.finished(str(wd))
+  (wd / "eval" / "step_7.json").write_text("{}")
+  assert sweep.finished(str(wd))
+  res = subprocess.run(
+    [
+      sys.executable,
+      "launch/sweep.py",
+      "--config=configs/length_sweep.py",
+      f"--sweep_dir={tmp_path / 'sw'}",
+      "--runner=slurm",
+      "--only=two_stream",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert res.returncode == 0, res.stderr
+  script = (tmp_path / "sw" / "sweep.sbatch").read_text()
+  assert "#SBATCH --array=0-3" in script and "srun" in script and "AOARM_DISTRIBUTED=1" in script
+
+
+def _fake_run(root, name, variant, L, bits, seed=0, target_heads=1.0):
+  d = root / name
+  (d / "eval").mkdir(parents=True)
+  cfg = {
+    "model": {"variant": variant, "rope": {"target_heads": target_heads, "order_dims": 0.0}},
+    "data": {"seq_len": L},
+    "seed": seed,
+    "train": {"batch_size": 4, "num_steps": 10},
+  }
+  (d / "config.json").write_text(json.dumps(cfg))
+  nats = bits * 0.6931471805599453
+  ev = {
+    "step": 10,
+    "nll_per_token": nats,
+    "bits_per_token": bits,
+    "stderr": 0.01,
+    "by_order": {
+      "random": {"bits_per_token": bits, "stderr": 0.01},
+      "l2r": {"bits_per_token": bits + 0.1, "stderr": 0.01},
+    },
+  }
+  (d / "eval" / "step_10.json").write_text(json.dumps(ev))
+
+
+def test_report_table_and_plot(tmp_path):
+  _fake_run(tmp_path, "a", "two_stream", 128, 2.0, seed=0)
+  _fake_run(tmp_path, "b", "two_stream", 128, 2.2, seed=1)
+  _fake_run(tmp_path, "c", "decoupled_rope", 1024, 2.5, target_heads=0.5)
+  report.main([str(tmp_path)])
+  md = (tmp_path / "report.md").read_text()
+  assert "| two_stream | 2.1000 ± 0.1000 (2 seeds) |" in md
+  assert "decoupled_rope (target_heads=0.5)" in md
+  assert (tmp_path / "bits_vs_len.png").stat().st_size > 1000
