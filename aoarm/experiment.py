@@ -44,6 +44,7 @@ class Run:
     }
 
 
+# seq_len is a shape only where learned position tables have one row per position
 SHAPE_KEYS = (
   "variant",
   "vocab_size",
@@ -66,13 +67,8 @@ def check_meta(run: Run, meta: dict):
       f"({_vocab_desc(run.data.tokenizer.to_json())})"
     )
   saved, now = meta.get("model", {}), dataclasses.asdict(run.mcfg)
-  diff = {
-    k: (saved.get(k), now[k])
-    for k in SHAPE_KEYS
-    if k in saved
-    and saved.get(k) != now[k]
-    and not (k == "seq_len" and now["variant"] not in ("sigma_gpt",))
-  }
+  keys = [k for k in SHAPE_KEYS if k != "seq_len" or now["variant"] == "sigma_gpt"]
+  diff = {k: (saved[k], now[k]) for k in keys if k in saved and saved[k] != now[k]}
   if diff:
     desc = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
     raise UserError(f"checkpoint in {run.ckpt_dir} has a different model shape: {desc}")
@@ -204,8 +200,10 @@ def train(cfg, workdir: str) -> int:
   return code
 
 
-def evaluate(cfg, workdir: str) -> dict:
-  run = prepare(cfg, workdir, "eval")
+def restore_params(cfg, workdir: str, mode: str):
+  """(run, trainer, params, step): the newest readable checkpoint's parameters, restored onto
+  this process's mesh (params only), after every check of `prepare`."""
+  run = prepare(cfg, workdir, mode)
   trainer = Trainer(cfg, run.mcfg, run.mesh)
   if not os.path.isdir(run.ckpt_dir):
     raise UserError(f"no checkpoint in {run.ckpt_dir}")
@@ -214,9 +212,15 @@ def evaluate(cfg, workdir: str) -> dict:
     "params": abstract_with_shardings(trainer.abstract_state.params, trainer.param_shardings)
   }
   restored = ckpt.restore_latest(abstract, partial=True, check_meta=lambda m: check_meta(run, m))
+  ckpt.close()
   if restored is None:
     raise UserError(f"no readable checkpoint in {run.ckpt_dir}")
-  tree, meta, step = restored
+  tree, _, step = restored
+  return run, trainer, tree["params"], step
+
+
+def evaluate(cfg, workdir: str) -> dict:
+  run, trainer, params, step = restore_params(cfg, workdir, "eval")
   split = cfg.eval.split
   results = {}
   for order in eval_lib.orders_to_report(run.mcfg, cfg.eval):
@@ -225,7 +229,7 @@ def evaluate(cfg, workdir: str) -> dict:
       run.mcfg,
       run.mesh,
       trainer.rules,
-      tree["params"],
+      params,
       run.data.splits[split],
       cfg.eval,
       order,
@@ -240,5 +244,4 @@ def evaluate(cfg, workdir: str) -> dict:
       json.dump(out, f, indent=2, sort_keys=True)
     os.replace(path + ".tmp", path)
     print(json.dumps(out, indent=2, sort_keys=True))
-  ckpt.close()
   return out

@@ -22,14 +22,14 @@ from aoarm.errors import UserError
 
 
 def load_run(workdir: str):
-  from aoarm.sample import restore_params
+  from aoarm.experiment import restore_params
 
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise UserError(f"no config.json in {workdir}")
   with open(path) as f:
     cfg = mlc.ConfigDict(json.load(f))
-  return (cfg,) + restore_params(cfg, workdir)
+  return (cfg,) + restore_params(cfg, workdir, "sample")
 
 
 def unigram_entropy(tokens_BxL: np.ndarray) -> float:

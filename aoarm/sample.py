@@ -9,9 +9,7 @@ import jax
 import numpy as np
 
 from aoarm import experiment, sampling
-from aoarm.checkpointing import Checkpointer, abstract_with_shardings
 from aoarm.errors import UserError
-from aoarm.train import Trainer
 
 
 def parse_given(tokenizer, prompt: str, infill: str, length: int) -> tuple:
@@ -57,27 +55,8 @@ def spec_from_config(cfg, tokenizer, seq_len: int) -> sampling.SampleSpec:
   )
 
 
-def restore_params(cfg, workdir):
-  run = experiment.prepare(cfg, workdir, "sample")
-  trainer = Trainer(cfg, run.mcfg, run.mesh)
-  if not os.path.isdir(run.ckpt_dir):
-    raise UserError(f"no checkpoint in {run.ckpt_dir}")
-  ckpt = Checkpointer(run.ckpt_dir, read_only=True)
-  abstract = {
-    "params": abstract_with_shardings(trainer.abstract_state.params, trainer.param_shardings)
-  }
-  restored = ckpt.restore_latest(
-    abstract, partial=True, check_meta=lambda m: experiment.check_meta(run, m)
-  )
-  ckpt.close()
-  if restored is None:
-    raise UserError(f"no readable checkpoint in {run.ckpt_dir}")
-  tree, _, step = restored
-  return run, trainer, tree["params"], step
-
-
 def run(cfg, workdir: str) -> int:
-  run_, trainer, params, step = restore_params(cfg, workdir)
+  run_, trainer, params, step = experiment.restore_params(cfg, workdir, "sample")
   spec = spec_from_config(cfg, run_.data.tokenizer, run_.mcfg.seq_len)
   try:
     spec.validate(run_.mcfg.variant, run_.mcfg.vocab_size)

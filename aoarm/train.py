@@ -70,8 +70,7 @@ class Trainer:
     self.model = get_model(self.mcfg)
     self.tx = make_optimizer(c.opt, c.train.num_steps)
     self.rules = sharding.rules()
-    B, L = c.train.batch_size, self.mcfg.seq_len
-    self._x_abstract = jnp.zeros((1, L), jnp.int32)
+    self._x_abstract = jnp.zeros((1, self.mcfg.seq_len), jnp.int32)
     boxed = jax.eval_shape(self._init_boxed, jax.random.key(0))
     self.param_shardings = sharding.logical_shardings(boxed, self.mesh, self.rules)
     abstract_params = nn.unbox(boxed)
@@ -102,7 +101,6 @@ class Trainer:
       donate_argnums=(0,),
     )
     self.flops_per_token = flops.train_flops_per_token(self.mcfg)
-    del B
 
   # -- state -------------------------------------------------------------------------------
   def _init_boxed(self, rng):
@@ -196,7 +194,6 @@ def run_loop(
   bar = Progress(start_step, n)
   tokens_per_step = c.train.batch_size * trainer.mcfg.seq_len
   t0, s0 = time.perf_counter(), start_step
-  last_loss = None
   stream = batches.iterate(start_step)
   x_next = sharding.global_batch(next(stream), trainer.mesh) if start_step < n else None
   try:
@@ -220,7 +217,6 @@ def run_loop(
             ckpt.steps(),
           )
           return 1
-        last_loss = loss
       if log_now:
         dt = time.perf_counter() - t0
         tps = (done - s0) * tokens_per_step / max(dt, 1e-9)
@@ -245,7 +241,6 @@ def run_loop(
         return 0
     if evaluate_fn is not None:
       writer.write(n, evaluate_fn(state.params))
-    del last_loss
     return 0
   finally:
     bar.close()

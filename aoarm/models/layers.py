@@ -83,7 +83,7 @@ def token_embed(num_embeddings: int, d_model: int, dtype, param_dtype, name="emb
   )
 
 
-def position_table(num: int, d_model: int, param_dtype, name: str, parent=None):
+def position_table(num: int, d_model: int, param_dtype, name: str):
   """A learned table of `num` position vectors (sigma-GPT); axes (pos, embed)."""
   return nn.Embed(
     num,
