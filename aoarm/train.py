@@ -194,14 +194,12 @@ def run_loop(
   bar = Progress(start_step, n)
   tokens_per_step = c.train.batch_size * trainer.mcfg.seq_len
   t0, s0 = time.perf_counter(), start_step
-  stream = batches.iterate(start_step)
-  x_next = sharding.global_batch(next(stream), trainer.mesh) if start_step < n else None
+  # Batches are read and put on the devices by a background thread a few steps ahead, so this
+  # thread only dispatches steps (a host-to-device copy may wait on the device's stream).
+  stream = batches.iterate(start_step, put=lambda x: sharding.global_batch(x, trainer.mesh))
   try:
     for step in range(start_step, n):
-      x = x_next
-      state, m = trainer.train_step(state, x)  # async: the next batch is read meanwhile
-      if step + 1 < n:
-        x_next = sharding.global_batch(next(stream), trainer.mesh)
+      state, m = trainer.train_step(state, next(stream))
       done = step + 1
       log_now = done % c.train.log_every == 0 or done == n
       stop_now = pre.requested or done == c.train.stop_after

@@ -65,18 +65,20 @@ class TrainBatches:
       out[sel] = self.windows[self._perm(int(e))[idx[sel]]]
     return out
 
-  def iterate(self, start_step: int, prefetch: int = 4):
-    """Batches start_step, start_step+1, ... prepared ahead on a background thread."""
+  def iterate(self, start_step: int, prefetch: int = 4, put=None):
+    """Batches start_step, start_step+1, ... prepared ahead on a background thread; `put`
+    (e.g. the host-to-device transfer) runs there too, off the dispatching thread."""
     import concurrent.futures
 
+    make = self.batch if put is None else (lambda s: put(self.batch(s)))
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
       futures = collections.deque(
-        pool.submit(self.batch, s) for s in range(start_step, start_step + prefetch)
+        pool.submit(make, s) for s in range(start_step, start_step + prefetch)
       )
       step = start_step + prefetch
       while True:
         yield futures.popleft().result()
-        futures.append(pool.submit(self.batch, step))
+        futures.append(pool.submit(make, step))
         step += 1
 
 
