@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One block of a sweep on a lent single-GPU machine whose disk does not outlive the call:
+# runs the sweep entries matching REGEX within SECONDS, then diagnostics and the report, and packs
+# every run's small outputs (config, eval, diagnostics, metrics; no checkpoints) into
+# $OUT/sweep.tgz. Unpack the tarballs of several blocks into one directory and run
+# `python -m aoarm.report DIR` there.
+#   bash launch/device_block.sh configs/length_sweep.py 'mdm_seq_len(128|256)' 420 \
+#     --config.data.train_path=.data/train.txt --config.data.valid_path=.data/valid.txt \
+#     --config.data.test_path=.data/test.txt
+set -uo pipefail
+config=$1; regex=$2; seconds=$3; shift 3
+dir=${SWEEP_DIR:-/tmp/sweep}
+timeout "$seconds" python3 launch/sweep.py --config="$config" --sweep_dir="$dir" --only="$regex" \
+  -- "$@" 2>&1 | grep -E '^\[|rror' | cut -c1-160
+for d in "$dir"/*/; do
+  if [ -d "$d/eval" ] && [ ! -d "$d/diagnostics" ] && [[ $d != *mdm* ]]; then
+    timeout 60 python3 -m aoarm.diagnostics --workdir="$d" --num_windows=16 > /dev/null 2>&1
+  fi
+done
+python3 -m aoarm.report "$dir" 2>&1 | tail -20
+(cd "$dir" && tar czf "${OUT:-/tmp}/sweep.tgz" \
+  $(find . \( -name '*.json' -o -name 'metrics.jsonl' -o -name '*.png' \) -not -path '*/ckpt/*'))
