@@ -182,7 +182,7 @@ def train(cfg, workdir: str) -> int:
       params,
       valid,
       quick,
-      "random",
+      eval_lib.orders_to_report(run.mcfg, cfg.eval)[0],
       cfg.eval.split,
       run.data.true_nll,
     )
@@ -236,7 +236,8 @@ def evaluate(cfg, workdir: str) -> dict:
       split,
       run.data.true_nll,
     )
-  out = dict(results["random"], step=step, by_order=results)
+  primary = eval_lib.orders_to_report(run.mcfg, cfg.eval)[0]
+  out = dict(results[primary], step=step, by_order=results)
   if jax.process_index() == 0:
     os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
     path = os.path.join(run.workdir, "eval", f"step_{step}.json")

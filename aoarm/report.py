@@ -48,6 +48,7 @@ def gather(sweep_dir: str) -> list[dict]:
       with open(_latest(diag)) as f:
         d = json.load(f)["summary"]
     for order, r in ev.get("by_order", {"random": ev}).items():
+      order = "random" if order == "elbo" else order  # mdm's ELBO sits with random orders
       rows.append(
         {
           "run": os.path.basename(run),

@@ -93,8 +93,14 @@ def test_report_table_and_plot(tmp_path):
   _fake_run(tmp_path, "a", "two_stream", 128, 2.0, seed=0)
   _fake_run(tmp_path, "b", "two_stream", 128, 2.2, seed=1)
   _fake_run(tmp_path, "c", "decoupled_rope", 1024, 2.5, target_heads=0.5)
+  _fake_run(tmp_path, "d", "mdm", 128, 2.4)
+  ev_path = tmp_path / "d" / "eval" / "step_10.json"
+  ev = json.loads(ev_path.read_text())
+  ev["by_order"] = {"elbo": ev["by_order"]["random"]}
+  ev_path.write_text(json.dumps(ev))
   report.main([str(tmp_path)])
   md = (tmp_path / "report.md").read_text()
   assert "| two_stream | 2.1000 ± 0.1000 (2 seeds) |" in md
   assert "decoupled_rope (target_heads=0.5)" in md
+  assert "| mdm | 2.4000 ± 0.0144 |" in md  # the ELBO sits in the random-order table
   assert (tmp_path / "bits_vs_len.png").stat().st_size > 1000

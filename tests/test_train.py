@@ -173,3 +173,15 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, caplog):
   assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(state.params))
   logged = losses_by_step(wd)
   assert all(np.isfinite(logged[s]) for s in range(1, step + 1))
+
+
+@pytest.mark.parametrize("variant,primary", [("ar", "l2r"), ("mdm", "elbo")])
+def test_eval_primary_order_per_variant(tmp_path, variant, primary):
+  wd = str(tmp_path / variant)
+  c = tiny_run_config(variant)
+  c.eval.num_orders = 2
+  assert experiment.train(c, wd) == 0
+  out = experiment.evaluate(c, wd)
+  assert set(out["by_order"]) == {primary} and out["order"] == primary
+  assert out["num_orders"] == (1 if variant == "ar" else 2)
+  assert out["nll_per_token"] > out["true_nll_per_token"] - 3 * out["stderr"]
