@@ -29,6 +29,13 @@ def main(argv):
   try:
     if cfg is None:
       raise UserError("--config is required, e.g. --config=configs/two_stream.py:runlocal")
+    try:
+      cfg.model  # noqa: B018 - a config file that failed to load raises on first access
+    except OSError:
+      given = [a for a in sys.argv if a.startswith("--config=")]
+      raise UserError(
+        f"cannot load {given[0] if given else '--config'}: no such file, or it has no get_config"
+      ) from None
     if _MODE.value == "train":
       return experiment.train(cfg, _WORKDIR.value)
     if _MODE.value == "eval":
@@ -42,5 +49,19 @@ def main(argv):
     return 2
 
 
+def parse_flags(argv):
+  """absl's parser, but a bad config file, arg or override ends in one line and exit 2."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # noqa: BLE001 - flags.Error, and what a config file raises
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    # a config file's own exception arrives as a traceback text: its last line is the message
+    msg = lines[-1] if any(ln.startswith("Traceback") for ln in lines) else " ".join(lines)
+    if isinstance(e, (AttributeError, KeyError)):  # an override naming no config field
+      msg = "unknown config key: " + msg.replace("\\n", " ").replace("\\", "").replace("'", "")
+    print(f"aoarm: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -68,6 +68,13 @@ def test_unknown_variant(tmp_path):
   _expect_error(str(tmp_path / "w"), "'transformerx'", "--config.model.variant=transformerx")
 
 
+def test_bad_config_file_arg_or_key(tmp_path):
+  _expect_error(str(tmp_path / "w"), "configs/nope.py", config="configs/nope.py")
+  _expect_error(str(tmp_path / "w"), "unknown config arg 'seqlen'", config="configs/ar.py:seqlen=3")
+  _expect_error(str(tmp_path / "w"), "unknown config key", "--config.train.batchsize=3")
+  _expect_error(str(tmp_path / "w"), "invalid literal", "--config.train.batch_size=abc")
+
+
 def test_missing_and_empty_data_file(tmp_path, texts):
   _expect_error(str(tmp_path / "w"), "not found", *_files(texts, train="nope.txt"))
   _expect_error(str(tmp_path / "w"), "empty", *_files(texts, valid="empty.txt"))
