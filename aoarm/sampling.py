@@ -300,12 +300,16 @@ def sample(model, params, mcfg, spec: SampleSpec, rng, batch: int):
   return sample_single_stream(model, params, mcfg, spec, rng, batch)
 
 
-def make_sampler(model, mcfg, spec: SampleSpec, batch: int):
-  """jit(params, rng) -> {'tokens', 'order', 'logprob'} (num_steps is static, returned apart)."""
+def make_sampler(model, mcfg, spec: SampleSpec, batch: int, rules=()):
+  """jit(params, rng) -> {'tokens', 'order', 'logprob'} (num_steps is static, returned apart).
+  `rules`: the logical-axis rule table, so activations and the KV cache shard like the model."""
+  import flax.linen as nn
+
   spec.validate(mcfg.variant, mcfg.vocab_size)
 
   def fn(params, rng):
-    out = sample(model, params, mcfg, spec, rng, batch)
+    with nn.logical_axis_rules(rules):
+      out = sample(model, params, mcfg, spec, rng, batch)
     return {k: v for k, v in out.items() if k != "num_steps"}
 
   return jax.jit(fn)
