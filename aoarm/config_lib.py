@@ -93,6 +93,7 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.train.stop_after = 0  # stop (with a checkpoint) after this step; 0 = run to num_steps
   c.train.log_every = 50  # steps between metric writes
   c.train.eval_every = 0  # steps between held-out evals during training (0 = only at the end)
+  c.train.profile = ""  # "A:B": jax.profiler trace of steps [A, B) into WORKDIR/profile
   c.train.eval_batches = 16  # batches in an in-training eval (the full eval is --mode=eval)
 
   c.ckpt = mlc.ConfigDict()

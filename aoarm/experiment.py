@@ -20,7 +20,7 @@ from aoarm.checkpointing import Checkpointer, abstract_with_shardings
 from aoarm.data import pipeline, tokenizers
 from aoarm.errors import UserError
 from aoarm.models import ModelConfig
-from aoarm.train import Trainer, check_batch, run_loop
+from aoarm.train import Trainer, check_batch, profile_window, run_loop
 
 log = logging.getLogger("aoarm")
 
@@ -122,6 +122,7 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
     )
   if cfg.eval.num_orders < 1:
     raise UserError(f"eval.num_orders must be >= 1, got {cfg.eval.num_orders}")
+  profile_window(cfg.train.profile)  # a malformed profile window fails before anything runs
   if cfg.ckpt.every_steps < 1 or cfg.train.num_steps < 1 or cfg.train.log_every < 1:
     raise UserError("ckpt.every_steps, train.num_steps and train.log_every must be >= 1")
   run = Run(cfg, workdir, data, mcfg, mesh, ckpt_dir)
@@ -193,7 +194,9 @@ def train(cfg, workdir: str) -> int:
 
   writer = MetricWriter(run.workdir)
   try:
-    code = run_loop(trainer, state, batches, ckpt, writer, start, run.meta, in_training_eval)
+    code = run_loop(
+      trainer, state, batches, ckpt, writer, start, run.meta, in_training_eval, run.workdir
+    )
   finally:
     writer.close()
     ckpt.close()

@@ -7,6 +7,7 @@ run resumed from step k reproduces the uninterrupted run's losses exactly.
 
 import dataclasses
 import logging
+import os
 import signal
 import time
 from typing import Any
@@ -182,8 +183,25 @@ class Preemption:
     signal.signal(signal.SIGTERM, self._old)
 
 
+def profile_window(spec: str) -> tuple[int, int]:
+  if not spec:
+    return -1, -1
+  a, sep, b = spec.partition(":")
+  if not sep or not a.isdigit() or not b.isdigit() or int(b) <= int(a):
+    raise UserError(f"train.profile must be 'A:B' with A < B, got {spec!r}")
+  return int(a), int(b)
+
+
 def run_loop(
-  trainer: Trainer, state, batches, ckpt, writer, start_step: int, meta_fn, evaluate_fn=None
+  trainer: Trainer,
+  state,
+  batches,
+  ckpt,
+  writer,
+  start_step: int,
+  meta_fn,
+  evaluate_fn=None,
+  workdir: str = ".",
 ) -> int:
   """Steps from start_step to num_steps. Returns the exit code (0, or 1 after a NaN)."""
   from aoarm.metrics import Progress
@@ -197,9 +215,15 @@ def run_loop(
   # Batches are read and put on the devices by a background thread a few steps ahead, so this
   # thread only dispatches steps (a host-to-device copy may wait on the device's stream).
   stream = batches.iterate(start_step, put=lambda x: sharding.global_batch(x, trainer.mesh))
+  prof_start, prof_stop = profile_window(c.train.profile)
   try:
     for step in range(start_step, n):
+      if step == prof_start:
+        jax.profiler.start_trace(os.path.join(workdir, "profile"))
       state, m = trainer.train_step(state, next(stream))
+      if step + 1 == prof_stop:
+        jax.block_until_ready(m["loss"])
+        jax.profiler.stop_trace()
       done = step + 1
       log_now = done % c.train.log_every == 0 or done == n
       stop_now = pre.requested or done == c.train.stop_after

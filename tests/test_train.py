@@ -185,3 +185,10 @@ def test_eval_primary_order_per_variant(tmp_path, variant, primary):
   assert set(out["by_order"]) == {primary} and out["order"] == primary
   assert out["num_orders"] == (1 if variant == "ar" else 2)
   assert out["nll_per_token"] > out["true_nll_per_token"] - 3 * out["stderr"]
+
+
+def test_profile_window_writes_a_trace(tmp_path):
+  wd = str(tmp_path / "run")
+  assert experiment.train(tiny_run_config(**{"train.profile": "2:4"}), wd) == 0
+  traces = [f for _, _, fs in os.walk(os.path.join(wd, "profile")) for f in fs]
+  assert any(f.endswith(".xplane.pb") for f in traces), traces
