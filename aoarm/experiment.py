@@ -16,7 +16,7 @@ import jax
 from aoarm import data as data_lib
 from aoarm import evaluate as eval_lib
 from aoarm import sharding
-from aoarm.checkpointing import Checkpointer, abstract_with_shardings
+from aoarm.checkpointing import Checkpointer
 from aoarm.data import pipeline, tokenizers
 from aoarm.errors import UserError
 from aoarm.models import ModelConfig
@@ -211,9 +211,7 @@ def restore_params(cfg, workdir: str, mode: str):
   if not os.path.isdir(run.ckpt_dir):
     raise UserError(f"no checkpoint in {run.ckpt_dir}")
   ckpt = Checkpointer(run.ckpt_dir, read_only=True)
-  abstract = {
-    "params": abstract_with_shardings(trainer.abstract_state.params, trainer.param_shardings)
-  }
+  abstract = {"params": trainer.abstract_state.params}  # already carries the mesh's shardings
   restored = ckpt.restore_latest(abstract, partial=True, check_meta=lambda m: check_meta(run, m))
   ckpt.close()
   if restored is None:

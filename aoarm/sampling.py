@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aoarm import orders
 from aoarm.models.inputs import Rows
 
 ORDERS = ("random", "l2r", "given", "adaptive")
@@ -110,12 +111,17 @@ def draw_order(spec: SampleSpec, rng, batch: int) -> jax.Array:
   return jnp.concatenate([head, rest_BxR.astype(jnp.int32)], axis=1)
 
 
-def _forced(spec: SampleSpec, sigma_BxL):
-  """Per step (generation order): is the token given, and which."""
+def _given_table(spec: SampleSpec) -> np.ndarray:
+  """Per position: the given token, or -1."""
   table = np.full(spec.length, -1, np.int32)
   for p, t in spec.given:
     table[p] = t
-  tok_BxL = jnp.asarray(table)[sigma_BxL]
+  return table
+
+
+def _forced(spec: SampleSpec, sigma_BxL):
+  """Per step (generation order): is the token given, and which."""
+  tok_BxL = jnp.asarray(_given_table(spec))[sigma_BxL]
   return tok_BxL >= 0, jnp.maximum(tok_BxL, 0)
 
 
@@ -166,8 +172,12 @@ def sample_single_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int)
 
 
 def _result(y_BxL, sigma_BxL, lp_BxL, steps):
-  x = jnp.zeros_like(y_BxL).at[jnp.arange(y_BxL.shape[0])[:, None], sigma_BxL].set(y_BxL)
-  return {"tokens": x, "order": sigma_BxL, "logprob": lp_BxL, "num_steps": steps}
+  return {
+    "tokens": orders.unpermute(y_BxL, sigma_BxL),
+    "order": sigma_BxL,
+    "logprob": lp_BxL,
+    "num_steps": steps,
+  }
 
 
 def sample_two_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
@@ -260,9 +270,7 @@ def sample_mdm(model, params, mcfg, spec: SampleSpec, rng, batch: int):
   number is revealed, the most confident first (deterministic)."""
   L, V = spec.length, mcfg.vocab_size
   S = spec.mdm_steps or L
-  table = np.full(L, -1, np.int32)
-  for p, t in spec.given:
-    table[p] = t
+  table = _given_table(spec)
   z = jnp.broadcast_to(jnp.where(jnp.asarray(table) >= 0, jnp.asarray(table), V), (batch, L))
   when = jnp.where(z == V, S, -1).astype(jnp.int32)  # reveal step (-1: given)
   lp = jnp.zeros((batch, L))
