@@ -219,7 +219,7 @@ def run_loop(
   try:
     for step in range(start_step, n):
       if step == prof_start:
-        jax.profiler.start_trace(os.path.join(workdir, "profile"))
+        jax.profiler.start_trace(os.path.join(workdir, "profile"), create_perfetto_trace=True)
       state, m = trainer.train_step(state, next(stream))
       if step + 1 == prof_stop:
         jax.block_until_ready(m["loss"])

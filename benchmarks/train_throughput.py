@@ -28,7 +28,8 @@ PRESETS = {  # layers, d_model, heads, seq_len, vocab, dtype
 }
 
 
-def bench(variant, preset, batch, steps, warmup, seq_len=None, attention="auto", remat="none"):
+def setup(variant, preset, batch, seq_len=None, attention="auto", remat="none"):
+  """(trainer, state, four synthetic batches) for one variant at a preset size."""
   layers, d, heads, L, V, dtype = PRESETS[preset]
   L = seq_len or L
   c = config_lib.base_config(variant, f"seq_len={L}")
@@ -49,6 +50,12 @@ def bench(variant, preset, batch, steps, warmup, seq_len=None, attention="auto",
   xs = [
     sharding.global_batch(rng.integers(0, V, (batch, L), dtype=np.int32), mesh) for _ in range(4)
   ]
+  return trainer, state, xs
+
+
+def bench(variant, preset, batch, steps, warmup, seq_len=None, attention="auto", remat="none"):
+  trainer, state, xs = setup(variant, preset, batch, seq_len, attention, remat)
+  L = trainer.mcfg.seq_len
   for i in range(warmup):
     state, m = trainer.train_step(state, xs[i % 4])
   jax.block_until_ready(m["loss"])
@@ -61,7 +68,7 @@ def bench(variant, preset, batch, steps, warmup, seq_len=None, attention="auto",
   dt = statistics.median(times)
   tps = batch * L / dt
   mem = jax.devices()[0].memory_stats() or {}
-  fpt = flops.train_flops_per_token(mcfg)
+  fpt = flops.train_flops_per_token(trainer.mcfg)
   return {
     "variant": variant,
     "preset": preset,

@@ -65,17 +65,21 @@ class Block(nn.Module):
       g_out = self._finish(g_BxLxD, self.attn.attend(qg, k, v, "query"))
     return h_out, g_out
 
+  def _write(self, kv, k, v, start):
+    """Write new rows' k/v into the cache at [start, start+N); the cache shards like activations."""
+    cache_axes = ("batch", "length", "act_heads", "kv")
+    out = []
+    for cache, new in zip(kv, (k, v)):
+      cache = jax.lax.dynamic_update_slice_in_dim(cache, new.astype(cache.dtype), start, 1)
+      out.append(nn.with_logical_constraint(cache, cache_axes))
+    return tuple(out)
+
   def extend(self, h_BxNxD, ids: RopeIds, kv, start, content_out: bool = True):
     """N new content rows at rows [start, start+N): write their k/v into the cache `kv` and
     attend cache rows <= own row. Returns (h or None, updated kv)."""
-    k_cache, v_cache = kv
     hn = self.norm1(h_BxNxD)
     k, v = self.attn.key_value(hn, ids)
-    k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), start, 1)
-    v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), start, 1)
-    cache_axes = ("batch", "length", "act_heads", "kv")  # the cache shards like activations
-    k_cache = nn.with_logical_constraint(k_cache, cache_axes)
-    v_cache = nn.with_logical_constraint(v_cache, cache_axes)
+    k_cache, v_cache = self._write(kv, k, v, start)
     h_out = None
     if content_out:
       N, S = h_BxNxD.shape[1], k_cache.shape[1]
@@ -87,9 +91,28 @@ class Block(nn.Module):
 
   def extend_query(self, h_BxNxD, ids, g_BxMxD, g_ids, kv, start, content_out: bool):
     """Both at once: N new content rows written at [start, start+N), then M query rows that
-    attend cache rows [0, start+N) of this layer — the new rows included."""
-    h_out, kv = self.extend(h_BxNxD, ids, kv, start, content_out)
-    return h_out, self.query(g_BxMxD, g_ids, kv, start + h_BxNxD.shape[1]), kv
+    attend cache rows [0, start+N) of this layer — the new rows included. The streams share
+    every weight, so the N + M rows go through one norm, projection, attention and MLP."""
+    if not content_out:  # last layer: only the new rows' k/v are needed from the content stream
+      _, kv = self.extend(h_BxNxD, ids, kv, start, content_out=False)
+      return None, self.query(g_BxMxD, g_ids, kv, start + h_BxNxD.shape[1]), kv
+    N, M = h_BxNxD.shape[1], g_BxMxD.shape[1]
+    x_BxTxD = jnp.concatenate([h_BxNxD, g_BxMxD], axis=1)
+    xn = self.norm1(x_BxTxD)
+    k, v = self.attn.key_value(xn[:, :N], ids)
+    kv = self._write(kv, k, v, start)
+    S = kv[0].shape[1]
+    rows_S = jnp.arange(S)
+    mask_TxS = jnp.concatenate(
+      [
+        rows_S[None, :] <= start + jnp.arange(N)[:, None],  # content rows: causal
+        jnp.broadcast_to(rows_S[None, :] < start + N, (M, S)),  # query rows: all written rows
+      ]
+    )
+    mask = jnp.broadcast_to(mask_TxS, (x_BxTxD.shape[0], N + M, S))
+    q = self.attn.query(xn, _concat_ids(ids, g_ids))
+    out = self._finish(x_BxTxD, self.attn.attend_masked(q, kv[0], kv[1], mask))
+    return out[:, :N], out[:, N:], kv
 
   def query(self, g_BxNxD, g_ids: RopeIds, kv, length):
     """Query-stream rows against the cache rows [0, length) (length: scalar or per batch)."""
@@ -99,6 +122,19 @@ class Block(nn.Module):
     mask = jnp.broadcast_to((jnp.arange(S)[None, :] < length_B[:, None])[:, None, :], (B, N, S))
     qg = self.attn.query(self.norm1(g_BxNxD), g_ids)
     return self._finish(g_BxNxD, self.attn.attend_masked(qg, k_cache, v_cache, mask))
+
+
+def _concat_ids(a: RopeIds, b: RopeIds) -> RopeIds:
+  """Position ids of rows a then b (two-stream rows: no per-head ids, no step ids)."""
+  if a.q_step is not None or b.q_step is not None or a.q_pos.ndim != 2 or b.q_pos.ndim != 2:
+    raise ValueError("merged rows need plain B x N position ids")
+  cat = lambda x, y: jnp.concatenate([x, y], axis=1)  # noqa: E731
+  return RopeIds(q_pos=cat(a.q_pos, b.q_pos), k_pos=cat(a.k_pos, b.k_pos))
+
+
+def _exact(dtype):
+  """float32 models (tests, CPU) multiply at full precision; 16-bit ones at the default."""
+  return jax.lax.Precision.HIGHEST if jnp.dtype(dtype) == jnp.float32 else None
 
 
 def _block_cls(cfg: ModelConfig):
@@ -139,14 +175,26 @@ class Backbone(nn.Module):
     return self.cfg.vocab_size
 
   def embed(self, tokens_BxL: jax.Array) -> jax.Array:
-    return self.embedding(tokens_BxL)
+    c = self.cfg
+    if not c.onehot_embed:
+      return self.embedding(tokens_BxL)
+    dt = c.compute_dtype
+    onehot_BxLxR = jax.nn.one_hot(tokens_BxL, c.table_rows, dtype=dt)
+    table_RxD = self.embedding.embedding.astype(dt)
+    return jnp.dot(onehot_BxLxR, table_RxD, precision=_exact(dt))
 
   def logits(self, x_BxLxD: jax.Array) -> jax.Array:
-    """Final norm and head; float32 logits over the real vocabulary (special row excluded)."""
+    """Final norm and head; float32 logits over the real vocabulary (special row excluded).
+    The tied head multiplies by the table's first V rows only, so no padded logits are made
+    (slicing B x L x rows logits costs a pad in the backward pass: 5% of a GPT-2-size step)."""
+    c = self.cfg
     x = self.final_norm(x_BxLxD)
-    out = self.embedding.attend(x) if self.cfg.tie_embeddings else self.head(x)
-    out = nn.with_logical_constraint(out.astype(jnp.float32), ("batch", "length", "act_vocab"))
-    return out[..., : self.cfg.vocab_size]
+    if c.tie_embeddings:
+      table_VxD = self.embedding.embedding[: c.vocab_size].astype(c.compute_dtype)
+      out = jnp.dot(x, table_VxD.T, precision=_exact(c.compute_dtype))
+    else:
+      out = self.head(x)[..., : c.vocab_size]
+    return nn.with_logical_constraint(out.astype(jnp.float32), ("batch", "length", "act_vocab"))
 
   def extend(self, h_BxNxD, ids: RopeIds, cache, start, need_logits: bool = True):
     """Cached decoding: N new content rows at [start, start+N) through every layer.
