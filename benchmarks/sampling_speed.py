@@ -1,7 +1,7 @@
 """Sampling speed: cached two-stream (k=1, k=8), cached decoupled RoPE, and mdm (S=L, S=128),
 same model size, random weights (speed does not depend on them).
 
-  python benchmarks/sampling_speed.py --batch=32 --lengths=256,1024
+  python benchmarks/sampling_speed.py --batches=32,128 --lengths=256,1024
 
 Each sampler is jitted, run once to compile, then timed over --reps runs (median); prints
 tokens/s (batch * L / time) and the speed-up over mdm with S = L.
@@ -46,7 +46,7 @@ def time_sampler(variant, L, batch, reps, layers, d, heads, V, **spec_kw):
 
 def main():
   p = argparse.ArgumentParser()
-  p.add_argument("--batch", type=int, default=32)
+  p.add_argument("--batches", default="32", help="comma list of batch sizes")
   p.add_argument("--lengths", default="256,1024")
   p.add_argument("--reps", type=int, default=3)
   p.add_argument("--layers", type=int, default=6)
@@ -57,7 +57,8 @@ def main():
   a = p.parse_args()
   size = dict(layers=a.layers, d=a.d_model, heads=a.heads, V=a.vocab)
   rows = []
-  for L in (int(s) for s in a.lengths.split(",")):
+  grid = [(b, L) for b in map(int, a.batches.split(",")) for L in map(int, a.lengths.split(","))]
+  for batch, L in grid:
     cases = [
       ("mdm S=L", "mdm", dict(mdm_steps=L)),
       ("mdm S=128", "mdm", dict(mdm_steps=128)),
@@ -67,15 +68,15 @@ def main():
     ]
     base = None
     for name, variant, kw in cases:
-      dt = time_sampler(variant, L, a.batch, a.reps, **size, **kw)
+      dt = time_sampler(variant, L, batch, a.reps, **size, **kw)
       base = base or dt
       rows.append(
         {
           "sampler": name,
           "L": L,
-          "batch": a.batch,
+          "batch": batch,
           "seconds": dt,
-          "tokens_per_s": a.batch * L / dt,
+          "tokens_per_s": batch * L / dt,
           "speedup_vs_mdm_S_eq_L": base / dt,
         }
       )
