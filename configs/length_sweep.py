@@ -10,7 +10,7 @@ text8like (27 symbols), with the same model, optimiser and number of training to
 from aoarm import config_lib
 
 TOKENS_PER_STEP = 65_536  # batch_size * L, the same for every L
-TRAIN_TOKENS = 32 * 2**20  # ~34M tokens per run (~1.9 epochs of text8like train)
+TRAIN_TOKENS = 2**27  # 134M tokens per run (~7.6 epochs of text8like train)
 DATA = "../shared/data/text8like"  # override with --config.data.train_path=... on other machines
 
 
@@ -28,7 +28,7 @@ def get_config(arg=None):
   c.train.batch_size = TOKENS_PER_STEP // L  # same tokens per step at every L
   c.train.num_steps = TRAIN_TOKENS // TOKENS_PER_STEP
   c.train.log_every = 50
-  c.opt.lr, c.opt.warmup_steps = 2e-3, 60
+  c.opt.lr, c.opt.warmup_steps = 2e-3, 100
   c.ckpt.every_steps = 200
   c.eval.split = "valid"
   c.eval.num_orders = 1  # K random orders per window, over the whole split
