@@ -9,6 +9,7 @@ tokens/s (batch * L / time) and the speed-up over mdm with S = L.
 
 import argparse
 import json
+import re
 import statistics
 import time
 
@@ -53,6 +54,8 @@ def main():
   p.add_argument("--d_model", type=int, default=384)
   p.add_argument("--heads", type=int, default=6)
   p.add_argument("--vocab", type=int, default=27)
+  p.add_argument("--only", default="", help="regex: run only the samplers it matches")
+  p.add_argument("--mdm_seconds", type=float, default=0.0, help="baseline if mdm S=L is not run")
   p.add_argument("--json", default="")
   a = p.parse_args()
   size = dict(layers=a.layers, d=a.d_model, heads=a.heads, V=a.vocab)
@@ -66,8 +69,10 @@ def main():
       ("two_stream k=8", "two_stream", dict(k=8)),
       ("decoupled_rope", "decoupled_rope", dict()),
     ]
-    base = None
+    base = a.mdm_seconds or None
     for name, variant, kw in cases:
+      if a.only and not re.search(a.only, name):
+        continue
       dt = time_sampler(variant, L, batch, a.reps, **size, **kw)
       base = base or dt
       rows.append(
