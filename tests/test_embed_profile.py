@@ -1,0 +1,76 @@
+"""The one-hot token lookup equals the gather bit for bit (bf16 too), its gradient equals the
+gather's scatter-add, and the profiler summary groups device events by name."""
+
+import gzip
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import init, tiny
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_onehot_lookup_equals_gather(dtype):
+  cfg_g = tiny("mdm", vocab=27, dtype=dtype, embed_impl="gather")
+  cfg_o = tiny("mdm", vocab=27, dtype=dtype, embed_impl="onehot")
+  assert cfg_o.onehot_embed and not cfg_g.onehot_embed
+  model_g, params, x, _ = init(cfg_g, batch=3)
+  model_o = type(model_g)(cfg_o)
+  x = x.at[0, :3].set(27)  # MASK rows, the repeated-row case that made the scatter slow
+
+  def emb(model, p):
+    return model.apply({"params": p}, x, method=lambda m, t: m.backbone.embed(t))
+
+  np.testing.assert_array_equal(np.asarray(emb(model_g, params)), np.asarray(emb(model_o, params)))
+
+  def loss(model, p):
+    return jnp.sum(model.apply({"params": p}, x).astype(jnp.float32) ** 2)
+
+  g_g = jax.grad(lambda p: loss(model_g, p))(params)
+  g_o = jax.grad(lambda p: loss(model_o, p))(params)
+  # bf16: the scatter-add accumulates in bf16, the one-hot matmul in fp32, so compare norms
+  tol = 1e-5 if dtype == "float32" else 1e-2
+  for a, b in zip(jax.tree.leaves(g_g), jax.tree.leaves(g_o)):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert np.linalg.norm(a - b) <= tol * np.linalg.norm(a)
+
+
+def test_auto_picks_onehot_only_for_small_tables():
+  assert tiny("ar", vocab=27).onehot_embed
+  assert not tiny("ar", vocab=50304).onehot_embed
+  with pytest.raises(ValueError, match="embed_impl"):
+    tiny("ar", embed_impl="table")
+
+
+def test_profile_summary_groups_device_events(tmp_path):
+  import profile_step
+
+  trace = {
+    "traceEvents": [
+      {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/device:GPU:0"}},
+      {"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "Stream #1"}},
+      {"ph": "M", "name": "process_name", "pid": 3, "args": {"name": "/host:CPU"}},
+      {"ph": "X", "pid": 1, "tid": 2, "name": "gemm", "ts": 0, "dur": 3000},
+      {"ph": "X", "pid": 1, "tid": 2, "name": "gemm", "ts": 5, "dur": 1000},
+      {"ph": "X", "pid": 1, "tid": 2, "name": "scatter", "ts": 9, "dur": 4000},
+      {"ph": "X", "pid": 3, "tid": 4, "name": "python", "ts": 0, "dur": 9999},
+    ]
+  }
+  d = tmp_path / "plugins" / "profile" / "run"
+  d.mkdir(parents=True)
+  with gzip.open(d / "perfetto_trace.json.gz", "wt") as f:
+    json.dump(trace, f)
+  out = profile_step.summarise(profile_step.load_trace(str(tmp_path)), steps=2, top=5)
+  assert list(out) == ["/device:GPU:0 | Stream #1"]  # host events left out when a device exists
+  s = out["/device:GPU:0 | Stream #1"]
+  assert s["busy_ms_per_step"] == 4.0
+  top = {r["name"]: r for r in s["top"]}
+  assert top["gemm"]["ms_per_step"] == 2.0 and top["gemm"]["n"] == 1.0
+  assert top["scatter"]["share"] == 0.5
