@@ -65,21 +65,17 @@ class Block(nn.Module):
       g_out = self._finish(g_BxLxD, self.attn.attend(qg, k, v, "query"))
     return h_out, g_out
 
-  def _write(self, kv, k, v, start):
-    """Write new rows' k/v into the cache at [start, start+N); the cache shards like activations."""
-    cache_axes = ("batch", "length", "act_heads", "kv")
-    out = []
-    for cache, new in zip(kv, (k, v)):
-      cache = jax.lax.dynamic_update_slice_in_dim(cache, new.astype(cache.dtype), start, 1)
-      out.append(nn.with_logical_constraint(cache, cache_axes))
-    return tuple(out)
-
   def extend(self, h_BxNxD, ids: RopeIds, kv, start, content_out: bool = True):
     """N new content rows at rows [start, start+N): write their k/v into the cache `kv` and
     attend cache rows <= own row. Returns (h or None, updated kv)."""
+    k_cache, v_cache = kv
     hn = self.norm1(h_BxNxD)
     k, v = self.attn.key_value(hn, ids)
-    k_cache, v_cache = self._write(kv, k, v, start)
+    k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), start, 1)
+    v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), start, 1)
+    cache_axes = ("batch", "length", "act_heads", "kv")  # the cache shards like activations
+    k_cache = nn.with_logical_constraint(k_cache, cache_axes)
+    v_cache = nn.with_logical_constraint(v_cache, cache_axes)
     h_out = None
     if content_out:
       N, S = h_BxNxD.shape[1], k_cache.shape[1]
@@ -91,28 +87,9 @@ class Block(nn.Module):
 
   def extend_query(self, h_BxNxD, ids, g_BxMxD, g_ids, kv, start, content_out: bool):
     """Both at once: N new content rows written at [start, start+N), then M query rows that
-    attend cache rows [0, start+N) of this layer — the new rows included. The streams share
-    every weight, so the N + M rows go through one norm, projection, attention and MLP."""
-    if not content_out:  # last layer: only the new rows' k/v are needed from the content stream
-      _, kv = self.extend(h_BxNxD, ids, kv, start, content_out=False)
-      return None, self.query(g_BxMxD, g_ids, kv, start + h_BxNxD.shape[1]), kv
-    N, M = h_BxNxD.shape[1], g_BxMxD.shape[1]
-    x_BxTxD = jnp.concatenate([h_BxNxD, g_BxMxD], axis=1)
-    xn = self.norm1(x_BxTxD)
-    k, v = self.attn.key_value(xn[:, :N], ids)
-    kv = self._write(kv, k, v, start)
-    S = kv[0].shape[1]
-    rows_S = jnp.arange(S)
-    mask_TxS = jnp.concatenate(
-      [
-        rows_S[None, :] <= start + jnp.arange(N)[:, None],  # content rows: causal
-        jnp.broadcast_to(rows_S[None, :] < start + N, (M, S)),  # query rows: all written rows
-      ]
-    )
-    mask = jnp.broadcast_to(mask_TxS, (x_BxTxD.shape[0], N + M, S))
-    q = self.attn.query(xn, _concat_ids(ids, g_ids))
-    out = self._finish(x_BxTxD, self.attn.attend_masked(q, kv[0], kv[1], mask))
-    return out[:, :N], out[:, N:], kv
+    attend cache rows [0, start+N) of this layer — the new rows included."""
+    h_out, kv = self.extend(h_BxNxD, ids, kv, start, content_out)
+    return h_out, self.query(g_BxMxD, g_ids, kv, start + h_BxNxD.shape[1]), kv
 
   def query(self, g_BxNxD, g_ids: RopeIds, kv, length):
     """Query-stream rows against the cache rows [0, length) (length: scalar or per batch)."""
@@ -122,14 +99,6 @@ class Block(nn.Module):
     mask = jnp.broadcast_to((jnp.arange(S)[None, :] < length_B[:, None])[:, None, :], (B, N, S))
     qg = self.attn.query(self.norm1(g_BxNxD), g_ids)
     return self._finish(g_BxNxD, self.attn.attend_masked(qg, k_cache, v_cache, mask))
-
-
-def _concat_ids(a: RopeIds, b: RopeIds) -> RopeIds:
-  """Position ids of rows a then b (two-stream rows: no per-head ids, no step ids)."""
-  if a.q_step is not None or b.q_step is not None or a.q_pos.ndim != 2 or b.q_pos.ndim != 2:
-    raise ValueError("merged rows need plain B x N position ids")
-  cat = lambda x, y: jnp.concatenate([x, y], axis=1)  # noqa: E731
-  return RopeIds(q_pos=cat(a.q_pos, b.q_pos), k_pos=cat(a.k_pos, b.k_pos))
 
 
 def _exact(dtype):
@@ -185,8 +154,7 @@ class Backbone(nn.Module):
 
   def logits(self, x_BxLxD: jax.Array) -> jax.Array:
     """Final norm and head; float32 logits over the real vocabulary (special row excluded).
-    The tied head multiplies by the table's first V rows only, so no padded logits are made
-    (slicing B x L x rows logits costs a pad in the backward pass: 5% of a GPT-2-size step)."""
+    The tied head multiplies by the table's first V rows only, so no padded logits are made."""
     c = self.cfg
     x = self.final_norm(x_BxLxD)
     if c.tie_embeddings:

@@ -77,7 +77,7 @@ class ModelConfig:
   def onehot_embed(self) -> bool:
     """Look tokens up by a one-hot matmul instead of a gather. The gather's gradient is a
     scatter-add into the table, which serialises on a small table (27 symbols, or every MASK
-    row of mdm hitting one row): 40-85% of an H100 step at 6/384. 'auto': one-hot for tables of
+    row of mdm hitting one row): 40-86% of an H100 step at 6/384. 'auto': one-hot for tables of
     at most 1024 rows, where its extra FLOPs are negligible."""
     if self.embed_impl == "auto":
       return self.table_rows <= 1024
