@@ -3,6 +3,8 @@
   python benchmarks/train_throughput.py --preset=runlocal            # CPU, runlocal size
   python benchmarks/train_throughput.py --preset=small --batch=32    # GPU: 6/384, V=27
   python benchmarks/train_throughput.py --preset=gpt2 --batch=32     # GPU: 12/768, V=50304
+  python benchmarks/train_throughput.py --preset=gpt2 --batch=32 --variants=ar --devices=1,2,4
+      # data-parallel scaling: batch 32 per device on the first 1, 2, 4 devices
 
 Synthetic tokens (throughput does not depend on the text). Warm-up steps first, then the median
 over --steps timed steps (each ends with block_until_ready). MFU against the H100 datasheet
@@ -28,8 +30,9 @@ PRESETS = {  # layers, d_model, heads, seq_len, vocab, dtype
 }
 
 
-def setup(variant, preset, batch, seq_len=None, attention="auto", remat="none"):
-  """(trainer, state, four synthetic batches) for one variant at a preset size."""
+def setup(variant, preset, batch, seq_len=None, attention="auto", remat="none", devices=0):
+  """(trainer, state, four synthetic batches) for one variant at a preset size, on the first
+  `devices` devices (0: all) with a data-parallel mesh."""
   layers, d, heads, L, V, dtype = PRESETS[preset]
   L = seq_len or L
   c = config_lib.base_config(variant, f"seq_len={L}")
@@ -43,7 +46,7 @@ def setup(variant, preset, batch, seq_len=None, attention="auto", remat="none"):
   )
   c.train.batch_size = batch
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=V), seq_len=L)
-  mesh = sharding.make_mesh(c.mesh)
+  mesh = sharding.make_mesh(c.mesh, jax.devices()[: devices or None])
   trainer = Trainer(c, mcfg, mesh)
   state = trainer.init_state(jax.random.key(0))
   rng = np.random.default_rng(0)
@@ -53,9 +56,11 @@ def setup(variant, preset, batch, seq_len=None, attention="auto", remat="none"):
   return trainer, state, xs
 
 
-def bench(variant, preset, batch, steps, warmup, seq_len=None, attention="auto", remat="none"):
-  trainer, state, xs = setup(variant, preset, batch, seq_len, attention, remat)
-  L = trainer.mcfg.seq_len
+def bench(
+  variant, preset, batch, steps, warmup, seq_len=None, attention="auto", remat="none", devices=0
+):
+  trainer, state, xs = setup(variant, preset, batch, seq_len, attention, remat, devices)
+  L, n_dev = trainer.mcfg.seq_len, trainer.mesh.devices.size
   for i in range(warmup):
     state, m = trainer.train_step(state, xs[i % 4])
   jax.block_until_ready(m["loss"])
@@ -74,12 +79,13 @@ def bench(variant, preset, batch, steps, warmup, seq_len=None, attention="auto",
     "preset": preset,
     "seq_len": L,
     "batch": batch,
-    "devices": len(jax.devices()),
+    "devices": n_dev,
     "step_ms": 1e3 * dt,
     "tokens_per_s": tps,
     "peak_mem_gib": mem.get("peak_bytes_in_use", 0) / 2**30,
-    "mfu_datasheet": tps * fpt / flops.H100_DATASHEET_BF16 / len(jax.devices()),
-    "mfu_measured": tps * fpt / flops.H100_MEASURED_BF16 / len(jax.devices()),
+    "tokens_per_s_per_device": tps / n_dev,
+    "mfu_datasheet": tps * fpt / flops.H100_DATASHEET_BF16 / n_dev,
+    "mfu_measured": tps * fpt / flops.H100_MEASURED_BF16 / n_dev,
     "loss": float(m["loss"]),
     "attention": attention,
     "remat": remat,
@@ -96,25 +102,34 @@ def main():
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--attention", default="auto")
   p.add_argument("--remat", default="none")
+  p.add_argument("--devices", default="", help="comma list: scaling runs, --batch per device")
   p.add_argument("--json", default="")
   a = p.parse_args()
   rows = []
+  scaling = [int(n) for n in a.devices.split(",") if n]
   for v in a.variants.split(","):
-    rows.append(
-      bench(v, a.preset, a.batch, a.steps, a.warmup, a.seq_len or None, a.attention, a.remat)
-    )
-    print(json.dumps(rows[-1]), flush=True)
+    for n in scaling or [0]:
+      batch = a.batch * n if n else a.batch
+      args = (a.steps, a.warmup, a.seq_len or None, a.attention, a.remat, n)
+      rows.append(bench(v, a.preset, batch, *args))
+      print(json.dumps(rows[-1]), flush=True)
   if a.json:
     with open(a.json, "w") as f:
       json.dump(rows, f, indent=2)
   print(f"\ndevice: {jax.devices()[0].device_kind} x{len(jax.devices())}")
-  print("| variant | L | batch | step ms | tokens/s | peak GiB | MFU (989) | MFU (798) |")
-  print("|---|---|---|---|---|---|---|---|")
+  print(
+    "| variant | L | devices | batch | step ms | tokens/s | per device | scaling | peak GiB "
+    "| MFU (989) | MFU (798) |"
+  )
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
+  one = {}
   for r in rows:
+    base = one.setdefault(r["variant"], r["tokens_per_s_per_device"])  # first row per variant
     print(
-      f"| {r['variant']} | {r['seq_len']} | {r['batch']} | {r['step_ms']:.1f} | "
-      f"{r['tokens_per_s']:,.0f} | {r['peak_mem_gib']:.2f} | {100 * r['mfu_datasheet']:.1f}% "
-      f"| {100 * r['mfu_measured']:.1f}% |"
+      f"| {r['variant']} | {r['seq_len']} | {r['devices']} | {r['batch']} | {r['step_ms']:.1f} | "
+      f"{r['tokens_per_s']:,.0f} | {r['tokens_per_s_per_device']:,.0f} | "
+      f"{r['tokens_per_s_per_device'] / base:.0%} | {r['peak_mem_gib']:.2f} | "
+      f"{100 * r['mfu_datasheet']:.1f}% | {100 * r['mfu_measured']:.1f}% |"
     )
 
 

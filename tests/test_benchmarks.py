@@ -1,0 +1,48 @@
+"""The benchmark scripts' own logic: the profile summary and the data-parallel scaling runs."""
+
+import gzip
+import json
+import os
+import sys
+
+import jax
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+
+
+def test_profile_summary_groups_device_events(tmp_path):
+  import profile_step
+
+  trace = {
+    "traceEvents": [
+      {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/device:GPU:0"}},
+      {"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "Stream #1"}},
+      {"ph": "M", "name": "process_name", "pid": 3, "args": {"name": "/host:CPU"}},
+      {"ph": "X", "pid": 1, "tid": 2, "name": "gemm", "ts": 0, "dur": 3000},
+      {"ph": "X", "pid": 1, "tid": 2, "name": "gemm", "ts": 5, "dur": 1000},
+      {"ph": "X", "pid": 1, "tid": 2, "name": "scatter", "ts": 9, "dur": 4000},
+      {"ph": "X", "pid": 3, "tid": 4, "name": "python", "ts": 0, "dur": 9999},
+    ]
+  }
+  d = tmp_path / "plugins" / "profile" / "run"
+  d.mkdir(parents=True)
+  with gzip.open(d / "perfetto_trace.json.gz", "wt") as f:
+    json.dump(trace, f)
+  out = profile_step.summarise(profile_step.load_trace(str(tmp_path)), steps=2, top=5)
+  assert list(out) == ["/device:GPU:0 | Stream #1"]  # host events left out when a device exists
+  s = out["/device:GPU:0 | Stream #1"]
+  assert s["busy_ms_per_step"] == 4.0
+  top = {r["name"]: r for r in s["top"]}
+  assert top["gemm"]["ms_per_step"] == 2.0 and top["gemm"]["n"] == 1.0
+  assert top["scatter"]["share"] == 0.5
+
+
+def test_scaling_runs_use_the_first_n_devices():
+  import train_throughput
+
+  assert len(jax.devices()) >= 2
+  r1 = train_throughput.bench("ar", "runlocal", 4, steps=1, warmup=1, devices=1)
+  r2 = train_throughput.bench("ar", "runlocal", 8, steps=1, warmup=1, devices=2)
+  assert (r1["devices"], r2["devices"]) == (1, 2)
+  assert r2["tokens_per_s_per_device"] == r2["tokens_per_s"] / 2
+  assert r1["loss"] > 0 and r2["loss"] > 0
