@@ -23,8 +23,12 @@ from train_throughput import setup
 
 
 def load_trace(log_dir: str) -> dict:
-  (path,) = glob.glob(os.path.join(log_dir, "**", "perfetto_trace.json.gz"), recursive=True)
-  with gzip.open(path) as f:
+  """The newest Perfetto trace under log_dir (a reused --keep dir or a resumed run's
+  WORKDIR/profile holds one per trace)."""
+  paths = glob.glob(os.path.join(log_dir, "**", "perfetto_trace.json.gz"), recursive=True)
+  if not paths:
+    raise SystemExit(f"no perfetto_trace.json.gz under {log_dir}")
+  with gzip.open(max(paths, key=os.path.getmtime)) as f:
     return json.load(f)
 
 
