@@ -61,6 +61,8 @@ def main():
   size = dict(layers=a.layers, d=a.d_model, heads=a.heads, V=a.vocab)
   rows = []
   grid = [(b, L) for b in map(int, a.batches.split(",")) for L in map(int, a.lengths.split(","))]
+  if a.mdm_seconds and len(grid) > 1:
+    p.error(f"--mdm_seconds is the baseline of one (batch, L), got {len(grid)}: {grid}")
   for batch, L in grid:
     cases = [
       ("mdm S=L", "mdm", dict(mdm_steps=L)),
