@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aoarm import orders
+from aoarm.models import cached_attention
 from aoarm.models.inputs import Rows
 
 ORDERS = ("random", "l2r", "given", "adaptive")
@@ -37,6 +38,7 @@ class SampleSpec:
   given: tuple = ()  # ((position, token), ...) to condition on
   order_positions: tuple = ()  # order=given: the full order (a permutation of 0..length-1)
   mdm_steps: int = 0  # mdm: denoising steps (0 = length)
+  unroll: int = 1  # decode loop iterations per trip of the device loop (speed only)
 
   def validate(self, variant: str, vocab_size: int):
     L = self.length
@@ -46,6 +48,8 @@ class SampleSpec:
       raise ValueError("sample.order=adaptive needs variant=two_stream")
     if self.k < 1 or (self.k > 1 and variant != "two_stream"):
       raise ValueError(f"sample.k={self.k}: k > 1 needs variant=two_stream (k >= 1)")
+    if self.unroll < 1:
+      raise ValueError(f"sample.unroll must be >= 1, got {self.unroll}")
     if self.temperature < 0 or not 0 < self.top_p <= 1:
       raise ValueError(f"bad temperature {self.temperature} / top_p {self.top_p}")
     pos = [p for p, _ in self.given]
@@ -70,7 +74,9 @@ class SampleSpec:
 
 
 def init_cache(mcfg, batch: int, rows: int, dtype=None):
-  shape = (batch, rows, mcfg.num_heads, mcfg.head_dim)
+  """Per layer (k, v), each B x H x S x K; S = rows, padded as the decode kernel needs."""
+  S = cached_attention.cache_rows(rows, mcfg.decode_impl)
+  shape = (batch, mcfg.num_heads, S, mcfg.head_dim)
   dtype = dtype or mcfg.compute_dtype
   return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in range(mcfg.num_layers)]
 
@@ -167,7 +173,7 @@ def sample_single_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int)
     lp = jax.lax.dynamic_update_slice_in_dim(lp, logprob(logits, tok), t, 1)
     return y, lp, cache
 
-  y, lp, _ = jax.lax.fori_loop(n0, L, body, (y, lp, cache))
+  y, lp, _ = jax.lax.fori_loop(n0, L, body, (y, lp, cache), unroll=spec.unroll)
   return _result(y, sigma, lp, steps=L - n0 + 1)
 
 
@@ -249,7 +255,7 @@ def sample_two_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
     return y, order, lp, filled, cache, tok, tgt
 
   carry = (y, order, lp, filled, cache, tok, tgt)
-  y, order, lp, *_ = jax.lax.fori_loop(1, n_chunks, body, carry)
+  y, order, lp, *_ = jax.lax.fori_loop(1, n_chunks, body, carry, unroll=spec.unroll)
   return _result(y[:, :L], order[:, :L], lp[:, :L], steps=n_chunks)
 
 
@@ -293,7 +299,7 @@ def sample_mdm(model, params, mcfg, spec: SampleSpec, rng, batch: int):
     when = jnp.where(reveal, s, when)
     return jnp.where(reveal, tok, z), when, lp
 
-  z, when, lp = jax.lax.fori_loop(0, S, body, (z, when, lp))
+  z, when, lp = jax.lax.fori_loop(0, S, body, (z, when, lp), unroll=spec.unroll)
   sigma = jnp.argsort(when * L + jnp.arange(L), axis=1).astype(jnp.int32)
   return {"tokens": z, "order": sigma, "logprob": jnp.take_along_axis(lp, sigma, 1), "num_steps": S}
 

@@ -2,15 +2,20 @@
 same model size, random weights (speed does not depend on them).
 
   python benchmarks/sampling_speed.py --batches=32,128 --lengths=256,1024
+  python benchmarks/sampling_speed.py --batches=128 --lengths=1024 --only='k=1' --profile
 
 Each sampler is jitted, run once to compile, then timed over --reps runs (median); prints
-tokens/s (batch * L / time) and the speed-up over mdm with S = L.
+tokens/s (batch * L / time) and the speed-up over mdm with S = L. --decode_impl picks the cached
+attention (auto: the Pallas decode kernel on GPU), --unroll the decode loop's unroll factor.
+--profile traces one more run per sampler (jax.profiler) and prints its device time per kernel
+name, per decoding step.
 """
 
 import argparse
 import json
 import re
 import statistics
+import tempfile
 import time
 
 import jax
@@ -20,7 +25,7 @@ from aoarm import sampling
 from aoarm.models import ModelConfig, get_model
 
 
-def time_sampler(variant, L, batch, reps, layers, d, heads, V, **spec_kw):
+def time_sampler(variant, L, batch, reps, layers, d, heads, V, decode_impl, profile, **spec_kw):
   mcfg = ModelConfig(
     variant=variant,
     vocab_size=V,
@@ -30,6 +35,7 @@ def time_sampler(variant, L, batch, reps, layers, d, heads, V, **spec_kw):
     num_heads=heads,
     dtype="bfloat16",
     attention_impl="auto",
+    decode_impl=decode_impl,
   )
   model = get_model(mcfg)
   x = jnp.zeros((1, L), jnp.int32)
@@ -42,7 +48,16 @@ def time_sampler(variant, L, batch, reps, layers, d, heads, V, **spec_kw):
     t = time.perf_counter()
     jax.block_until_ready(fn(params, jax.random.key(2 + r)))
     times.append(time.perf_counter() - t)
-  return statistics.median(times)
+  summary = None
+  if profile:
+    from profile_step import load_trace, summarise
+
+    log_dir = tempfile.mkdtemp()
+    jax.profiler.start_trace(log_dir, create_perfetto_trace=True)
+    jax.block_until_ready(fn(params, jax.random.key(99)))
+    jax.profiler.stop_trace()
+    summary = summarise(load_trace(log_dir), steps=L, top=profile)
+  return statistics.median(times), summary
 
 
 def main():
@@ -55,6 +70,9 @@ def main():
   p.add_argument("--heads", type=int, default=6)
   p.add_argument("--vocab", type=int, default=27)
   p.add_argument("--only", default="", help="regex: run only the samplers it matches")
+  p.add_argument("--decode_impl", default="auto", help="auto | xla | pallas")
+  p.add_argument("--unroll", type=int, default=1, help="decode loop unroll factor")
+  p.add_argument("--profile", type=int, default=0, help="trace a run; print the top N kernels")
   p.add_argument("--mdm_seconds", type=float, default=0.0, help="baseline if mdm S=L is not run")
   p.add_argument("--json", default="")
   a = p.parse_args()
@@ -75,7 +93,17 @@ def main():
     for name, variant, kw in cases:
       if a.only and not re.search(a.only, name):
         continue
-      dt = time_sampler(variant, L, batch, a.reps, **size, **kw)
+      dt, prof = time_sampler(
+        variant,
+        L,
+        batch,
+        a.reps,
+        **size,
+        decode_impl=a.decode_impl,
+        profile=a.profile,
+        unroll=a.unroll,
+        **kw,
+      )
       base = base or dt
       rows.append(
         {
@@ -88,10 +116,19 @@ def main():
         }
       )
       print(json.dumps(rows[-1]), flush=True)
+      for line, sm in (prof or {}).items():
+        if sm["busy_ms_per_step"] * L < 0.05 * dt * 1e3:
+          continue
+        print(f"### {name} | {line}: busy {sm['busy_ms_per_step'] * 1e3:.1f} us per token step")
+        for r in sm["top"]:
+          us, share = 1e3 * r["ms_per_step"], 100 * r["share"]
+          print(f"  {us:8.1f} us {share:5.1f}% x{r['n']:<6.2f} {r['name']}")
+        rows[-1]["profile"] = sm
   if a.json:
     with open(a.json, "w") as f:
       json.dump(rows, f, indent=2)
   print(f"\ndevice: {jax.devices()[0].device_kind}; model {a.layers}/{a.d_model}, V={a.vocab}")
+  print(f"decode_impl={a.decode_impl} unroll={a.unroll}")
   print("| sampler | L | batch | seconds | tokens/s | speed-up vs mdm S=L |")
   print("|---|---|---|---|---|---|")
   for r in rows:

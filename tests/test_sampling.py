@@ -25,9 +25,20 @@ def _full_logprobs(model, params, x, sigma):
   return -np.asarray(losses.any_order_nll(model.apply, params, x, sigma))
 
 
-@pytest.mark.parametrize("variant,k,order", CASES)
-def test_cached_logprobs_equal_full_forward(variant, k, order):
-  cfg = tiny(variant, seq_len=10)
+PALLAS_CASES = [
+  ("two_stream", 1, "random"),
+  ("two_stream", 3, "random"),
+  ("decoupled_rope", 1, "random"),
+]
+
+
+@pytest.mark.parametrize(
+  "variant,k,order,decode_impl",
+  [c + ("xla",) for c in CASES] + [c + ("pallas",) for c in PALLAS_CASES],
+)
+def test_cached_logprobs_equal_full_forward(variant, k, order, decode_impl):
+  """decode_impl=pallas runs the Triton decode kernel in interpret mode off GPU."""
+  cfg = tiny(variant, seq_len=10, decode_impl=decode_impl)
   model, params, _, _ = init(cfg, sharpen=2.0)
   given = ((4, 3), (7, 1)) if variant != "ar" else ((0, 2), (1, 5), (6, 1))
   spec = SampleSpec(length=10, k=k, order=order, given=given)

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aoarm.models import layers
+from aoarm.models import cached_attention, layers
 from aoarm.models.rope import apply_rope
 
 IMPLEMENTATIONS = ("xla", "cudnn")
@@ -42,6 +42,7 @@ class Attention(nn.Module):
   d_model: int
   causal: bool = True
   implementation: str = "xla"
+  decode_impl: str = "xla"  # cached decoding: xla | pallas (see cached_attention)
   use_rope: bool = True
   rope_base: float = 10_000.0
   order_frac: float = 0.0
@@ -101,12 +102,19 @@ class Attention(nn.Module):
       )
     return self.wo(out_BxTxHxK)
 
-  def attend_masked(self, q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS) -> jax.Array:
-    """Attention with an explicit mask (cached decoding: new rows against the cache); XLA."""
-    out_BxTxHxK = jax.nn.dot_product_attention(
-      q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask=mask_BxTxS[:, None], implementation="xla"
-    )
-    return self.wo(out_BxTxHxK)
+  def attend_cached(self, q_BxTxHxK, k_BxHxSxK, v_BxHxSxK, length_B, mask_BxTxS=None):
+    """New rows against a KV cache laid out B x H x S x K (cached decoding), then the output
+    projection. Either every row of batch b sees cache rows [0, length_B[b]) (mask None), or
+    `mask_BxTxS` says which rows each sees (always the XLA path)."""
+    if mask_BxTxS is None and self.decode_impl == "pallas":
+      out_BxTxHxK = cached_attention.attend_pallas(q_BxTxHxK, k_BxHxSxK, v_BxHxSxK, length_B)
+    else:
+      if mask_BxTxS is None:
+        B, T, S = q_BxTxHxK.shape[0], q_BxTxHxK.shape[1], k_BxHxSxK.shape[2]
+        length_B = jnp.broadcast_to(jnp.asarray(length_B), (B,))
+        mask_BxTxS = jnp.broadcast_to((jnp.arange(S) < length_B[:, None])[:, None], (B, T, S))
+      out_BxTxHxK = cached_attention.attend_xla(q_BxTxHxK, k_BxHxSxK, v_BxHxSxK, mask_BxTxS)
+    return self.wo(out_BxTxHxK.astype(self.dtype))
 
   def _explicit(self, q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, tag):
     scale = self.head_dim**-0.5

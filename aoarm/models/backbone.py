@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aoarm.models import layers
+from aoarm.models import cached_attention, layers
 from aoarm.models.attention import Attention, RopeIds, resolve_implementation
 from aoarm.models.model_config import ModelConfig
 
@@ -31,6 +31,7 @@ class Block(nn.Module):
       d_model=c.d_model,
       causal=self.causal,
       implementation=resolve_implementation(c.attention_impl, dt),
+      decode_impl=cached_attention.resolve(c.decode_impl),
       use_rope=self.use_rope,
       rope_base=c.rope_base,
       order_frac=c.order_dims,
@@ -66,22 +67,27 @@ class Block(nn.Module):
     return h_out, g_out
 
   def extend(self, h_BxNxD, ids: RopeIds, kv, start, content_out: bool = True):
-    """N new content rows at rows [start, start+N): write their k/v into the cache `kv` and
-    attend cache rows <= own row. Returns (h or None, updated kv)."""
+    """N new content rows at rows [start, start+N): write their k/v into the cache `kv` (each
+    B x H x S x K) and attend cache rows <= own row. Returns (h or None, updated kv)."""
     k_cache, v_cache = kv
     hn = self.norm1(h_BxNxD)
     k, v = self.attn.key_value(hn, ids)
-    k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), start, 1)
-    v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), start, 1)
-    cache_axes = ("batch", "length", "act_heads", "kv")  # the cache shards like activations
-    k_cache = nn.with_logical_constraint(k_cache, cache_axes)
-    v_cache = nn.with_logical_constraint(v_cache, cache_axes)
+    cache_axes = ("batch", "act_heads", "length", "kv")  # the cache shards like activations
+    k_cache, v_cache = (
+      nn.with_logical_constraint(
+        jax.lax.dynamic_update_slice_in_dim(c, x.transpose(0, 2, 1, 3).astype(c.dtype), start, 2),
+        cache_axes,
+      )
+      for c, x in ((k_cache, k), (v_cache, v))
+    )
     h_out = None
     if content_out:
-      N, S = h_BxNxD.shape[1], k_cache.shape[1]
-      mask_NxS = jnp.arange(S)[None, :] <= start + jnp.arange(N)[:, None]
-      mask = jnp.broadcast_to(mask_NxS, (h_BxNxD.shape[0], N, S))
-      out = self.attn.attend_masked(self.attn.query(hn, ids), k_cache, v_cache, mask)
+      B, N, S = h_BxNxD.shape[0], h_BxNxD.shape[1], k_cache.shape[2]
+      mask = None  # one row: it sees [0, start], a prefix, so any implementation will do
+      if N > 1:
+        mask_NxS = jnp.arange(S)[None, :] <= start + jnp.arange(N)[:, None]
+        mask = jnp.broadcast_to(mask_NxS, (B, N, S))
+      out = self.attn.attend_cached(self.attn.query(hn, ids), k_cache, v_cache, start + 1, mask)
       h_out = self._finish(h_BxNxD, out)
     return h_out, (k_cache, v_cache)
 
@@ -94,11 +100,8 @@ class Block(nn.Module):
   def query(self, g_BxNxD, g_ids: RopeIds, kv, length):
     """Query-stream rows against the cache rows [0, length) (length: scalar or per batch)."""
     k_cache, v_cache = kv
-    B, N, S = g_BxNxD.shape[0], g_BxNxD.shape[1], k_cache.shape[1]
-    length_B = jnp.broadcast_to(jnp.asarray(length), (B,))
-    mask = jnp.broadcast_to((jnp.arange(S)[None, :] < length_B[:, None])[:, None, :], (B, N, S))
     qg = self.attn.query(self.norm1(g_BxNxD), g_ids)
-    return self._finish(g_BxNxD, self.attn.attend_masked(qg, k_cache, v_cache, mask))
+    return self._finish(g_BxNxD, self.attn.attend_cached(qg, k_cache, v_cache, length))
 
 
 def _exact(dtype):
@@ -166,7 +169,7 @@ class Backbone(nn.Module):
 
   def extend(self, h_BxNxD, ids: RopeIds, cache, start, need_logits: bool = True):
     """Cached decoding: N new content rows at [start, start+N) through every layer.
-    `cache`: per layer (k, v), each B x S x H x K. Returns (logits or None, cache)."""
+    `cache`: per layer (k, v), each B x H x S x K. Returns (logits or None, cache)."""
     h, new_cache = h_BxNxD, []
     n = len(self.blocks)
     for i, block in enumerate(self.blocks):

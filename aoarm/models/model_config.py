@@ -28,6 +28,7 @@ class ModelConfig:
   order_dims: float = 0.0  # decoupled_rope: fraction of rotary dims that encode generation step
   capture_attention: bool = False  # sow attention scores/weights (diagnostics); slow path
   embed_impl: str = "auto"  # auto | gather | onehot (token lookup; see `onehot_embed`)
+  decode_impl: str = "auto"  # cached decoding attention: auto | xla | pallas (cached_attention)
 
   def __post_init__(self):
     if self.variant not in VARIANTS:
@@ -50,6 +51,8 @@ class ModelConfig:
         )
     if self.embed_impl not in ("auto", "gather", "onehot"):
       raise ValueError(f"model.embed_impl must be auto|gather|onehot, got {self.embed_impl!r}")
+    if self.decode_impl not in ("auto", "xla", "pallas"):
+      raise ValueError(f"model.decode_impl must be auto|xla|pallas, got {self.decode_impl!r}")
     if self.remat not in ("none", "full", "dots"):
       raise ValueError(f"model.remat must be none|full|dots, got {self.remat!r}")
     for name in ("target_heads", "order_dims"):
