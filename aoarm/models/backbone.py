@@ -71,15 +71,7 @@ class Block(nn.Module):
     B x H x S x K) and attend cache rows <= own row. Returns (h or None, updated kv)."""
     k_cache, v_cache = kv
     hn = self.norm1(h_BxNxD)
-    k, v = self.attn.key_value(hn, ids)
-    cache_axes = ("batch", "act_heads", "length", "kv")  # the cache shards like activations
-    k_cache, v_cache = (
-      nn.with_logical_constraint(
-        jax.lax.dynamic_update_slice_in_dim(c, x.transpose(0, 2, 1, 3).astype(c.dtype), start, 2),
-        cache_axes,
-      )
-      for c, x in ((k_cache, k), (v_cache, v))
-    )
+    k_cache, v_cache = _write(kv, self.attn.key_value(hn, ids), start)
     h_out = None
     if content_out:
       B, N, S = h_BxNxD.shape[0], h_BxNxD.shape[1], k_cache.shape[2]
@@ -94,14 +86,42 @@ class Block(nn.Module):
   def extend_query(self, h_BxNxD, ids, g_BxMxD, g_ids, kv, start, content_out: bool):
     """Both at once: N new content rows written at [start, start+N), then M query rows that
     attend cache rows [0, start+N) of this layer — the new rows included."""
+    if h_BxNxD.shape[1] == 1 and self.attn.decode_impl == "pallas":
+      return self._extend_query_one(h_BxNxD, ids, g_BxMxD, g_ids, kv, start, content_out)
     h_out, kv = self.extend(h_BxNxD, ids, kv, start, content_out)
     return h_out, self.query(g_BxMxD, g_ids, kv, start + h_BxNxD.shape[1]), kv
+
+  def _extend_query_one(self, h_Bx1xD, ids, g_BxMxD, g_ids, kv, start, content_out: bool):
+    """One new content row: it and the query rows see the same prefix [0, start + 1), so a
+    single decode-kernel call reads the cache once for all of them, and the output projection
+    and MLP run once over the stacked rows (row-wise, so exact)."""
+    hn = self.norm1(h_Bx1xD)
+    kv = _write(kv, self.attn.key_value(hn, ids), start)
+    q = self.attn.query(self.norm1(g_BxMxD), g_ids)
+    x = g_BxMxD
+    if content_out:
+      q = jnp.concatenate([self.attn.query(hn, ids), q], axis=1)
+      x = jnp.concatenate([h_Bx1xD, g_BxMxD], axis=1)
+    x = self._finish(x, self.attn.attend_cached(q, kv[0], kv[1], start + 1))
+    return (x[:, :1], x[:, 1:], kv) if content_out else (None, x, kv)
 
   def query(self, g_BxNxD, g_ids: RopeIds, kv, length):
     """Query-stream rows against the cache rows [0, length) (length: scalar or per batch)."""
     k_cache, v_cache = kv
     qg = self.attn.query(self.norm1(g_BxNxD), g_ids)
     return self._finish(g_BxNxD, self.attn.attend_cached(qg, k_cache, v_cache, length))
+
+
+def _write(kv, new_kv, start):
+  """Write new keys/values B x N x H x K into the cache (k, v), each B x H x S x K, at row
+  `start`; the cache shards like activations."""
+  return tuple(
+    nn.with_logical_constraint(
+      jax.lax.dynamic_update_slice_in_dim(c, x.transpose(0, 2, 1, 3).astype(c.dtype), start, 2),
+      ("batch", "act_heads", "length", "kv"),
+    )
+    for c, x in zip(kv, new_kv)
+  )
 
 
 def _exact(dtype):
