@@ -131,6 +131,18 @@ def _forced(spec: SampleSpec, sigma_BxL):
   return tok_BxL >= 0, jnp.maximum(tok_BxL, 0)
 
 
+def _f32(fn):
+  """A model call whose logits (first output, or the output) come back as float32."""
+
+  def call(*a):
+    out = fn(*a)
+    if isinstance(out, tuple):
+      return (out[0].astype(jnp.float32), *out[1:])
+    return out.astype(jnp.float32)
+
+  return call
+
+
 def _rows(prev_BxN, own_BxN, tgt_BxN, first_step):
   N = prev_BxN.shape[1]
   step = jnp.broadcast_to(first_step - 1 + jnp.arange(N), own_BxN.shape)
@@ -149,7 +161,7 @@ def sample_single_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int)
   forced_BxL, forced_tok_BxL = _forced(spec, sigma)
   # P leading steps are all given: their rows (plus the first open row) run as one prefill
   P = spec.prefix_steps(mcfg.variant)
-  apply = lambda *a: model.apply({"params": params}, *a, method=model.decode)  # noqa: E731
+  apply = _f32(lambda *a: model.apply({"params": params}, *a, method=model.decode))
   cache = init_cache(mcfg, batch, L)
   n0 = min(P + 1, L)
   prev0 = jnp.concatenate([jnp.full((batch, 1), V, jnp.int32), forced_tok_BxL[:, : n0 - 1]], 1)
@@ -198,8 +210,8 @@ def sample_two_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
   forced_BxL, forced_tok_BxL = _forced(spec, sigma)
   n_chunks = math.ceil((L - P) / k)
   width = P + n_chunks * k  # steps incl. padding past L in the last chunk
-  step_fn = lambda *a: model.apply({"params": params}, *a, method=model.step)  # noqa: E731
-  query = lambda *a: model.apply({"params": params}, *a, method=model.query)  # noqa: E731
+  step_fn = _f32(lambda *a: model.apply({"params": params}, *a, method=model.step))
+  query = _f32(lambda *a: model.apply({"params": params}, *a, method=model.query))
   cache = init_cache(mcfg, batch, width + 1)
   order = jnp.zeros((batch, width), jnp.int32).at[:, :L].set(sigma)
   filled = jnp.zeros((batch, L), bool).at[jnp.arange(batch)[:, None], sigma[:, :P]].set(True)
@@ -284,7 +296,7 @@ def sample_mdm(model, params, mcfg, spec: SampleSpec, rng, batch: int):
   def body(s, carry):
     z, when, lp = carry
     r1, r2 = jax.random.split(jax.random.fold_in(rng, s))
-    logits = model.apply({"params": params}, z)
+    logits = model.apply({"params": params}, z).astype(jnp.float32)
     t_now, t_next = 1.0 - s / S, 1.0 - (s + 1) / S
     masked = z == V
     if spec.temperature == 0:  # greedy: reveal the most confident masked positions, as many

@@ -185,8 +185,10 @@ class Backbone(nn.Module):
     return jnp.dot(onehot_BxLxR, table_RxD, precision=_exact(dt))
 
   def logits(self, x_BxLxD: jax.Array) -> jax.Array:
-    """Final norm and head; float32 logits over the real vocabulary (special row excluded).
-    The tied head multiplies by the table's first V rows only, so no padded logits are made."""
+    """Final norm and head; logits over the real vocabulary (special row excluded), in the
+    compute dtype: a bf16 head's matmul rounds them to bf16 either way, and consumers upcast
+    (`losses.token_nll` inside its fused reduction), so B x L x V float32 logits are never
+    materialised. The tied head multiplies by the table's first V rows only (no padding)."""
     c = self.cfg
     x = self.final_norm(x_BxLxD)
     if c.tie_embeddings:
@@ -194,7 +196,7 @@ class Backbone(nn.Module):
       out = jnp.dot(x, table_VxD.T, precision=_exact(c.compute_dtype))
     else:
       out = self.head(x)[..., : c.vocab_size]
-    return nn.with_logical_constraint(out.astype(jnp.float32), ("batch", "length", "act_vocab"))
+    return nn.with_logical_constraint(out, ("batch", "length", "act_vocab"))
 
   def extend(self, h_BxNxD, ids: RopeIds, cache, start, need_logits: bool = True):
     """Cached decoding: N new content rows at [start, start+N) through every layer.
