@@ -7,7 +7,8 @@ The cache is laid out B x H x S x K (heads before rows), so q·k and w·v are ma
 - `pallas`: the Triton flash-decoding kernel of `jax.experimental.pallas.ops.gpu.decode_attention`
   (one program per (b, h, split of SPLIT rows); splits past the filled length exit at once), for
   new rows that all see the same cache prefix [0, length). Off GPU it runs in interpret mode
-  (tests). The cache must then have a multiple of SPLIT rows (`cache_rows`).
+  (tests). The cache must then have a multiple of SPLIT rows (`cache_rows`). `auto` picks it on
+  a single GPU only: GSPMD does not partition the Pallas call (it would gather a sharded cache).
 """
 
 import functools
@@ -23,8 +24,8 @@ BLOCK_K = 64  # rows per inner iteration of a program
 def resolve(impl: str) -> str:
   if impl not in DECODE_IMPLS:
     raise ValueError(f"model.decode_impl must be one of {DECODE_IMPLS}, got {impl!r}")
-  if impl == "auto":
-    return "pallas" if jax.default_backend() == "gpu" else "xla"
+  if impl == "auto":  # GSPMD cannot partition the Pallas call: sharded sampling keeps XLA
+    return "pallas" if jax.default_backend() == "gpu" and jax.device_count() == 1 else "xla"
   return impl
 
 
