@@ -6,7 +6,7 @@ same model size, random weights (speed does not depend on them).
 
 Each sampler is jitted, run once to compile, then timed over --reps runs (median); prints
 tokens/s (batch * L / time) and the speed-up over mdm with S = L. --decode_impl picks the cached
-attention (auto: the Pallas decode kernel on GPU), --unroll the decode loop's unroll factor.
+attention (auto: the Pallas decode kernel on a single GPU), --unroll the decode loop's unroll factor.
 --profile traces one more run per sampler (jax.profiler) and prints its device time per kernel
 name, per decoding step.
 """
