@@ -52,7 +52,7 @@ def spec_from_config(cfg, tokenizer, seq_len: int) -> sampling.SampleSpec:
     given=parse_given(tokenizer, s.prompt, s.infill, length),
     order_positions=order_positions,
     mdm_steps=s.mdm_steps,
-    unroll=s.get("unroll", 1),
+    unroll=s.unroll,
   )
 
 

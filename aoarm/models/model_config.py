@@ -5,6 +5,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from aoarm.models import cached_attention
+
 VARIANTS = ("ar", "two_stream", "decoupled_rope", "sigma_gpt", "mdm")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -51,8 +53,11 @@ class ModelConfig:
         )
     if self.embed_impl not in ("auto", "gather", "onehot"):
       raise ValueError(f"model.embed_impl must be auto|gather|onehot, got {self.embed_impl!r}")
-    if self.decode_impl not in ("auto", "xla", "pallas"):
-      raise ValueError(f"model.decode_impl must be auto|xla|pallas, got {self.decode_impl!r}")
+    if self.decode_impl not in cached_attention.DECODE_IMPLS:
+      raise ValueError(
+        f"model.decode_impl must be one of {cached_attention.DECODE_IMPLS}, "
+        f"got {self.decode_impl!r}"
+      )
     if self.remat not in ("none", "full", "dots"):
       raise ValueError(f"model.remat must be none|full|dots, got {self.remat!r}")
     for name in ("target_heads", "order_dims"):
