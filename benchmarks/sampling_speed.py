@@ -2,14 +2,14 @@
 same model size, random weights (speed does not depend on them).
 
   python benchmarks/sampling_speed.py --batches=32,128 --lengths=256,1024
-  python benchmarks/sampling_speed.py --batches=128 --lengths=1024 --only='k=1' --profile
+  python benchmarks/sampling_speed.py --batches=128 --lengths=1024 --only='k=1' --profile=20
 
 Each sampler is jitted, run once to compile, then timed over --reps runs (median); prints
 tokens/s (batch * L / time) and the speed-up over mdm with S = L. --decode_impl picks the
 cached attention (auto: the Pallas decode kernel on a single GPU), --unroll the decode loop's
 unroll factor.
---profile traces one more run per sampler (jax.profiler) and prints its device time per kernel
-name, per decoding step.
+--profile=N traces one more run per sampler (jax.profiler) and prints its top N kernels by
+device time, per generated position (divided by L: per decoding step only for k=1).
 """
 
 import argparse
