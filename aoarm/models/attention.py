@@ -52,18 +52,10 @@ class Attention(nn.Module):
   param_dtype: jnp.dtype = jnp.float32
 
   def setup(self):
-    def proj(name):
-      return nn.DenseGeneral(
-        (self.num_heads, self.head_dim),
-        axis=-1,
-        use_bias=False,
-        dtype=self.dtype,
-        param_dtype=self.param_dtype,
-        name=name,
-        kernel_init=nn.with_logical_partitioning(layers.dense_init(), ("embed", "heads", "kv")),
-      )
-
-    self.wq, self.wk, self.wv = proj("wq"), proj("wk"), proj("wv")
+    shape = (self.d_model, self.num_heads, self.head_dim)
+    self.wq, self.wk, self.wv = (
+      _Kernel(shape, self.param_dtype, name=n) for n in ("wq", "wk", "wv")
+    )
     self.wo = nn.DenseGeneral(
       self.d_model,
       axis=(-2, -1),
@@ -81,11 +73,29 @@ class Attention(nn.Module):
       return x_BxLxHxK
     return apply_rope(x_BxLxHxK, pos, step, self.order_frac, self.rope_base)
 
+  def _project(self, x_BxLxD: jax.Array, *kernels: "_Kernel") -> list[jax.Array]:
+    """x times each D x H x K kernel — one matmul of width P*H*K over the stacked kernels (one
+    GEMM of width 3HK runs ~2x faster than three of width HK at 12/768 on an H100)."""
+    x = x_BxLxD.astype(self.dtype)
+    if len(kernels) == 1:
+      return [jnp.einsum("bld,dhk->blhk", x, kernels[0]().astype(self.dtype))]
+    w_DxPxHxK = jnp.stack([w().astype(self.dtype) for w in kernels], axis=1)
+    y_BxLxPxHxK = jnp.einsum("bld,dphk->blphk", x, w_DxPxHxK)
+    # split (not indexing): its transpose is one concatenation of the three gradients, where
+    # slices transpose to pads that the backward adds up (a 1.7x slower fusion on an H100)
+    return [y[:, :, 0] for y in jnp.split(y_BxLxPxHxK, len(kernels), axis=2)]
+
   def query(self, x_BxLxD: jax.Array, ids: RopeIds) -> jax.Array:
-    return self._rope(self.wq(x_BxLxD), ids.q_pos, ids.q_step)
+    return self._rope(self._project(x_BxLxD, self.wq)[0], ids.q_pos, ids.q_step)
 
   def key_value(self, x_BxLxD: jax.Array, ids: RopeIds) -> tuple[jax.Array, jax.Array]:
-    return self._rope(self.wk(x_BxLxD), ids.k_pos, ids.k_step), self.wv(x_BxLxD)
+    k, v = self._project(x_BxLxD, self.wk, self.wv)
+    return self._rope(k, ids.k_pos, ids.k_step), v
+
+  def query_key_value(self, x_BxLxD: jax.Array, ids: RopeIds):
+    """q, k, v of the same rows in one matmul."""
+    q, k, v = self._project(x_BxLxD, self.wq, self.wk, self.wv)
+    return self._rope(q, ids.q_pos, ids.q_step), self._rope(k, ids.k_pos, ids.k_step), v
 
   def attend(self, q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, tag: str = "content") -> jax.Array:
     """softmax(q k^T / sqrt(K)) v, causal over rows if self.causal; then the output projection."""
@@ -129,3 +139,16 @@ class Attention(nn.Module):
     self.sow("intermediates", f"{tag}_scores", s_BxHxTxS)
     self.sow("intermediates", f"{tag}_weights", w_BxHxTxS)
     return jnp.einsum("bhts,bshk->bthk", w_BxHxTxS.astype(v_BxSxHxK.dtype), v_BxSxHxK)
+
+
+class _Kernel(nn.Module):
+  """One projection's D x H x K weight, held alone (param `kernel`, as nn.DenseGeneral names it)
+  so that the q, k and v weights can be stacked into one matmul."""
+
+  shape: tuple[int, int, int]
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self) -> jax.Array:
+    init = nn.with_logical_partitioning(layers.dense_init(), ("embed", "heads", "kv"))
+    return self.param("kernel", init, self.shape, self.param_dtype)

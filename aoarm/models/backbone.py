@@ -56,10 +56,12 @@ class Block(nn.Module):
   ):
     """One block. Returns (h, g); h is None when content_out is False (only its k/v are used)."""
     hn = self.norm1(h_BxLxD)
-    k, v = self.attn.key_value(hn, ids)
     h_out = None
     if content_out:
-      h_out = self._finish(h_BxLxD, self.attn.attend(self.attn.query(hn, ids), k, v, "content"))
+      q, k, v = self.attn.query_key_value(hn, ids)
+      h_out = self._finish(h_BxLxD, self.attn.attend(q, k, v, "content"))
+    else:
+      k, v = self.attn.key_value(hn, ids)
     g_out = None
     if g_BxLxD is not None:
       qg = self.attn.query(self.norm1(g_BxLxD), g_ids)
