@@ -7,6 +7,7 @@ Logical axes used across the models (mapped to mesh axes by the rule table in th
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Dtype = jnp.dtype
 
@@ -41,6 +42,32 @@ class RMSNorm(nn.Module):
     return (x * scale_D.astype(jnp.float32)).astype(self.dtype)
 
 
+@jax.custom_vjp
+def gelu(x: jax.Array) -> jax.Array:
+  """tanh-approximate GELU (= `nn.gelu`), whose backward keeps only its input.
+
+  Autodiff of `nn.gelu` saves a second tensor of the MLP's width for the backward (the forward
+  fusion writes it beside the output) and adds two cotangent terms there: at 12/768, B=32,
+  L=1024 that is 2 x 200 MB more memory traffic per layer. Here the backward recomputes the
+  derivative from x, in float32."""
+  return nn.gelu(x)
+
+
+def _gelu_fwd(x):
+  return nn.gelu(x), x
+
+
+def _gelu_bwd(x, g):
+  c = np.sqrt(2 / np.pi)
+  x32 = x.astype(jnp.float32)
+  t = jnp.tanh(c * (x32 + 0.044715 * x32**3))
+  d = 0.5 * (1 + t) + 0.5 * x32 * (1 - t * t) * c * (1 + 3 * 0.044715 * x32 * x32)
+  return ((g.astype(jnp.float32) * d).astype(g.dtype),)
+
+
+gelu.defvjp(_gelu_fwd, _gelu_bwd)
+
+
 class Mlp(nn.Module):
   """Two-layer GELU MLP, no biases."""
 
@@ -60,7 +87,7 @@ class Mlp(nn.Module):
       kernel_init=nn.with_logical_partitioning(dense_init(), ("embed", "mlp")),
       name="wi",
     )(x_BxLxD)
-    h_BxLxF = nn.with_logical_constraint(nn.gelu(h_BxLxF), ("batch", "length", "act_mlp"))
+    h_BxLxF = nn.with_logical_constraint(gelu(h_BxLxF), ("batch", "length", "act_mlp"))
     return nn.Dense(
       self.d_model,
       use_bias=False,
