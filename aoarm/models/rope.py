@@ -20,12 +20,15 @@ def _rotate(x_BxLxHxK: jax.Array, pos: jax.Array, base: float) -> jax.Array:
     pos = pos[:, :, None]
   half = K // 2
   theta_half = base ** (-2.0 * jnp.arange(half, dtype=jnp.float32) / K)
-  ang_BxLxHxhalf = pos.astype(jnp.float32)[..., None] * theta_half
-  cos, sin = jnp.cos(ang_BxLxHxhalf), jnp.sin(ang_BxLxHxhalf)
-  x = x_BxLxHxK.astype(jnp.float32)
-  x1, x2 = x[..., :half], x[..., half:]
-  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-  return out.astype(x_BxLxHxK.dtype)
+  ang_BxLxHx1xhalf = pos.astype(jnp.float32)[..., None, None] * theta_half
+  cos, sin = jnp.cos(ang_BxLxHx1xhalf), jnp.sin(ang_BxLxHx1xhalf)
+  # The halves (x1, x2) as an axis of 2: (x1 cos - x2 sin, x2 cos + x1 sin) is x cos plus the
+  # halves reversed times (-sin, +sin). Elementwise ops and a reverse, whose transposes are the
+  # same; concatenating the halves made the backward fusion ~2x slower on an H100.
+  x_BxLxHx2xhalf = x_BxLxHxK.astype(jnp.float32).reshape(*x_BxLxHxK.shape[:-1], 2, half)
+  sign_2x1 = jnp.array([[-1.0], [1.0]], jnp.float32)
+  out = x_BxLxHx2xhalf * cos + x_BxLxHx2xhalf[..., ::-1, :] * (sin * sign_2x1)
+  return out.reshape(x_BxLxHxK.shape).astype(x_BxLxHxK.dtype)
 
 
 def order_rotary_dims(head_dim: int, order_frac: float) -> int:
