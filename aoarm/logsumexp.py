@@ -1,0 +1,71 @@
+"""Row log-sum-exp of logits in one read: a Pallas kernel for the fused cross-entropy.
+
+XLA takes log-sum-exp in two passes over the logits (the row max, then the sum of exp): at
+12/768, V=50304, B=32, L=1024 each pass reads 3.3 GB (~1.1-1.3 ms on an H100). The kernel keeps
+a running max and sum per row (the online softmax) and reads each logit once. `auto` takes it on
+a single GPU only (GSPMD does not partition a Pallas call, so a sharded batch would be gathered);
+off GPU the kernel runs in Pallas interpret mode, which is how the CPU tests check it.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+
+IMPLS = ("auto", "xla", "pallas")
+
+
+def resolve(impl: str = "auto") -> str:
+  if impl not in IMPLS:
+    raise ValueError(f"log-sum-exp implementation must be one of {IMPLS}, got {impl!r}")
+  if impl == "auto":
+    single_gpu = jax.default_backend() == "gpu" and jax.device_count() == 1
+    return "pallas" if single_gpu else "xla"
+  return impl
+
+
+def logsumexp(
+  x_NxV: jax.Array, impl: str = "auto", block_rows: int = 1, block_v: int = 4096, warps: int = 4
+) -> jax.Array:
+  """log sum_v exp(x[n, v]) in float32, shape N, for logits in any float dtype. The kernel
+  takes block_rows rows per program and block_v columns per step (powers of 2)."""
+  N, _ = x_NxV.shape
+  if resolve(impl) == "xla" or N % block_rows:
+    return jax.nn.logsumexp(x_NxV.astype(jnp.float32), axis=-1)
+  return _pallas(x_NxV, block_rows, block_v, warps)
+
+
+def _kernel(x_ref, o_ref, *, V: int, block_v: int):
+  R = o_ref.shape[0]
+
+  def body(j, carry):
+    m_R, s_R = carry
+    cols = j * block_v + jnp.arange(block_v)
+    x = plgpu.load(
+      x_ref.at[:, pl.ds(j * block_v, block_v)], mask=(cols < V)[None, :], other=-jnp.inf
+    ).astype(jnp.float32)
+    m_new = jnp.maximum(m_R, jnp.max(x, axis=1))
+    s_R = s_R * jnp.exp(m_R - m_new) + jnp.sum(jnp.exp(x - m_new[:, None]), axis=1)
+    return m_new, s_R
+
+  # A finite start: exp(start - m) is 0 for any real m, and a row of -inf gives -inf, not NaN.
+  lo_R = jnp.full((R,), jnp.finfo(jnp.float32).min, jnp.float32)
+  m_R, s_R = jax.lax.fori_loop(0, pl.cdiv(V, block_v), body, (lo_R, jnp.zeros_like(lo_R)))
+  o_ref[...] = m_R + jnp.log(s_R)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _pallas(x_NxV, block_rows: int, block_v: int, warps: int):
+  N, V = x_NxV.shape
+  return pl.pallas_call(
+    functools.partial(_kernel, V=V, block_v=block_v),
+    grid=(N // block_rows,),
+    in_specs=[pl.BlockSpec((block_rows, V), lambda i: (i, 0))],
+    out_specs=pl.BlockSpec((block_rows,), lambda i: (i,)),
+    out_shape=jax.ShapeDtypeStruct((N,), jnp.float32),
+    compiler_params=plgpu.CompilerParams(num_warps=warps, num_stages=2),
+    interpret=jax.default_backend() != "gpu",
+    name="row_logsumexp",
+  )(x_NxV)
