@@ -14,6 +14,8 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
+from aoarm import sharding
+
 IMPLS = ("auto", "xla", "pallas")
 
 
@@ -21,8 +23,7 @@ def resolve(impl: str = "auto") -> str:
   if impl not in IMPLS:
     raise ValueError(f"log-sum-exp implementation must be one of {IMPLS}, got {impl!r}")
   if impl == "auto":
-    single_gpu = jax.default_backend() == "gpu" and jax.device_count() == 1
-    return "pallas" if single_gpu else "xla"
+    return "pallas" if sharding.pallas_by_default() else "xla"
   return impl
 
 

@@ -34,6 +34,13 @@ DEFAULT_RULES = (
 )
 
 
+def pallas_by_default() -> bool:
+  """What an `auto` kernel choice (decode attention, log-sum-exp) does: a Pallas kernel on a
+  single GPU only. GSPMD does not partition a Pallas call, so under a mesh of several devices
+  its sharded operands would be gathered onto each one; there the XLA path is kept."""
+  return jax.default_backend() == "gpu" and jax.device_count() == 1
+
+
 def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:
   dims = [int(mesh_cfg.data), int(mesh_cfg.fsdp), int(mesh_cfg.tensor)]
   if dims.count(-1) > 1:

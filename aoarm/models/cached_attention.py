@@ -16,6 +16,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from aoarm import sharding
+
 DECODE_IMPLS = ("auto", "xla", "pallas")
 SPLIT = 256  # cache rows per kernel program (pallas)
 BLOCK_K = 64  # rows per inner iteration of a program
@@ -24,8 +26,8 @@ BLOCK_K = 64  # rows per inner iteration of a program
 def resolve(impl: str) -> str:
   if impl not in DECODE_IMPLS:
     raise ValueError(f"model.decode_impl must be one of {DECODE_IMPLS}, got {impl!r}")
-  if impl == "auto":  # GSPMD cannot partition the Pallas call: sharded sampling keeps XLA
-    return "pallas" if jax.default_backend() == "gpu" and jax.device_count() == 1 else "xla"
+  if impl == "auto":
+    return "pallas" if sharding.pallas_by_default() else "xla"
   return impl
 
 
