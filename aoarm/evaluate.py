@@ -8,7 +8,6 @@ across windows.
 
 import math
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -52,7 +51,7 @@ def make_eval_fn(model, mcfg, mesh, rules, order: str, num_orders: int):
     return total / K
 
   def fn(params, x_BxL, start):
-    with nn.logical_axis_rules(rules):
+    with sharding.activate(mesh, rules):
       return per_window(params, x_BxL, start)
 
   bs = sharding.batch_sharding(mesh)

@@ -64,7 +64,9 @@ def frontier(judge_dir, run_dirs, temperatures, num_samples, seed=0, k=1, order=
         k=k if v == "two_stream" else 1,
         order="l2r" if v == "ar" else order,
       )
-      fn = sampling.make_sampler(trainer.model, run.mcfg, spec, num_samples, trainer.rules)
+      fn = sampling.make_sampler(
+        trainer.model, run.mcfg, spec, num_samples, trainer.rules, trainer.mesh
+      )
       x = jax.device_get(fn(params, jax.random.key(seed))["tokens"])
       nll = judge_nll(jtrainer, jparams, x)
       results.append(

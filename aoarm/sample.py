@@ -63,7 +63,9 @@ def run(cfg, workdir: str) -> int:
     spec.validate(run_.mcfg.variant, run_.mcfg.vocab_size)
   except ValueError as e:
     raise UserError(str(e)) from None
-  fn = sampling.make_sampler(trainer.model, run_.mcfg, spec, cfg.sample.num_samples, trainer.rules)
+  fn = sampling.make_sampler(
+    trainer.model, run_.mcfg, spec, cfg.sample.num_samples, trainer.rules, trainer.mesh
+  )
   out = jax.device_get(fn(params, jax.random.key(cfg.sample.seed)))
   settings = {k: v for k, v in cfg.sample.items()}
   path = os.path.join(run_.workdir, "samples", f"step_{step}.jsonl")

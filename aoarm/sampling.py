@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aoarm import orders
+from aoarm import orders, sharding
 from aoarm.models import cached_attention
 from aoarm.models.inputs import Rows
 
@@ -326,10 +326,10 @@ def sample(model, params, mcfg, spec: SampleSpec, rng, batch: int):
   return sample_single_stream(model, params, mcfg, spec, rng, batch)
 
 
-def make_sampler(model, mcfg, spec: SampleSpec, batch: int, rules=()):
+def make_sampler(model, mcfg, spec: SampleSpec, batch: int, rules=(), mesh=None):
   """jit(params, rng) -> {'tokens', 'order', 'logprob'} (num_steps is static, returned apart).
-  `rules`: the logical-axis rule table, so activations and the KV cache shard like the model."""
-  import flax.linen as nn
+  `rules` and `mesh`: the logical-axis rule table and the mesh, so that activations and the KV
+  cache shard like the model."""
 
   spec.validate(mcfg.variant, mcfg.vocab_size)
 
@@ -340,7 +340,7 @@ def make_sampler(model, mcfg, spec: SampleSpec, batch: int, rules=()):
     params = jax.tree_util.tree_map_with_path(
       lambda path, p: p.astype(dt) if getattr(path[-1], "key", None) == "kernel" else p, params
     )
-    with nn.logical_axis_rules(rules):
+    with sharding.activate(mesh, rules):
       out = sample(model, params, mcfg, spec, rng, batch)
     return {k: v for k, v in out.items() if k != "num_steps"}
 

@@ -4,6 +4,7 @@ Parameters carry logical axis names (`nn.with_logical_partitioning`); the rule t
 them to mesh axes, so the same model shards under any mesh. Batches shard over data x fsdp.
 """
 
+import contextlib
 import math
 
 import flax.linen as nn
@@ -32,6 +33,18 @@ DEFAULT_RULES = (
   ("act_heads", "tensor"),
   ("act_vocab", "tensor"),
 )
+
+
+@contextlib.contextmanager
+def activate(mesh: Mesh | None, rule_table):
+  """The logical-axis rules and the mesh, entered inside a jitted function. flax applies
+  `nn.with_logical_constraint` (activations at block boundaries, the KV cache) only when a mesh
+  is in context: under the rules alone every constraint is silently a no-op."""
+  with contextlib.ExitStack() as stack:
+    if mesh is not None:
+      stack.enter_context(jax.sharding.use_abstract_mesh(mesh.abstract_mesh))
+    stack.enter_context(nn.logical_axis_rules(rule_table))
+    yield
 
 
 def pallas_by_default() -> bool:

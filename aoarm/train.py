@@ -109,6 +109,7 @@ class Trainer:
     return self.model.init(rng, x, x + jnp.arange(x.shape[1]))["params"]
 
   def _init_state(self, rng):
+    # Rules only: the state's shardings come from out_shardings.
     with nn.logical_axis_rules(self.rules):
       params = nn.unbox(self._init_boxed(rng))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
@@ -130,7 +131,7 @@ class Trainer:
   def _train_step(self, state: TrainState, x_BxL):
     rng = jax.random.fold_in(jax.random.key(self.cfg.seed), state.step)
     A = self.cfg.opt.grad_accum
-    with nn.logical_axis_rules(self.rules):
+    with sharding.activate(self.mesh, self.rules):
       grad_fn = jax.value_and_grad(self.loss_fn)
       if A == 1:
         loss, grads = grad_fn(state.params, x_BxL, rng)

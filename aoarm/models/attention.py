@@ -52,21 +52,17 @@ class Attention(nn.Module):
   param_dtype: jnp.dtype = jnp.float32
 
   def setup(self):
-    shape = (self.d_model, self.num_heads, self.head_dim)
+    in_shape, in_names = (self.d_model, self.num_heads, self.head_dim), ("embed", "heads", "kv")
     self.wq, self.wk, self.wv = (
-      _Kernel(shape, self.param_dtype, name=n) for n in ("wq", "wk", "wv")
+      _Kernel(in_shape, in_names, 0.02, self.param_dtype, name=n) for n in ("wq", "wk", "wv")
     )
-    self.wo = nn.DenseGeneral(
-      self.d_model,
-      axis=(-2, -1),
-      use_bias=False,
-      dtype=self.dtype,
-      param_dtype=self.param_dtype,
-      name="wo",
-      kernel_init=nn.with_logical_partitioning(
-        layers.dense_init(self.out_std), ("heads", "kv", "embed")
-      ),
-    )
+    out_shape, out_names = (self.num_heads, self.head_dim, self.d_model), ("heads", "kv", "embed")
+    self.wo = _Kernel(out_shape, out_names, self.out_std, self.param_dtype, name="wo")
+
+  def _out(self, o_BxTxHxK: jax.Array) -> jax.Array:
+    """The output projection: heads x head dims -> d_model."""
+    w_HxKxD = self.wo().astype(self.dtype)
+    return jnp.einsum("bthk,hkd->btd", o_BxTxHxK.astype(self.dtype), w_HxKxD)
 
   def _rope(self, x_BxLxHxK, pos, step):
     if not self.use_rope:
@@ -110,7 +106,7 @@ class Attention(nn.Module):
         is_causal=self.causal,
         implementation=self.implementation,
       )
-    return self.wo(out_BxTxHxK)
+    return self._out(out_BxTxHxK)
 
   def attend_cached(self, q_BxTxHxK, k_BxHxSxK, v_BxHxSxK, length_B, mask_BxTxS=None):
     """New rows against a KV cache laid out B x H x S x K (cached decoding), then the output
@@ -124,7 +120,7 @@ class Attention(nn.Module):
         length_B = jnp.broadcast_to(jnp.asarray(length_B), (B,))
         mask_BxTxS = jnp.broadcast_to((jnp.arange(S) < length_B[:, None])[:, None], (B, T, S))
       out_BxTxHxK = cached_attention.attend_xla(q_BxTxHxK, k_BxHxSxK, v_BxHxSxK, mask_BxTxS)
-    return self.wo(out_BxTxHxK.astype(self.dtype))
+    return self._out(out_BxTxHxK)
 
   def _explicit(self, q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, tag):
     scale = self.head_dim**-0.5
@@ -142,13 +138,16 @@ class Attention(nn.Module):
 
 
 class _Kernel(nn.Module):
-  """One projection's D x H x K weight, held alone (param `kernel`, as nn.DenseGeneral names it)
-  so that the q, k and v weights can be stacked into one matmul."""
+  """One projection's weight, held alone (param `kernel`, as nn.DenseGeneral names it): the q, k
+  and v weights are stacked into one matmul, and no flat-shaped init runs under a mesh (flax
+  constrains nn.DenseGeneral's flat (H*K) x D init by the three names of its final shape)."""
 
-  shape: tuple[int, int, int]
+  shape: tuple[int, ...]
+  names: tuple[str, ...]
+  std: float = 0.02
   param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self) -> jax.Array:
-    init = nn.with_logical_partitioning(layers.dense_init(), ("embed", "heads", "kv"))
+    init = nn.with_logical_partitioning(layers.dense_init(self.std), self.names)
     return self.param("kernel", init, self.shape, self.param_dtype)
