@@ -57,11 +57,16 @@ def _gelu_fwd(x):
   return nn.gelu(x), x
 
 
+def gelu_derivative(x: jax.Array) -> jax.Array:
+  """d/dx of the tanh-approximate GELU, in x's dtype (jnp ops only: also usable inside a
+  Pallas kernel)."""
+  c = float(np.sqrt(2 / np.pi))
+  t = jnp.tanh(c * (x + 0.044715 * x**3))
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+
+
 def _gelu_bwd(x, g):
-  c = np.sqrt(2 / np.pi)
-  x32 = x.astype(jnp.float32)
-  t = jnp.tanh(c * (x32 + 0.044715 * x32**3))
-  d = 0.5 * (1 + t) + 0.5 * x32 * (1 - t * t) * c * (1 + 3 * 0.044715 * x32 * x32)
+  d = gelu_derivative(x.astype(jnp.float32))
   return ((g.astype(jnp.float32) * d).astype(g.dtype),)
 
 
