@@ -33,9 +33,11 @@ PRESETS = {  # layers, d_model, heads, seq_len, vocab, dtype
 }
 
 
-def setup(variant, preset, batch, seq_len=None, attention="auto", remat="none", devices=0):
+def setup(
+  variant, preset, batch, seq_len=None, attention="auto", remat="none", devices=0, model_kw=None
+):
   """(trainer, state, four synthetic batches) for one variant at a preset size, on the first
-  `devices` devices (0: all) with a data-parallel mesh."""
+  `devices` devices (0: all) with a data-parallel mesh; `model_kw` overrides config.model."""
   layers, d, heads, L, V, dtype = PRESETS[preset]
   L = seq_len or L
   c = config_lib.base_config(variant, f"seq_len={L}")
@@ -47,6 +49,7 @@ def setup(variant, preset, batch, seq_len=None, attention="auto", remat="none", 
     attention_impl=attention,
     remat=remat,
   )
+  c.model.update(model_kw or {})
   c.train.batch_size = batch
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=V), seq_len=L)
   mesh = sharding.make_mesh(c.mesh, jax.devices()[: devices or None])
@@ -71,8 +74,9 @@ def bench(
   devices=0,
   window=5,
   sync_steps=10,
+  model_kw=None,
 ):
-  trainer, state, xs = setup(variant, preset, batch, seq_len, attention, remat, devices)
+  trainer, state, xs = setup(variant, preset, batch, seq_len, attention, remat, devices, model_kw)
   L, n_dev = trainer.mcfg.seq_len, trainer.mesh.devices.size
   for i in range(warmup):
     state, m = trainer.train_step(state, xs[i % 4])
@@ -112,6 +116,7 @@ def bench(
     "loss": float(m["loss"]),
     "attention": attention,
     "remat": remat,
+    "model_kw": model_kw or {},
   }
 
 
@@ -128,15 +133,17 @@ def main():
   p.add_argument("--attention", default="auto")
   p.add_argument("--remat", default="none")
   p.add_argument("--devices", default="", help="comma list: scaling runs, --batch per device")
+  p.add_argument("--model", default="", help="config.model overrides, e.g. norm_impl=xla")
   p.add_argument("--json", default="")
   a = p.parse_args()
+  model_kw = dict(kv.split("=", 1) for kv in a.model.split(",") if kv)
   rows = []
   scaling = [int(n) for n in a.devices.split(",") if n]
   for v in a.variants.split(","):
     for n in scaling or [0]:
       batch = a.batch * n if n else a.batch
       kw = dict(attention=a.attention, remat=a.remat, devices=n, window=a.window)
-      kw.update(seq_len=a.seq_len or None, sync_steps=a.sync_steps)
+      kw.update(seq_len=a.seq_len or None, sync_steps=a.sync_steps, model_kw=model_kw)
       rows.append(bench(v, a.preset, batch, a.steps, a.warmup, **kw))
       print(json.dumps(rows[-1]), flush=True)
   if a.json:

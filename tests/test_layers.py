@@ -4,7 +4,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from aoarm import rmsnorm
 from aoarm.models import layers
 
 
@@ -28,3 +30,63 @@ def test_gelu_custom_backward_matches_autodiff():
   auto = np.float64(jax.vmap(jax.grad(nn.gelu))(xb))
   assert np.abs(ours - exact).max() <= np.abs(auto - exact).max()
   assert np.abs(ours - exact).max() < 1e-2
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("keep", [False, True])
+@pytest.mark.parametrize("blocks", [None, (16, 4, 4), (4, 1, 4)])
+def test_rmsnorm_kernels_equal_xla(dtype, keep, blocks):
+  """The fused forward and backward (interpret mode off GPU), D not a power of two: the same
+  norm, d x (with the kept x's own cotangent added) and d scale as autodiff of the reference."""
+  x = (3 * jax.random.normal(jax.random.key(0), (2, 32, 96))).astype(dtype)
+  x = x.at[0, 3].set(0.0)  # a zero row: eps keeps it finite
+  scale = 1 + 0.1 * jax.random.normal(jax.random.key(1), (96,))
+  w, w2 = jax.random.normal(jax.random.key(2), (2, 2, 32, 96))
+
+  def loss(x, scale, impl):
+    out = rmsnorm.norm(x, scale, 1e-6, dtype, impl, keep=keep, blocks=blocks)
+    x_kept, y = out if keep else (None, out)
+    total = jnp.sum(w * y.astype(jnp.float32))
+    if keep:  # the residual branch: its cotangent joins the norm's in one backward call
+      total += jnp.sum(w2 * jnp.sin(x_kept.astype(jnp.float32)))
+    return total
+
+  (v_ref, g_ref), (v, g) = (
+    jax.value_and_grad(loss, (0, 1))(x, scale, impl) for impl in ("xla", "pallas")
+  )
+  np.testing.assert_allclose(v, v_ref, rtol=1e-6)
+  assert g[0].dtype == dtype and g[1].dtype == jnp.float32
+  tol = 1e-5 if dtype == jnp.float32 else 1e-2  # bf16: one rounding of d x either way
+  for a, b in zip(g, g_ref):
+    np.testing.assert_allclose(np.float32(a), np.float32(b), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("variant", ["ar", "two_stream"])
+def test_model_with_rmsnorm_kernels_equals_xla(variant):
+  """Whole model, loss and every parameter's gradient, norm_impl=pallas vs xla (two_stream:
+  both streams share the norms and keep their residuals)."""
+  from aoarm import losses
+
+  from helpers import init, tiny
+
+  out = {}
+  for impl in ("xla", "pallas"):
+    cfg = tiny(variant, norm_impl=impl)
+    model, params, x, sigma = init(cfg, batch=2)
+
+    def f(p, model=model, x=x, sigma=sigma):
+      return losses.any_order_nll(model.apply, p, x, sigma).mean()
+
+    out[impl] = jax.value_and_grad(f)(params)
+  np.testing.assert_allclose(out["pallas"][0], out["xla"][0], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(out["pallas"][1]), jax.tree.leaves(out["xla"][1])):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_rmsnorm_impl_is_checked():
+  with pytest.raises(ValueError, match="'triton'"):
+    rmsnorm.resolve("triton")
+  with pytest.raises(ValueError, match="norm_impl"):
+    from helpers import tiny
+
+    tiny("ar", norm_impl="fast")

@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from aoarm import rmsnorm
 from aoarm.models import cached_attention, layers
 from aoarm.models.attention import Attention, RopeIds, resolve_implementation
 from aoarm.models.model_config import ModelConfig
@@ -23,8 +24,9 @@ class Block(nn.Module):
     c = self.cfg
     dt, pdt = c.compute_dtype, c.params_dtype
     out_std = 0.02 / (2 * c.num_layers) ** 0.5
-    self.norm1 = layers.RMSNorm(dtype=dt, param_dtype=pdt)
-    self.norm2 = layers.RMSNorm(dtype=dt, param_dtype=pdt)
+    norm_impl = rmsnorm.resolve(c.norm_impl)
+    self.norm1 = layers.RMSNorm(dtype=dt, param_dtype=pdt, impl=norm_impl)
+    self.norm2 = layers.RMSNorm(dtype=dt, param_dtype=pdt, impl=norm_impl)
     self.attn = Attention(
       num_heads=c.num_heads,
       head_dim=c.head_dim,
@@ -43,8 +45,8 @@ class Block(nn.Module):
     self.mlp = layers.Mlp(c.d_model, c.hidden_dim, out_std=out_std, dtype=dt, param_dtype=pdt)
 
   def _finish(self, x, attn_out):
-    x = x + attn_out
-    return layers.constrain(x + self.mlp(self.norm2(x)))
+    x, xn = self.norm2(x + attn_out, keep=True)
+    return layers.constrain(x + self.mlp(xn))
 
   def __call__(
     self,
@@ -55,16 +57,17 @@ class Block(nn.Module):
     content_out: bool = True,
   ):
     """One block. Returns (h, g); h is None when content_out is False (only its k/v are used)."""
-    hn = self.norm1(h_BxLxD)
     h_out = None
     if content_out:
+      h_BxLxD, hn = self.norm1(h_BxLxD, keep=True)
       q, k, v = self.attn.query_key_value(hn, ids)
       h_out = self._finish(h_BxLxD, self.attn.attend(q, k, v, "content"))
     else:
-      k, v = self.attn.key_value(hn, ids)
+      k, v = self.attn.key_value(self.norm1(h_BxLxD), ids)
     g_out = None
     if g_BxLxD is not None:
-      qg = self.attn.query(self.norm1(g_BxLxD), g_ids)
+      g_BxLxD, gn = self.norm1(g_BxLxD, keep=True)
+      qg = self.attn.query(gn, g_ids)
       g_out = self._finish(g_BxLxD, self.attn.attend(qg, k, v, "query"))
     return h_out, g_out
 
@@ -152,7 +155,9 @@ class Backbone(nn.Module):
     self.blocks = [
       block(c, self.causal, self.use_rope, name=f"block_{i}") for i in range(c.num_layers)
     ]
-    self.final_norm = layers.RMSNorm(dtype=c.compute_dtype, param_dtype=c.params_dtype)
+    self.final_norm = layers.RMSNorm(
+      dtype=c.compute_dtype, param_dtype=c.params_dtype, impl=rmsnorm.resolve(c.norm_impl)
+    )
     if not c.tie_embeddings:
       self.head = nn.Dense(
         c.table_rows,

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aoarm import rmsnorm
+
 Dtype = jnp.dtype
 
 
@@ -22,14 +24,17 @@ def constrain(x_BxLxD: jax.Array) -> jax.Array:
 
 
 class RMSNorm(nn.Module):
-  """Root-mean-square layer norm, computed in float32, learned scale."""
+  """Root-mean-square layer norm, computed in float32, learned scale. `impl` picks the fused
+  Pallas kernels or XLA (`aoarm.rmsnorm`); with keep=True the call returns (x, norm(x)), and x's
+  other uses should take that x, so the backward adds their gradient in the same kernel."""
 
   eps: float = 1e-6
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  impl: str = "xla"
 
   @nn.compact
-  def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
+  def __call__(self, x_BxLxD: jax.Array, keep: bool = False):
     D = x_BxLxD.shape[-1]
     scale_D = self.param(
       "scale",
@@ -37,9 +42,7 @@ class RMSNorm(nn.Module):
       (D,),
       self.param_dtype,
     )
-    x = x_BxLxD.astype(jnp.float32)
-    x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + self.eps)
-    return (x * scale_D.astype(jnp.float32)).astype(self.dtype)
+    return rmsnorm.norm(x_BxLxD, scale_D, self.eps, self.dtype, self.impl, keep)
 
 
 @jax.custom_vjp

@@ -5,6 +5,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from aoarm import rmsnorm
 from aoarm.models import cached_attention
 
 VARIANTS = ("ar", "two_stream", "decoupled_rope", "sigma_gpt", "mdm")
@@ -31,6 +32,7 @@ class ModelConfig:
   capture_attention: bool = False  # sow attention scores/weights (diagnostics); slow path
   embed_impl: str = "auto"  # auto | gather | onehot (token lookup; see `onehot_embed`)
   decode_impl: str = "auto"  # cached decoding attention: auto | xla | pallas (cached_attention)
+  norm_impl: str = "auto"  # RMSNorm: auto (Pallas kernels on 1 GPU) | xla | pallas (aoarm.rmsnorm)
 
   def __post_init__(self):
     if self.variant not in VARIANTS:
@@ -58,6 +60,8 @@ class ModelConfig:
         f"model.decode_impl must be one of {cached_attention.DECODE_IMPLS}, "
         f"got {self.decode_impl!r}"
       )
+    if self.norm_impl not in rmsnorm.IMPLS:
+      raise ValueError(f"model.norm_impl must be one of {rmsnorm.IMPLS}, got {self.norm_impl!r}")
     if self.remat not in ("none", "full", "dots"):
       raise ValueError(f"model.remat must be none|full|dots, got {self.remat!r}")
     for name in ("target_heads", "order_dims"):

@@ -1,0 +1,182 @@
+"""RMSNorm as two Pallas kernels (forward, backward) that read each operand once.
+
+XLA splits an RMSNorm into passes: forward, a row reduction then a normalising pass (x read
+twice); backward, a fusion for d x and a column reduction for d scale (x and d y read again).
+`norm` does each direction in one kernel. With `keep=True` it also returns x itself, so that
+the cotangent of x's other use (the residual branch) arrives in the same backward call and is
+added there rather than by one more pass over B x L x D. `auto` takes the kernels on a single GPU
+only, like the log-sum-exp (`sharding.pallas_by_default`); off GPU they run in Pallas interpret
+mode, which is how the CPU tests check them.
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+
+from aoarm import sharding
+
+IMPLS = ("auto", "xla", "pallas")
+
+
+def resolve(impl: str = "auto") -> str:
+  if impl not in IMPLS:
+    raise ValueError(f"RMSNorm implementation must be one of {IMPLS}, got {impl!r}")
+  if impl == "auto":
+    return "pallas" if sharding.pallas_by_default() else "xla"
+  return impl
+
+
+def reference(x, scale_D, eps: float, dtype):
+  """The float32 definition: x / sqrt(mean(x^2) + eps) * scale, cast to `dtype`."""
+  x = x.astype(jnp.float32)
+  x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
+  return (x * scale_D.astype(jnp.float32)).astype(dtype)
+
+
+def norm(
+  x_BxLxD,
+  scale_D,
+  eps: float,
+  dtype,
+  impl: str = "auto",
+  keep: bool = False,
+  blocks: tuple[int, int, int] | None = None,
+):
+  """RMSNorm of the last axis in `dtype`; with keep=True, (x, norm(x)). `blocks`: rows per
+  program, rows per step inside it, warps (the backward's d scale is summed per program);
+  default: up to 64 and 8 rows (powers of two dividing the row count), 8 warps."""
+  *lead, D = x_BxLxD.shape
+  x_NxD = x_BxLxD.reshape(-1, D)
+  if resolve(impl) == "xla":
+    y = reference(x_BxLxD, scale_D, eps, dtype)
+    return (x_BxLxD, y) if keep else y
+  if blocks is None:
+    rows = math.gcd(x_NxD.shape[0], 64)
+    blocks = (rows, min(rows, 8), 8)
+  if x_NxD.shape[0] % blocks[0] or blocks[0] % blocks[1]:
+    raise ValueError(f"RMSNorm blocks {blocks} do not tile {x_NxD.shape[0]} rows")
+  out = _norm(x_NxD, scale_D, eps, jnp.dtype(dtype), keep, blocks)
+  if keep:
+    return x_BxLxD, out[1].reshape(*lead, D)
+  return out.reshape(*lead, D)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _norm(x_NxD, scale_D, eps, dtype, keep, blocks):
+  y_NxD = _forward(x_NxD, scale_D, eps, dtype, blocks)
+  return (x_NxD, y_NxD) if keep else y_NxD
+
+
+def _norm_fwd(x_NxD, scale_D, eps, dtype, keep, blocks):
+  return _norm(x_NxD, scale_D, eps, dtype, keep, blocks), (x_NxD, scale_D)
+
+
+def _norm_bwd(eps, dtype, keep, blocks, res, ct):
+  x_NxD, scale_D = res
+  dx_id, dy = ct if keep else (None, ct)
+  dx_NxD, dscale_GxD = _backward(x_NxD, scale_D, dy, dx_id, eps, blocks)
+  return dx_NxD, dscale_GxD.sum(axis=0).astype(scale_D.dtype)
+
+
+_norm.defvjp(_norm_fwd, _norm_bwd)
+
+
+def _cols(D: int):
+  """A power-of-two column block covering D (Triton's block shapes) and its mask."""
+  Dp = pl.next_power_of_2(D)
+  return Dp, (jnp.arange(Dp) < D)
+
+
+def _rows(ref, j, sub, Dp, mask_D):
+  return plgpu.load(
+    ref.at[pl.ds(j * sub, sub), pl.ds(0, Dp)], mask=mask_D[None, :], other=0.0
+  ).astype(jnp.float32)
+
+
+def _fwd_kernel(x_ref, s_ref, y_ref, *, D: int, sub: int, eps: float):
+  Dp, m_D = _cols(D)
+  s_D = plgpu.load(s_ref.at[pl.ds(0, Dp)], mask=m_D, other=0.0).astype(jnp.float32)
+
+  def body(j, carry):
+    x = _rows(x_ref, j, sub, Dp, m_D)
+    r = jax.lax.rsqrt(jnp.sum(x * x, axis=1) / D + eps)
+    y = (x * r[:, None] * s_D[None, :]).astype(y_ref.dtype)
+    plgpu.store(y_ref.at[pl.ds(j * sub, sub), pl.ds(0, Dp)], y, mask=m_D[None, :])
+    return carry
+
+  jax.lax.fori_loop(0, x_ref.shape[0] // sub, body, 0)
+
+
+def _bwd_kernel(*refs, D: int, sub: int, eps: float, add_id: bool):
+  if add_id:
+    x_ref, s_ref, dy_ref, did_ref, dx_ref, ds_ref = refs
+  else:
+    x_ref, s_ref, dy_ref, dx_ref, ds_ref = refs
+  Dp, m_D = _cols(D)
+  s_D = plgpu.load(s_ref.at[pl.ds(0, Dp)], mask=m_D, other=0.0).astype(jnp.float32)
+
+  def body(j, ds_D):
+    x = _rows(x_ref, j, sub, Dp, m_D)
+    dy = _rows(dy_ref, j, sub, Dp, m_D)
+    r = jax.lax.rsqrt(jnp.sum(x * x, axis=1) / D + eps)
+    xh = x * r[:, None]
+    dxh = dy * s_D[None, :]
+    c = jnp.sum(dxh * xh, axis=1) / D
+    dx = r[:, None] * (dxh - xh * c[:, None])
+    if add_id:
+      dx = dx + _rows(did_ref, j, sub, Dp, m_D)
+    plgpu.store(
+      dx_ref.at[pl.ds(j * sub, sub), pl.ds(0, Dp)], dx.astype(dx_ref.dtype), mask=m_D[None, :]
+    )
+    return ds_D + jnp.sum(dy * xh, axis=0)
+
+  ds_D = jax.lax.fori_loop(0, x_ref.shape[0] // sub, body, jnp.zeros((Dp,), jnp.float32))
+  plgpu.store(ds_ref.at[:, pl.ds(0, Dp)], ds_D[None, :], mask=m_D[None, :])
+
+
+def _params(blocks):
+  return plgpu.CompilerParams(num_warps=blocks[2], num_stages=2)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _forward(x_NxD, scale_D, eps, dtype, blocks):
+  N, D = x_NxD.shape
+  rows, sub, _ = blocks
+  row_spec = pl.BlockSpec((rows, D), lambda i: (i, 0))
+  return pl.pallas_call(
+    functools.partial(_fwd_kernel, D=D, sub=sub, eps=eps),
+    grid=(N // rows,),
+    in_specs=[row_spec, pl.BlockSpec((D,), lambda i: (0,))],
+    out_specs=row_spec,
+    out_shape=jax.ShapeDtypeStruct((N, D), dtype),
+    compiler_params=_params(blocks),
+    interpret=jax.default_backend() != "gpu",
+    name="rms_norm_fwd",
+  )(x_NxD, scale_D)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _backward(x_NxD, scale_D, dy_NxD, dx_id_NxD, eps, blocks):
+  """d x (x's dtype; plus dx_id when given) and per-program partial sums of d scale (G x D)."""
+  N, D = x_NxD.shape
+  rows, sub, _ = blocks
+  row_spec = pl.BlockSpec((rows, D), lambda i: (i, 0))
+  add_id = dx_id_NxD is not None
+  operands = [x_NxD, scale_D, dy_NxD] + ([dx_id_NxD] if add_id else [])
+  return pl.pallas_call(
+    functools.partial(_bwd_kernel, D=D, sub=sub, eps=eps, add_id=add_id),
+    grid=(N // rows,),
+    in_specs=[row_spec, pl.BlockSpec((D,), lambda i: (0,)), row_spec] + [row_spec] * add_id,
+    out_specs=[row_spec, pl.BlockSpec((1, D), lambda i: (i, 0))],
+    out_shape=[
+      jax.ShapeDtypeStruct((N, D), x_NxD.dtype),
+      jax.ShapeDtypeStruct((N // rows, D), jnp.float32),
+    ],
+    compiler_params=_params(blocks),
+    interpret=jax.default_backend() != "gpu",
+    name="rms_norm_bwd",
+  )(*operands)

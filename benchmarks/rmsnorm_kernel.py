@@ -1,0 +1,58 @@
+"""RMSNorm of B*L x D bf16 activations: XLA's fusions vs the Pallas kernels (`aoarm/rmsnorm.py`)
+at several block shapes, on a GPU. Forward alone, and forward + backward as a block uses it
+(keep=True: the residual branch's gradient is added in the backward).
+
+  python benchmarks/rmsnorm_kernel.py                 # 32768 x 768 (GPT-2 shape, B=32)
+
+Prints ms per call (mean of --reps calls after one warm-up) and the largest difference from XLA.
+"""
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+from logsumexp_kernel import timed
+
+from aoarm import rmsnorm
+
+CONFIGS = [None, (32, 8, 8), (64, 8, 4), (64, 16, 8), (128, 8, 8), (16, 4, 4)]
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--rows", type=int, default=32768)
+  p.add_argument("--dim", type=int, default=768)
+  p.add_argument("--reps", type=int, default=20)
+  a = p.parse_args()
+  k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(k1, (a.rows, a.dim), jnp.bfloat16)
+  dy, dres = jax.random.normal(k2, (2, a.rows, a.dim), jnp.bfloat16)
+  scale = 1 + 0.1 * jax.random.normal(k3, (a.dim,))
+
+  def fwd(impl, blocks):
+    return jax.jit(lambda x, s: rmsnorm.norm(x, s, 1e-6, jnp.bfloat16, impl, blocks=blocks))
+
+  def fwd_bwd(impl, blocks):
+    def norm(x, s):
+      return rmsnorm.norm(x, s, 1e-6, jnp.bfloat16, impl, True, blocks)
+
+    def f(x, s):
+      y, vjp = jax.vjp(norm, x, s)
+      return y[1], vjp((dres, dy))
+
+    return jax.jit(f)
+
+  for name, make in (("forward", fwd), ("forward+backward", fwd_bwd)):
+    sec, ref = timed(make("xla", None), x, scale, reps=a.reps)
+    print(f"{name} xla: {1e3 * sec:.3f} ms")
+    for blocks in CONFIGS:
+      sec, y = timed(make("pallas", blocks), x, scale, reps=a.reps)
+      err = max(
+        float(jnp.max(jnp.abs(u.astype(jnp.float32) - v.astype(jnp.float32))))
+        for u, v in zip(jax.tree.leaves(y), jax.tree.leaves(ref))
+      )
+      print(f"{name} pallas blocks={blocks}: {1e3 * sec:.3f} ms (max diff {err:.1e})")
+
+
+if __name__ == "__main__":
+  main()
