@@ -60,8 +60,8 @@ def norm(
   if x_NxD.shape[0] % blocks[0] or blocks[0] % blocks[1]:
     raise ValueError(f"RMSNorm blocks {blocks} do not tile {x_NxD.shape[0]} rows")
   out = _norm(x_NxD, scale_D, eps, jnp.dtype(dtype), keep, blocks)
-  if keep:
-    return x_BxLxD, out[1].reshape(*lead, D)
+  if keep:  # the x returned is the custom_vjp's: its cotangent reaches the backward kernel
+    return tuple(a.reshape(*lead, D) for a in out)
   return out.reshape(*lead, D)
 
 

@@ -15,7 +15,14 @@ from logsumexp_kernel import timed
 
 from aoarm import rmsnorm
 
-CONFIGS = [None, (32, 8, 8), (64, 8, 4), (64, 16, 8), (128, 8, 8), (16, 4, 4)]
+CONFIGS = [
+  *[
+    (64, sub, w) for sub, w in ((1, 1), (2, 2), (4, 4), (8, 4), (8, 8), (16, 8), (32, 8), (64, 16))
+  ],
+  *[(r, r, w) for r, w in ((4, 2), (8, 4), (16, 4), (16, 8), (32, 8))],
+  (128, 8, 8),
+  (256, 16, 8),
+]
 
 
 def main():

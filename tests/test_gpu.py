@@ -78,3 +78,23 @@ def test_compiled_rmsnorm_kernels_match_xla():
   for a, b, tol in zip(out["pallas"], out["xla"], (1e-2, 1e-2, 1e-4)):
     a, b = np.float32(a), np.float32(b)
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+
+
+def test_compiled_logsumexp_kernels_past_2_31_elements():
+  """65536 x 50304 logits (B=64 at GPT-2 shape) hold more than 2^31 elements: the last rows'
+  offsets must not wrap. Both kernels, checked on the last rows against XLA."""
+  import jax.numpy as jnp
+
+  from aoarm import logsumexp
+
+  N, V = 65536, 50304
+  x = jax.random.normal(jax.random.key(0), (N, V), jnp.bfloat16)
+  x = x.at[-3:].multiply(8.0)
+  t = jnp.arange(N) % V
+  want = jax.nn.logsumexp(x[-64:].astype(jnp.float32), axis=-1)
+  got = jax.jit(lambda a: logsumexp.logsumexp(a, "pallas"))(x)[-64:]
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  lse, p = jax.jit(lambda a, t: logsumexp.logsumexp_and_grad(a, t, "pallas"))(x, t)
+  np.testing.assert_allclose(lse[-64:], want, rtol=1e-6)
+  p_want = jnp.exp(x[-64:].astype(jnp.float32) - want[:, None]) - jax.nn.one_hot(t[-64:], V)
+  np.testing.assert_allclose(np.float32(p[-64:]), p_want, atol=1e-2)

@@ -90,3 +90,19 @@ def test_rmsnorm_impl_is_checked():
     from helpers import tiny
 
     tiny("ar", norm_impl="fast")
+
+
+def test_rmsnorm_kept_x_gradient_joins_the_kernel():
+  """keep=True: the kept x's cotangent enters the backward kernel; no B x L x D add outside."""
+  x = jax.random.normal(jax.random.key(0), (2, 8, 96))
+  scale = jnp.ones(96)
+
+  def loss(x):
+    x_kept, y = rmsnorm.norm(x, scale, 1e-6, jnp.float32, "pallas", keep=True)
+    return jnp.sum(jnp.sin(x_kept) * y)
+
+  eqns = jax.make_jaxpr(jax.grad(loss))(x).eqns
+  full_adds = [
+    e for e in eqns if e.primitive.name in ("add", "add_any") and e.outvars[0].aval.shape == x.shape
+  ]
+  assert not full_adds, full_adds
