@@ -39,12 +39,13 @@ def logsumexp(
 
 
 def _kernel(x_ref, o_ref, *, V: int, block_v: int):
-  m_R, s_R = _online(x_ref, o_ref.shape[0], V, block_v)
+  m_R, s_R = online_max_sum(x_ref, o_ref.shape[0], V, block_v)
   o_ref[...] = m_R + jnp.log(s_R)
 
 
-def _online(x_ref, R: int, V: int, block_v: int):
-  """(max, sum of exp(x - max)) per row of x_ref, one pass over column blocks."""
+def online_max_sum(x_ref, R: int, V: int, block_v: int):
+  """(max, sum of exp(x - max)) per row of x_ref, one pass over column blocks (Pallas/Triton
+  kernel code)."""
 
   def body(j, carry):
     m_R, s_R = carry
@@ -59,57 +60,6 @@ def _online(x_ref, R: int, V: int, block_v: int):
   # A finite start: exp(start - m) is 0 for any real m, and a row of -inf gives -inf, not NaN.
   lo_R = jnp.full((R,), jnp.finfo(jnp.float32).min, jnp.float32)
   return jax.lax.fori_loop(0, pl.cdiv(V, block_v), body, (lo_R, jnp.zeros_like(lo_R)))
-
-
-def _grad_kernel(x_ref, t_ref, o_ref, p_ref, *, V: int, block_v: int):
-  """Log-sum-exp, then a second pass over the same rows (an L2 hit while the row block is
-  recent) writing softmax minus the target's one-hot."""
-  m_R, s_R = _online(x_ref, o_ref.shape[0], V, block_v)
-  lse_R = m_R + jnp.log(s_R)
-  o_ref[...] = lse_R
-  t_R = t_ref[...]
-
-  def body(j, carry):
-    cols = j * block_v + jnp.arange(block_v)
-    blk = (slice(None), pl.ds(j * block_v, block_v))
-    x = plgpu.load(x_ref.at[blk], mask=(cols < V)[None, :], other=-jnp.inf)
-    p = jnp.exp(x.astype(jnp.float32) - lse_R[:, None])
-    p = jnp.where(cols[None, :] == t_R[:, None], p - 1.0, p)
-    plgpu.store(p_ref.at[blk], p.astype(p_ref.dtype), mask=(cols < V)[None, :])
-    return carry
-
-  jax.lax.fori_loop(0, pl.cdiv(V, block_v), body, 0)
-
-
-def logsumexp_and_grad(
-  x_NxV, targets_N, impl: str = "auto", block_rows: int = 1, block_v: int = 4096, warps: int = 4
-):
-  """(log-sum-exp per row in float32, softmax(x) - onehot(targets) in x's dtype): the
-  cross-entropy's value and its gradient d nll / d x, from one read of x (the kernel's second
-  pass over a row block finds it in L2)."""
-  N, V = x_NxV.shape
-  if resolve(impl) == "xla" or N % block_rows:
-    x = x_NxV.astype(jnp.float32)
-    lse_N = jax.nn.logsumexp(x, axis=-1)
-    hit_NxV = targets_N[:, None] == jnp.arange(V)
-    return lse_N, (jnp.exp(x - lse_N[:, None]) - hit_NxV).astype(x_NxV.dtype)
-  return _pallas_grad(x_NxV, targets_N.astype(jnp.int32), block_rows, block_v, warps)
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
-def _pallas_grad(x_NxV, t_N, block_rows: int, block_v: int, warps: int):
-  N, V = x_NxV.shape
-  row_spec = pl.BlockSpec((block_rows, V), lambda i: (i, 0))
-  return pl.pallas_call(
-    functools.partial(_grad_kernel, V=V, block_v=block_v),
-    grid=(N // block_rows,),
-    in_specs=[row_spec, pl.BlockSpec((block_rows,), lambda i: (i,))],
-    out_specs=[pl.BlockSpec((block_rows,), lambda i: (i,)), row_spec],
-    out_shape=[jax.ShapeDtypeStruct((N,), jnp.float32), jax.ShapeDtypeStruct((N, V), x_NxV.dtype)],
-    compiler_params=plgpu.CompilerParams(num_warps=warps, num_stages=2),
-    interpret=jax.default_backend() != "gpu",
-    name="row_logsumexp_grad",
-  )(x_NxV, t_N)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))

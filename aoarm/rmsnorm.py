@@ -44,42 +44,52 @@ def norm(
   dtype,
   impl: str = "auto",
   keep: bool = False,
+  add=None,
   blocks: tuple[int, int, int] | None = None,
 ):
-  """RMSNorm of the last axis in `dtype`; with keep=True, (x, norm(x)). `blocks`: rows per
-  program, rows per step inside it, warps (the backward's d scale is summed per program);
+  """RMSNorm of the last axis in `dtype`; with keep=True, (x, norm(x)). With `add`, x + add
+  (in x's dtype) takes x's place: the residual sum is formed in the same kernel. `blocks`: rows
+  per program, rows per step inside it, warps (the backward's d scale is summed per program);
   default: up to 64 and 8 rows (powers of two dividing the row count), 8 warps."""
   *lead, D = x_BxLxD.shape
-  x_NxD = x_BxLxD.reshape(-1, D)
   if resolve(impl) == "xla":
+    if add is not None:
+      x_BxLxD = x_BxLxD + add.astype(x_BxLxD.dtype)
     y = reference(x_BxLxD, scale_D, eps, dtype)
     return (x_BxLxD, y) if keep else y
+  x_NxD = x_BxLxD.reshape(-1, D)
+  a_NxD = None if add is None else add.astype(x_BxLxD.dtype).reshape(-1, D)
   if blocks is None:
     rows = math.gcd(x_NxD.shape[0], 64)
     blocks = (rows, min(rows, 8), 8)
   if x_NxD.shape[0] % blocks[0] or blocks[0] % blocks[1]:
     raise ValueError(f"RMSNorm blocks {blocks} do not tile {x_NxD.shape[0]} rows")
-  out = _norm(x_NxD, scale_D, eps, jnp.dtype(dtype), keep, blocks)
+  out = _norm(x_NxD, a_NxD, scale_D, eps, jnp.dtype(dtype), keep, blocks)
   if keep:  # the x returned is the custom_vjp's: its cotangent reaches the backward kernel
     return tuple(a.reshape(*lead, D) for a in out)
   return out.reshape(*lead, D)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _norm(x_NxD, scale_D, eps, dtype, keep, blocks):
-  y_NxD = _forward(x_NxD, scale_D, eps, dtype, blocks)
-  return (x_NxD, y_NxD) if keep else y_NxD
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def _norm(x_NxD, a_NxD, scale_D, eps, dtype, keep, blocks):
+  return _norm_fwd(x_NxD, a_NxD, scale_D, eps, dtype, keep, blocks)[0]
 
 
-def _norm_fwd(x_NxD, scale_D, eps, dtype, keep, blocks):
-  return _norm(x_NxD, scale_D, eps, dtype, keep, blocks), (x_NxD, scale_D)
+def _norm_fwd(x_NxD, a_NxD, scale_D, eps, dtype, keep, blocks):
+  """Residuals: the normalised input (the sum x + a, when added here) and the scale."""
+  if a_NxD is None:
+    y_NxD = _forward(x_NxD, scale_D, eps, dtype, blocks)
+  else:
+    x_NxD, y_NxD = _forward_add(x_NxD, a_NxD, scale_D, eps, dtype, blocks)
+  return ((x_NxD, y_NxD) if keep else y_NxD), (x_NxD, scale_D, a_NxD is not None)
 
 
 def _norm_bwd(eps, dtype, keep, blocks, res, ct):
-  x_NxD, scale_D = res
+  x_NxD, scale_D, added = res
   dx_id, dy = ct if keep else (None, ct)
   dx_NxD, dscale_GxD = _backward(x_NxD, scale_D, dy, dx_id, eps, blocks)
-  return dx_NxD, dscale_GxD.sum(axis=0).astype(scale_D.dtype)
+  # With an add, x and a receive the same cotangent (that of their sum).
+  return dx_NxD, (dx_NxD if added else None), dscale_GxD.sum(axis=0).astype(scale_D.dtype)
 
 
 _norm.defvjp(_norm_fwd, _norm_bwd)
@@ -97,15 +107,24 @@ def _rows(ref, j, sub, Dp, mask_D):
   ).astype(jnp.float32)
 
 
-def _fwd_kernel(x_ref, s_ref, y_ref, *, D: int, sub: int, eps: float):
+def _fwd_kernel(*refs, D: int, sub: int, eps: float, add: bool):
+  if add:
+    x_ref, a_ref, s_ref, sum_ref, y_ref = refs
+  else:
+    x_ref, s_ref, y_ref = refs
   Dp, m_D = _cols(D)
   s_D = plgpu.load(s_ref.at[pl.ds(0, Dp)], mask=m_D, other=0.0).astype(jnp.float32)
 
   def body(j, carry):
+    blk = (pl.ds(j * sub, sub), pl.ds(0, Dp))
     x = _rows(x_ref, j, sub, Dp, m_D)
+    if add:  # the residual sum, rounded to x's dtype as an XLA add would, then normalised
+      xs = (x + _rows(a_ref, j, sub, Dp, m_D)).astype(sum_ref.dtype)
+      plgpu.store(sum_ref.at[blk], xs, mask=m_D[None, :])
+      x = xs.astype(jnp.float32)
     r = jax.lax.rsqrt(jnp.sum(x * x, axis=1) / D + eps)
     y = (x * r[:, None] * s_D[None, :]).astype(y_ref.dtype)
-    plgpu.store(y_ref.at[pl.ds(j * sub, sub), pl.ds(0, Dp)], y, mask=m_D[None, :])
+    plgpu.store(y_ref.at[blk], y, mask=m_D[None, :])
     return carry
 
   jax.lax.fori_loop(0, x_ref.shape[0] // sub, body, 0)
@@ -142,21 +161,32 @@ def _params(blocks):
   return plgpu.CompilerParams(num_warps=blocks[2], num_stages=2)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
-def _forward(x_NxD, scale_D, eps, dtype, blocks):
-  N, D = x_NxD.shape
+def _call_forward(operands, scale_D, eps, dtype, blocks, add: bool):
+  N, D = operands[0].shape
   rows, sub, _ = blocks
   row_spec = pl.BlockSpec((rows, D), lambda i: (i, 0))
+  y_shape = jax.ShapeDtypeStruct((N, D), dtype)
   return pl.pallas_call(
-    functools.partial(_fwd_kernel, D=D, sub=sub, eps=eps),
+    functools.partial(_fwd_kernel, D=D, sub=sub, eps=eps, add=add),
     grid=(N // rows,),
-    in_specs=[row_spec, pl.BlockSpec((D,), lambda i: (0,))],
-    out_specs=row_spec,
-    out_shape=jax.ShapeDtypeStruct((N, D), dtype),
+    in_specs=[row_spec] * len(operands) + [pl.BlockSpec((D,), lambda i: (0,))],
+    out_specs=[row_spec, row_spec] if add else row_spec,
+    out_shape=[jax.ShapeDtypeStruct((N, D), operands[0].dtype), y_shape] if add else y_shape,
     compiler_params=_params(blocks),
     interpret=jax.default_backend() != "gpu",
-    name="rms_norm_fwd",
-  )(x_NxD, scale_D)
+    name="rms_norm_add_fwd" if add else "rms_norm_fwd",
+  )(*operands, scale_D)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _forward(x_NxD, scale_D, eps, dtype, blocks):
+  return _call_forward([x_NxD], scale_D, eps, dtype, blocks, add=False)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def _forward_add(x_NxD, a_NxD, scale_D, eps, dtype, blocks):
+  """(x + a, norm(x + a))."""
+  return tuple(_call_forward([x_NxD, a_NxD], scale_D, eps, dtype, blocks, add=True))
 
 
 @functools.partial(jax.jit, static_argnums=(4, 5))

@@ -54,16 +54,23 @@ def device_events(trace: dict):
 
 def summarise(trace: dict, steps: int, top: int) -> dict:
   lines = collections.defaultdict(lambda: collections.defaultdict(lambda: [0.0, 0]))
+  spans = collections.defaultdict(lambda: (float("inf"), float("-inf")))
   for p, t, e in device_events(trace):
     acc = lines[f"{p} | {t}"][e["name"]]
     acc[0] += e.get("dur", 0.0) / 1e3  # us -> ms
     acc[1] += 1
+    lo, hi = spans[f"{p} | {t}"]
+    spans[f"{p} | {t}"] = (min(lo, e["ts"]), max(hi, e["ts"] + e.get("dur", 0.0)))
   out = {}
   for line, by_name in lines.items():
     busy = sum(v[0] for v in by_name.values())
     rows = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:top]
+    lo, hi = spans[line]
     out[line] = {
       "busy_ms_per_step": busy / steps,
+      # first start to last end over the traced steps: span - busy is the line's idle time
+      "span_ms_per_step": (hi - lo) / 1e3 / steps,
+      "kernels_per_step": sum(v[1] for v in by_name.values()) / steps,
       "top": [
         {"name": n[:110], "ms_per_step": v[0] / steps, "share": v[0] / busy, "n": v[1] / steps}
         for n, v in rows
@@ -72,8 +79,8 @@ def summarise(trace: dict, steps: int, top: int) -> dict:
   return out
 
 
-def profile(variant, preset, batch, seq_len, steps, top, keep):
-  trainer, state, xs = setup(variant, preset, batch, seq_len)
+def profile(variant, preset, batch, seq_len, steps, top, keep, model_kw=None):
+  trainer, state, xs = setup(variant, preset, batch, seq_len, model_kw=model_kw)
   for i in range(3):
     state, m = trainer.train_step(state, xs[i % 4])
   jax.block_until_ready(m["loss"])
@@ -101,6 +108,7 @@ def main():
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--top", type=int, default=15)
   p.add_argument("--keep", default="")
+  p.add_argument("--model", default="", help="config.model overrides, e.g. norm_impl=xla")
   p.add_argument("--json", default="")
   p.add_argument("--trace_dir", default="", help="summarise this trace (e.g. WORKDIR/profile)")
   a = p.parse_args()
@@ -114,14 +122,19 @@ def main():
       }
     )
   for v in filter(None, [] if a.trace_dir else a.variants.split(",")):
-    results.append(profile(v, a.preset, a.batch, a.seq_len or None, a.steps, a.top, a.keep))
+    model_kw = dict(kv.split("=", 1) for kv in a.model.split(",") if kv)
+    args = (v, a.preset, a.batch, a.seq_len or None, a.steps, a.top, a.keep, model_kw)
+    results.append(profile(*args))
   for r in results:
     v = r["variant"]
     print(f"\n## {v}: {r['wall_ms_per_step']:.2f} ms per step (wall)")
     for line, s in r["lines"].items():
       if s["busy_ms_per_step"] < 0.05 * r["wall_ms_per_step"]:
         continue
-      print(f"### {line}: busy {s['busy_ms_per_step']:.2f} ms per step")
+      print(
+        f"### {line}: busy {s['busy_ms_per_step']:.2f} of {s['span_ms_per_step']:.2f} ms per "
+        f"step, {s['kernels_per_step']:.0f} kernels"
+      )
       for row in s["top"]:
         print(
           f"  {row['ms_per_step']:8.3f} ms {100 * row['share']:5.1f}% x{row['n']:<6.1f} "

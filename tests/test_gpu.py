@@ -62,7 +62,8 @@ def test_compiled_logsumexp_kernel_matches_xla():
 
 def test_compiled_rmsnorm_kernels_match_xla():
   """The compiled Triton RMSNorm forward and backward (not interpret mode) equal autodiff of the
-  float32 reference: D=768 (not a power of two), bf16 activations, the kept x's cotangent added."""
+  float32 reference: D=768 (not a power of two), bf16 activations, a residual add formed in the
+  kernel, the kept sum's cotangent added."""
   import jax.numpy as jnp
 
   from aoarm import rmsnorm
@@ -73,16 +74,20 @@ def test_compiled_rmsnorm_kernels_match_xla():
   scale = 1 + 0.1 * jax.random.normal(k3, (768,))
   out = {}
   for impl in ("xla", "pallas"):
-    y, vjp = jax.vjp(lambda x, s, i=impl: rmsnorm.norm(x, s, 1e-6, jnp.bfloat16, i, True), x, scale)
-    out[impl] = (y[1], *vjp((dres, dy)))
-  for a, b, tol in zip(out["pallas"], out["xla"], (1e-2, 1e-2, 1e-4)):
+
+    def f(x, a, s, i=impl):
+      return rmsnorm.norm(x, s, 1e-6, jnp.bfloat16, i, keep=True, add=a)
+
+    y, vjp = jax.vjp(f, x, dres, scale)
+    out[impl] = (*y, *vjp((dres, dy)))
+  for a, b, tol in zip(out["pallas"], out["xla"], (0, 1e-2, 1e-2, 1e-2, 1e-4)):
     a, b = np.float32(a), np.float32(b)
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
 
 
-def test_compiled_logsumexp_kernels_past_2_31_elements():
+def test_compiled_logsumexp_kernel_past_2_31_elements():
   """65536 x 50304 logits (B=64 at GPT-2 shape) hold more than 2^31 elements: the last rows'
-  offsets must not wrap. Both kernels, checked on the last rows against XLA."""
+  offsets must not wrap. Checked on the last rows against XLA."""
   import jax.numpy as jnp
 
   from aoarm import logsumexp
@@ -90,11 +95,6 @@ def test_compiled_logsumexp_kernels_past_2_31_elements():
   N, V = 65536, 50304
   x = jax.random.normal(jax.random.key(0), (N, V), jnp.bfloat16)
   x = x.at[-3:].multiply(8.0)
-  t = jnp.arange(N) % V
   want = jax.nn.logsumexp(x[-64:].astype(jnp.float32), axis=-1)
   got = jax.jit(lambda a: logsumexp.logsumexp(a, "pallas"))(x)[-64:]
   np.testing.assert_allclose(got, want, rtol=1e-6)
-  lse, p = jax.jit(lambda a, t: logsumexp.logsumexp_and_grad(a, t, "pallas"))(x, t)
-  np.testing.assert_allclose(lse[-64:], want, rtol=1e-6)
-  p_want = jnp.exp(x[-64:].astype(jnp.float32) - want[:, None]) - jax.nn.one_hot(t[-64:], V)
-  np.testing.assert_allclose(np.float32(p[-64:]), p_want, atol=1e-2)

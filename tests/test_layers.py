@@ -34,17 +34,20 @@ def test_gelu_custom_backward_matches_autodiff():
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 @pytest.mark.parametrize("keep", [False, True])
+@pytest.mark.parametrize("add", [False, True])
 @pytest.mark.parametrize("blocks", [None, (16, 4, 4), (4, 1, 4)])
-def test_rmsnorm_kernels_equal_xla(dtype, keep, blocks):
+def test_rmsnorm_kernels_equal_xla(dtype, keep, add, blocks):
   """The fused forward and backward (interpret mode off GPU), D not a power of two: the same
-  norm, d x (with the kept x's own cotangent added) and d scale as autodiff of the reference."""
+  norm, d x (with the kept x's own cotangent added), d add and d scale as autodiff of the
+  reference."""
   x = (3 * jax.random.normal(jax.random.key(0), (2, 32, 96))).astype(dtype)
   x = x.at[0, 3].set(0.0)  # a zero row: eps keeps it finite
+  a = jax.random.normal(jax.random.key(3), x.shape).astype(dtype).at[0, 3].set(0.0)
   scale = 1 + 0.1 * jax.random.normal(jax.random.key(1), (96,))
   w, w2 = jax.random.normal(jax.random.key(2), (2, 2, 32, 96))
 
-  def loss(x, scale, impl):
-    out = rmsnorm.norm(x, scale, 1e-6, dtype, impl, keep=keep, blocks=blocks)
+  def loss(x, a, scale, impl):
+    out = rmsnorm.norm(x, scale, 1e-6, dtype, impl, keep, a if add else None, blocks)
     x_kept, y = out if keep else (None, out)
     total = jnp.sum(w * y.astype(jnp.float32))
     if keep:  # the residual branch: its cotangent joins the norm's in one backward call
@@ -52,10 +55,12 @@ def test_rmsnorm_kernels_equal_xla(dtype, keep, blocks):
     return total
 
   (v_ref, g_ref), (v, g) = (
-    jax.value_and_grad(loss, (0, 1))(x, scale, impl) for impl in ("xla", "pallas")
+    jax.value_and_grad(loss, (0, 1, 2))(x, a, scale, impl) for impl in ("xla", "pallas")
   )
   np.testing.assert_allclose(v, v_ref, rtol=1e-6)
-  assert g[0].dtype == dtype and g[1].dtype == jnp.float32
+  assert g[0].dtype == dtype and g[2].dtype == jnp.float32
+  if not add:
+    assert not np.any(g[1]) and not np.any(g_ref[1])
   tol = 1e-5 if dtype == jnp.float32 else 1e-2  # bf16: one rounding of d x either way
   for a, b in zip(g, g_ref):
     np.testing.assert_allclose(np.float32(a), np.float32(b), rtol=tol, atol=tol)

@@ -45,30 +45,32 @@ class Block(nn.Module):
     self.mlp = layers.Mlp(c.d_model, c.hidden_dim, out_std=out_std, dtype=dt, param_dtype=pdt)
 
   def _finish(self, x, attn_out):
-    x, xn = self.norm2(x + attn_out, keep=True)
-    return layers.constrain(x + self.mlp(xn))
+    """The block's output after attention: x + attn_out + MLP(norm(x + attn_out))."""
+    x, mlp_out = self._finish_pair(x, attn_out)
+    return layers.constrain(x + mlp_out)
 
-  def __call__(
-    self,
-    h_BxLxD,
-    ids: RopeIds,
-    g_BxLxD=None,
-    g_ids: RopeIds | None = None,
-    content_out: bool = True,
-  ):
-    """One block. Returns (h, g); h is None when content_out is False (only its k/v are used)."""
+  def _finish_pair(self, x, attn_out):
+    """(x + attn_out, its MLP output): the block's output as a residual pair whose sum is left
+    to the next norm (it adds it in the same kernel)."""
+    x, xn = self.norm2(x, keep=True, add=attn_out)
+    return layers.constrain(x), layers.constrain(self.mlp(xn))
+
+  def __call__(self, h, ids: RopeIds, g=None, g_ids: RopeIds | None = None, content_out=True):
+    """One block on residual pairs (x, pending add or None), each B x L x D: the stream is
+    x + add. Returns the pairs (h, g); h is None when content_out is False (only its k/v are
+    used), g when there is no query stream."""
     h_out = None
     if content_out:
-      h_BxLxD, hn = self.norm1(h_BxLxD, keep=True)
+      x, hn = self.norm1(h[0], keep=True, add=h[1])
       q, k, v = self.attn.query_key_value(hn, ids)
-      h_out = self._finish(h_BxLxD, self.attn.attend(q, k, v, "content"))
+      h_out = self._finish_pair(x, self.attn.attend(q, k, v, "content"))
     else:
-      k, v = self.attn.key_value(self.norm1(h_BxLxD), ids)
+      k, v = self.attn.key_value(self.norm1(h[0], add=h[1]), ids)
     g_out = None
-    if g_BxLxD is not None:
-      g_BxLxD, gn = self.norm1(g_BxLxD, keep=True)
+    if g is not None:
+      xg, gn = self.norm1(g[0], keep=True, add=g[1])
       qg = self.attn.query(gn, g_ids)
-      g_out = self._finish(g_BxLxD, self.attn.attend(qg, k, v, "query"))
+      g_out = self._finish_pair(xg, self.attn.attend(qg, k, v, "query"))
     return h_out, g_out
 
   def extend(self, h_BxNxD, ids: RopeIds, kv, start, content_out: bool = True):
@@ -191,13 +193,14 @@ class Backbone(nn.Module):
     table_RxD = self.embedding.embedding.astype(dt)
     return jnp.dot(onehot_BxLxR, table_RxD, precision=_exact(dt))
 
-  def logits(self, x_BxLxD: jax.Array) -> jax.Array:
+  def logits(self, x_BxLxD: jax.Array, add: jax.Array | None = None) -> jax.Array:
     """Final norm and head; logits over the real vocabulary (special row excluded), in the
     compute dtype: a bf16 head's matmul rounds them to bf16 either way, and consumers upcast
     (`losses.token_nll` inside its fused reduction), so B x L x V float32 logits are never
-    materialised. The tied head multiplies by the table's first V rows only (no padding)."""
+    materialised. The tied head multiplies by the table's first V rows only (no padding).
+    `add`: a pending residual sum, added by the final norm."""
     c = self.cfg
-    x = self.final_norm(x_BxLxD)
+    x = self.final_norm(x_BxLxD, add=add)
     if c.tie_embeddings:
       table_VxD = self.embedding.embedding[: c.vocab_size].astype(c.compute_dtype)
       out = jnp.dot(x, table_VxD.T, precision=_exact(c.compute_dtype))
@@ -234,9 +237,10 @@ class Backbone(nn.Module):
 
   def __call__(self, h_BxLxD, ids: RopeIds, g_BxLxD=None, g_ids: RopeIds | None = None):
     """Runs every block; returns the logits of the predicting stream (g if given, else h)."""
-    h, g = layers.constrain(h_BxLxD), g_BxLxD
+    h = (layers.constrain(h_BxLxD), None)  # residual pairs (x, pending add)
+    g = None if g_BxLxD is None else (g_BxLxD, None)
     n = len(self.blocks)
     for i, block in enumerate(self.blocks):
       # The content stream's last-layer output is never used when a query stream predicts.
       h, g = block(h, ids, g, g_ids, g is None or i < n - 1)
-    return self.logits(g if g is not None else h)
+    return self.logits(*(g if g is not None else h))

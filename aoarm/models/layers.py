@@ -26,7 +26,8 @@ def constrain(x_BxLxD: jax.Array) -> jax.Array:
 class RMSNorm(nn.Module):
   """Root-mean-square layer norm, computed in float32, learned scale. `impl` picks the fused
   Pallas kernels or XLA (`aoarm.rmsnorm`); with keep=True the call returns (x, norm(x)), and x's
-  other uses should take that x, so the backward adds their gradient in the same kernel."""
+  other uses should take that x, so the backward adds their gradient in the same kernel. With
+  `add`, x + add is normalised (and kept): a pending residual sum formed in the same kernel."""
 
   eps: float = 1e-6
   dtype: Dtype = jnp.float32
@@ -34,7 +35,7 @@ class RMSNorm(nn.Module):
   impl: str = "xla"
 
   @nn.compact
-  def __call__(self, x_BxLxD: jax.Array, keep: bool = False):
+  def __call__(self, x_BxLxD: jax.Array, keep: bool = False, add: jax.Array | None = None):
     D = x_BxLxD.shape[-1]
     scale_D = self.param(
       "scale",
@@ -42,7 +43,7 @@ class RMSNorm(nn.Module):
       (D,),
       self.param_dtype,
     )
-    return rmsnorm.norm(x_BxLxD, scale_D, self.eps, self.dtype, self.impl, keep)
+    return rmsnorm.norm(x_BxLxD, scale_D, self.eps, self.dtype, self.impl, keep, add)
 
 
 @jax.custom_vjp
