@@ -22,7 +22,7 @@ def main():
   p = argparse.ArgumentParser()
   p.add_argument("--rows", type=int, default=32768)
   p.add_argument("--dim", type=int, default=768)
-  p.add_argument("--reps", type=int, default=20)
+  p.add_argument("--reps", type=int, default=200)
   a = p.parse_args()
   k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(k1, (a.rows, a.dim), jnp.bfloat16)
