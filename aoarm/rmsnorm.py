@@ -138,7 +138,7 @@ def _bwd_kernel(*refs, D: int, sub: int, eps: float, add_id: bool):
   Dp, m_D = _cols(D)
   s_D = plgpu.load(s_ref.at[pl.ds(0, Dp)], mask=m_D, other=0.0).astype(jnp.float32)
 
-  def body(j, ds_D):
+  def body(j, ds_SxD):
     x = _rows(x_ref, j, sub, Dp, m_D)
     dy = _rows(dy_ref, j, sub, Dp, m_D)
     r = jax.lax.rsqrt(jnp.sum(x * x, axis=1) / D + eps)
@@ -151,10 +151,10 @@ def _bwd_kernel(*refs, D: int, sub: int, eps: float, add_id: bool):
     plgpu.store(
       dx_ref.at[pl.ds(j * sub, sub), pl.ds(0, Dp)], dx.astype(dx_ref.dtype), mask=m_D[None, :]
     )
-    return ds_D + jnp.sum(dy * xh, axis=0)
+    return ds_SxD + dy * xh  # summed over rows once, after the loop (no per-step cross-warp sum)
 
-  ds_D = jax.lax.fori_loop(0, x_ref.shape[0] // sub, body, jnp.zeros((Dp,), jnp.float32))
-  plgpu.store(ds_ref.at[:, pl.ds(0, Dp)], ds_D[None, :], mask=m_D[None, :])
+  ds_SxD = jax.lax.fori_loop(0, x_ref.shape[0] // sub, body, jnp.zeros((sub, Dp), jnp.float32))
+  plgpu.store(ds_ref.at[:, pl.ds(0, Dp)], jnp.sum(ds_SxD, axis=0)[None, :], mask=m_D[None, :])
 
 
 def _params(blocks):

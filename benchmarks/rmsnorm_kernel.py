@@ -15,7 +15,7 @@ from logsumexp_kernel import timed
 
 from aoarm import rmsnorm
 
-CONFIGS = [None, (64, 8, 4), (64, 16, 8), (16, 16, 8), (8, 8, 4)]
+CONFIGS = [None, (64, 8, 4), (64, 16, 8), (32, 8, 4), (16, 16, 8), (8, 8, 4)]
 
 
 def main():

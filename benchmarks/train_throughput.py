@@ -7,10 +7,12 @@
       # data-parallel scaling: batch 32 per device on the first 1, 2, 4 devices
 
 Synthetic tokens (throughput does not depend on the text). Warm-up steps first; then --steps
-steps run back to back in windows of --window (as the training loop runs them: it waits on the
-device only to log); step time = the median window's time per step. `step_ms_synced` is the
-median of --sync_steps further steps each waited on alone (host dispatch not overlapped, the
-method before 2026-11-22). MFU against the H100 datasheet (989 TFLOP/s) and the measured bf16
+steps run back to back in windows of --window, as the training loop runs them: it waits on the
+device only to log, every train.log_every (50) steps, so the default window is 50. Step time =
+the median window's time per step; each window pays one pipeline fill (the first step's
+dispatch) and drain, spread over its steps (5-step windows until session 5). `step_ms_synced`
+is the median of --sync_steps further steps each waited on alone (host dispatch not overlapped,
+the method before 2026-11-22). MFU against the H100 datasheet (989 TFLOP/s) and the measured bf16
 matmul peak (798 TFLOP/s).
 """
 
@@ -72,7 +74,7 @@ def bench(
   attention="auto",
   remat="none",
   devices=0,
-  window=5,
+  window=50,
   sync_steps=10,
   model_kw=None,
 ):
@@ -116,6 +118,7 @@ def bench(
     "loss": float(m["loss"]),
     "attention": attention,
     "remat": remat,
+    "window": window,
     "model_kw": model_kw or {},
   }
 
@@ -126,9 +129,9 @@ def main():
   p.add_argument("--variants", default=",".join(VARIANTS))
   p.add_argument("--batch", type=int, default=16)
   p.add_argument("--seq_len", type=int, default=0)
-  p.add_argument("--steps", type=int, default=20)
+  p.add_argument("--steps", type=int, default=150)
   p.add_argument("--warmup", type=int, default=3)
-  p.add_argument("--window", type=int, default=5, help="steps per back-to-back timed window")
+  p.add_argument("--window", type=int, default=50, help="steps per back-to-back timed window")
   p.add_argument("--sync_steps", type=int, default=10, help="extra steps timed one by one")
   p.add_argument("--attention", default="auto")
   p.add_argument("--remat", default="none")
