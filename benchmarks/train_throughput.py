@@ -85,6 +85,7 @@ def bench(
   jax.block_until_ready(m["loss"])
   # Steps run back to back, as in the training loop (it waits on the device only to log): each
   # window of `window` steps is timed from the first dispatch to the last step's result.
+  window = min(window, steps)
   windows = []
   for _ in range(max(1, steps // window)):
     t = time.perf_counter()
