@@ -5,8 +5,9 @@ twice); backward, a fusion for d x and a column reduction for d scale (x and d y
 `norm` does each direction in one kernel. With `keep=True` it also returns x itself, so that
 the cotangent of x's other use (the residual branch) arrives in the same backward call and is
 added there rather than by one more pass over B x L x D. `auto` takes the kernels on a single GPU
-only, like the log-sum-exp (`sharding.pallas_by_default`); off GPU they run in Pallas interpret
-mode, which is how the CPU tests check them.
+only, like the log-sum-exp (`sharding.pallas_by_default`); `pallas` under a mesh of several
+devices runs them on each device's rows (`sharding.per_device`). Off GPU they run in Pallas
+interpret mode, which is how the CPU tests check them.
 """
 
 import functools
@@ -16,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
+from jax.sharding import PartitionSpec as P
 
 from aoarm import sharding
 
@@ -51,14 +53,31 @@ def norm(
   (in x's dtype) takes x's place: the residual sum is formed in the same kernel. `blocks`: rows
   per program, rows per step inside it, warps (the backward's d scale is summed per program);
   default: up to 64 and 8 rows (powers of two dividing the row count), 8 warps."""
-  *lead, D = x_BxLxD.shape
   if resolve(impl) == "xla":
     if add is not None:
       x_BxLxD = x_BxLxD + add.astype(x_BxLxD.dtype)
     y = reference(x_BxLxD, scale_D, eps, dtype)
     return (x_BxLxD, y) if keep else y
+  spec = P(sharding.BATCH_AXES)  # under a mesh: each device normalises its own rows
+  if add is None:
+    return sharding.per_device(
+      lambda x, s: _local(x, None, s, eps, dtype, keep, blocks),
+      (x_BxLxD, scale_D),
+      (spec, P()),
+      (spec, spec) if keep else spec,
+    )
+  return sharding.per_device(
+    lambda x, a, s: _local(x, a, s, eps, dtype, keep, blocks),
+    (x_BxLxD, add.astype(x_BxLxD.dtype), scale_D),
+    (spec, spec, P()),
+    (spec, spec) if keep else spec,
+  )
+
+
+def _local(x_BxLxD, a_BxLxD, scale_D, eps, dtype, keep, blocks):
+  *lead, D = x_BxLxD.shape
   x_NxD = x_BxLxD.reshape(-1, D)
-  a_NxD = None if add is None else add.astype(x_BxLxD.dtype).reshape(-1, D)
+  a_NxD = None if a_BxLxD is None else a_BxLxD.reshape(-1, D)
   if blocks is None:
     rows = math.gcd(x_NxD.shape[0], 64)
     blocks = (rows, min(rows, 8), 8)

@@ -54,6 +54,23 @@ def pallas_by_default() -> bool:
   return jax.default_backend() == "gpu" and jax.device_count() == 1
 
 
+def per_device(f, args, in_specs, out_specs):
+  """f on each device's block of the operands (shard_map over the mesh in context), or f itself
+  where no mesh of several devices is in context. For Pallas kernels, which GSPMD does not
+  partition: called under a mesh, their operands would be gathered onto every device. The
+  sharded operands' dimension 0 must divide over the axes its spec names, else f runs unsplit
+  (correct, gathered)."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or mesh.size == 1:
+    return f(*args)
+  for a, spec in zip(args, in_specs):
+    if a is not None and len(spec) and spec[0]:
+      axes = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
+      if a.shape[0] % math.prod(mesh.shape[ax] for ax in axes):
+        return f(*args)
+  return jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)(*args)
+
+
 def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:
   dims = [int(mesh_cfg.data), int(mesh_cfg.fsdp), int(mesh_cfg.tensor)]
   if dims.count(-1) > 1:

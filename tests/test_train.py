@@ -26,10 +26,14 @@ from helpers import losses_by_step, tiny_run_config
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("variant", ["two_stream", "decoupled_rope", "mdm"])
-def test_8_device_meshes_match_one_device(variant):
+@pytest.mark.parametrize(
+  "variant,norm_impl",
+  [("two_stream", "xla"), ("decoupled_rope", "xla"), ("mdm", "xla"), ("two_stream", "pallas")],
+)
+def test_8_device_meshes_match_one_device(variant, norm_impl):
+  """norm_impl=pallas: the RMSNorm kernels (interpret mode) per device under the meshes."""
   assert len(jax.devices()) == 8
-  c = tiny_run_config(variant)
+  c = tiny_run_config(variant, **{"model.norm_impl": norm_impl})
   c.opt.grad_accum = 2
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=8), seq_len=16)
   batches = TrainBatches(MarkovSource(8).sample(5000), 16, 8, seed=0)
