@@ -21,15 +21,11 @@ from jax.sharding import PartitionSpec as P
 
 from aoarm import sharding
 
-IMPLS = ("auto", "xla", "pallas")
+IMPLS = sharding.KERNEL_IMPLS
 
 
 def resolve(impl: str = "auto") -> str:
-  if impl not in IMPLS:
-    raise ValueError(f"RMSNorm implementation must be one of {IMPLS}, got {impl!r}")
-  if impl == "auto":
-    return "pallas" if sharding.pallas_by_default() else "xla"
-  return impl
+  return sharding.resolve_kernel(impl, "RMSNorm implementation")
 
 
 def reference(x, scale_D, eps: float, dtype):

@@ -47,6 +47,18 @@ def activate(mesh: Mesh | None, rule_table):
     yield
 
 
+KERNEL_IMPLS = ("auto", "xla", "pallas")
+
+
+def resolve_kernel(impl: str, what: str) -> str:
+  """An `auto | xla | pallas` choice for `what` (named in the error), `auto` resolved."""
+  if impl not in KERNEL_IMPLS:
+    raise ValueError(f"{what} must be one of {KERNEL_IMPLS}, got {impl!r}")
+  if impl == "auto":
+    return "pallas" if pallas_by_default() else "xla"
+  return impl
+
+
 def pallas_by_default() -> bool:
   """What an `auto` kernel choice (decode attention, log-sum-exp) does: a Pallas kernel on a
   single GPU only. GSPMD does not partition a Pallas call, so under a mesh of several devices

@@ -18,17 +18,13 @@ import jax.numpy as jnp
 
 from aoarm import sharding
 
-DECODE_IMPLS = ("auto", "xla", "pallas")
+DECODE_IMPLS = sharding.KERNEL_IMPLS
 SPLIT = 256  # cache rows per kernel program (pallas)
 BLOCK_K = 64  # rows per inner iteration of a program
 
 
 def resolve(impl: str) -> str:
-  if impl not in DECODE_IMPLS:
-    raise ValueError(f"model.decode_impl must be one of {DECODE_IMPLS}, got {impl!r}")
-  if impl == "auto":
-    return "pallas" if sharding.pallas_by_default() else "xla"
-  return impl
+  return sharding.resolve_kernel(impl, "model.decode_impl")
 
 
 def cache_rows(rows: int, impl: str) -> int:
