@@ -60,9 +60,10 @@ def resolve_kernel(impl: str, what: str) -> str:
 
 
 def pallas_by_default() -> bool:
-  """What an `auto` kernel choice (decode attention, log-sum-exp) does: a Pallas kernel on a
-  single GPU only. GSPMD does not partition a Pallas call, so under a mesh of several devices
-  its sharded operands would be gathered onto each one; there the XLA path is kept."""
+  """What an `auto` kernel choice (`resolve_kernel`: decode attention, log-sum-exp, RMSNorm)
+  does: a Pallas kernel on a single GPU only. GSPMD does not partition a Pallas call, so under a
+  mesh of several devices its sharded operands would be gathered onto each one (unless split by
+  `per_device`, whose speed is not measured yet); there the XLA path is kept."""
   return jax.default_backend() == "gpu" and jax.device_count() == 1
 
 

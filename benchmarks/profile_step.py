@@ -19,7 +19,7 @@ import tempfile
 import time
 
 import jax
-from train_throughput import setup
+from train_throughput import model_overrides, setup
 
 
 def load_trace(log_dir: str) -> dict:
@@ -122,9 +122,8 @@ def main():
       }
     )
   for v in filter(None, [] if a.trace_dir else a.variants.split(",")):
-    model_kw = dict(kv.split("=", 1) for kv in a.model.split(",") if kv)
-    args = (v, a.preset, a.batch, a.seq_len or None, a.steps, a.top, a.keep, model_kw)
-    results.append(profile(*args))
+    kw = model_overrides(a.model)
+    results.append(profile(v, a.preset, a.batch, a.seq_len or None, a.steps, a.top, a.keep, kw))
   for r in results:
     v = r["variant"]
     print(f"\n## {v}: {r['wall_ms_per_step']:.2f} ms per step (wall)")

@@ -64,6 +64,11 @@ def setup(
   return trainer, state, xs
 
 
+def model_overrides(text: str) -> dict:
+  """'k=v,k2=v2' -> {k: v, k2: v2} (string values) for `--model`."""
+  return dict(kv.split("=", 1) for kv in text.split(",") if kv)
+
+
 def bench(
   variant,
   preset,
@@ -140,7 +145,7 @@ def main():
   p.add_argument("--model", default="", help="config.model overrides, e.g. norm_impl=xla")
   p.add_argument("--json", default="")
   a = p.parse_args()
-  model_kw = dict(kv.split("=", 1) for kv in a.model.split(",") if kv)
+  model_kw = model_overrides(a.model)
   rows = []
   scaling = [int(n) for n in a.devices.split(",") if n]
   for v in a.variants.split(","):
