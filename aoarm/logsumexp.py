@@ -32,14 +32,14 @@ def logsumexp(
   """log sum_v exp(x[n, v]) in float32, shape N, for logits in any float dtype. The kernel
   takes block_rows rows per program and block_v columns per step (powers of 2)."""
   if resolve(impl) == "xla":
-    return jax.nn.logsumexp(x_NxV.astype(jnp.float32), axis=-1)
+    return _xla(x_NxV)
   mesh = jax.sharding.get_abstract_mesh()
   t = 1 if mesh.empty else mesh.shape.get("tensor", 1)
   split_v = t > 1 and x_NxV.shape[1] % t == 0  # each tensor rank takes a slice of the vocabulary
 
   def local(x_NxV):
     if x_NxV.shape[0] % block_rows:
-      return jax.nn.logsumexp(x_NxV.astype(jnp.float32), axis=-1)
+      return _xla(x_NxV)
     lse_N = _pallas(x_NxV, block_rows, block_v, warps)
     if split_v:  # combine the slices' log-sum-exps (a row of -inf stays -inf)
       m_N = jax.lax.pmax(lse_N, "tensor")
@@ -49,6 +49,10 @@ def logsumexp(
 
   rows = sharding.BATCH_AXES
   return sharding.per_device(local, (x_NxV,), (P(rows, "tensor" if split_v else None),), P(rows))
+
+
+def _xla(x_NxV):
+  return jax.nn.logsumexp(x_NxV.astype(jnp.float32), axis=-1)
 
 
 def _kernel(x_ref, o_ref, *, V: int, block_v: int):

@@ -116,10 +116,13 @@ def _cols(D: int):
   return Dp, (jnp.arange(Dp) < D)
 
 
-def _rows(ref, j, sub, Dp, mask_D):
-  return plgpu.load(
-    ref.at[pl.ds(j * sub, sub), pl.ds(0, Dp)], mask=mask_D[None, :], other=0.0
-  ).astype(jnp.float32)
+def _block(j, sub: int, Dp: int):
+  """Step j's rows of a program's block, all (padded) columns."""
+  return pl.ds(j * sub, sub), pl.ds(0, Dp)
+
+
+def _rows(ref, blk, mask_D):
+  return plgpu.load(ref.at[blk], mask=mask_D[None, :], other=0.0).astype(jnp.float32)
 
 
 def _fwd_kernel(*refs, D: int, sub: int, eps: float, add: bool):
@@ -131,10 +134,10 @@ def _fwd_kernel(*refs, D: int, sub: int, eps: float, add: bool):
   s_D = plgpu.load(s_ref.at[pl.ds(0, Dp)], mask=m_D, other=0.0).astype(jnp.float32)
 
   def body(j, carry):
-    blk = (pl.ds(j * sub, sub), pl.ds(0, Dp))
-    x = _rows(x_ref, j, sub, Dp, m_D)
+    blk = _block(j, sub, Dp)
+    x = _rows(x_ref, blk, m_D)
     if add:  # the residual sum, rounded to x's dtype as an XLA add would, then normalised
-      xs = (x + _rows(a_ref, j, sub, Dp, m_D)).astype(sum_ref.dtype)
+      xs = (x + _rows(a_ref, blk, m_D)).astype(sum_ref.dtype)
       plgpu.store(sum_ref.at[blk], xs, mask=m_D[None, :])
       x = xs.astype(jnp.float32)
     r = jax.lax.rsqrt(jnp.sum(x * x, axis=1) / D + eps)
@@ -154,18 +157,17 @@ def _bwd_kernel(*refs, D: int, sub: int, eps: float, add_id: bool):
   s_D = plgpu.load(s_ref.at[pl.ds(0, Dp)], mask=m_D, other=0.0).astype(jnp.float32)
 
   def body(j, ds_SxD):
-    x = _rows(x_ref, j, sub, Dp, m_D)
-    dy = _rows(dy_ref, j, sub, Dp, m_D)
+    blk = _block(j, sub, Dp)
+    x = _rows(x_ref, blk, m_D)
+    dy = _rows(dy_ref, blk, m_D)
     r = jax.lax.rsqrt(jnp.sum(x * x, axis=1) / D + eps)
     xh = x * r[:, None]
     dxh = dy * s_D[None, :]
     c = jnp.sum(dxh * xh, axis=1) / D
     dx = r[:, None] * (dxh - xh * c[:, None])
     if add_id:
-      dx = dx + _rows(did_ref, j, sub, Dp, m_D)
-    plgpu.store(
-      dx_ref.at[pl.ds(j * sub, sub), pl.ds(0, Dp)], dx.astype(dx_ref.dtype), mask=m_D[None, :]
-    )
+      dx = dx + _rows(did_ref, blk, m_D)
+    plgpu.store(dx_ref.at[blk], dx.astype(dx_ref.dtype), mask=m_D[None, :])
     return ds_SxD + dy * xh  # summed over rows once, after the loop (no per-step cross-warp sum)
 
   ds_SxD = jax.lax.fori_loop(0, x_ref.shape[0] // sub, body, jnp.zeros((sub, Dp), jnp.float32))
