@@ -54,10 +54,10 @@ class Attention(nn.Module):
   def setup(self):
     in_shape, in_names = (self.d_model, self.num_heads, self.head_dim), ("embed", "heads", "kv")
     self.wq, self.wk, self.wv = (
-      _Kernel(in_shape, in_names, 0.02, self.param_dtype, name=n) for n in ("wq", "wk", "wv")
+      layers.Kernel(in_shape, in_names, 0.02, self.param_dtype, name=n) for n in ("wq", "wk", "wv")
     )
     out_shape, out_names = (self.num_heads, self.head_dim, self.d_model), ("heads", "kv", "embed")
-    self.wo = _Kernel(out_shape, out_names, self.out_std, self.param_dtype, name="wo")
+    self.wo = layers.Kernel(out_shape, out_names, self.out_std, self.param_dtype, name="wo")
 
   def _out(self, o_BxTxHxK: jax.Array) -> jax.Array:
     """The output projection: heads x head dims -> d_model."""
@@ -69,7 +69,7 @@ class Attention(nn.Module):
       return x_BxLxHxK
     return apply_rope(x_BxLxHxK, pos, step, self.order_frac, self.rope_base)
 
-  def _project(self, x_BxLxD: jax.Array, *kernels: "_Kernel") -> list[jax.Array]:
+  def _project(self, x_BxLxD: jax.Array, *kernels: "layers.Kernel") -> list[jax.Array]:
     """x times each D x H x K kernel, as one matmul of width P*H*K over the stacked kernels
     (and one input-gradient matmul in the backward) rather than P matmuls of width H*K."""
     x = x_BxLxD.astype(self.dtype)
@@ -135,19 +135,3 @@ class Attention(nn.Module):
     self.sow("intermediates", f"{tag}_scores", s_BxHxTxS)
     self.sow("intermediates", f"{tag}_weights", w_BxHxTxS)
     return jnp.einsum("bhts,bshk->bthk", w_BxHxTxS.astype(v_BxSxHxK.dtype), v_BxSxHxK)
-
-
-class _Kernel(nn.Module):
-  """One projection's weight, held alone (param `kernel`, as nn.DenseGeneral names it): the q, k
-  and v weights are stacked into one matmul, and no flat-shaped init runs under a mesh (flax
-  constrains nn.DenseGeneral's flat (H*K) x D init by the three names of its final shape)."""
-
-  shape: tuple[int, ...]
-  names: tuple[str, ...]
-  std: float = 0.02
-  param_dtype: jnp.dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self) -> jax.Array:
-    init = nn.with_logical_partitioning(layers.dense_init(self.std), self.names)
-    return self.param("kernel", init, self.shape, self.param_dtype)

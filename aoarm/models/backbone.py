@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aoarm import rmsnorm
+from aoarm import gelu_matmul, rmsnorm
 from aoarm.models import cached_attention, layers
 from aoarm.models.attention import Attention, RopeIds, resolve_implementation
 from aoarm.models.model_config import ModelConfig
@@ -42,7 +42,14 @@ class Block(nn.Module):
       dtype=dt,
       param_dtype=pdt,
     )
-    self.mlp = layers.Mlp(c.d_model, c.hidden_dim, out_std=out_std, dtype=dt, param_dtype=pdt)
+    self.mlp = layers.Mlp(
+      c.d_model,
+      c.hidden_dim,
+      out_std=out_std,
+      dtype=dt,
+      param_dtype=pdt,
+      impl=gelu_matmul.resolve(c.mlp_impl),
+    )
 
   def _finish(self, x, attn_out):
     """The block's output after attention: x + attn_out + MLP(norm(x + attn_out))."""

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aoarm import rmsnorm
+from aoarm import gelu_matmul, rmsnorm
 
 Dtype = jnp.dtype
 
@@ -77,34 +77,48 @@ def _gelu_bwd(x, g):
 gelu.defvjp(_gelu_fwd, _gelu_bwd)
 
 
+class Kernel(nn.Module):
+  """One weight held alone (param `kernel`, as nn.Dense names it), for matmuls written by hand:
+  the stacked q/k/v projection, the MLP's kernels. No flat-shaped init runs under a mesh."""
+
+  shape: tuple[int, ...]
+  names: tuple[str, ...]
+  std: float = 0.02
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self) -> jax.Array:
+    init = nn.with_logical_partitioning(dense_init(self.std), self.names)
+    return self.param("kernel", init, self.shape, self.param_dtype)
+
+
+def _dot(x, w):
+  """x's last axis against w's first, as nn.Dense computes it."""
+  return jax.lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+
+
 class Mlp(nn.Module):
-  """Two-layer GELU MLP, no biases."""
+  """Two-layer GELU MLP, no biases. `impl` (`aoarm.gelu_matmul.resolve`): `xla` runs cuBLAS
+  matmuls and the GELU as XLA fusions; `pallas` runs both GELU steps (forward, and the backward's
+  gelu') in the epilogues of Mosaic-GPU matmul kernels."""
 
   d_model: int
   mlp_dim: int
   out_std: float = 0.02
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  impl: str = "xla"
 
   @nn.compact
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
-    h_BxLxF = nn.Dense(
-      self.mlp_dim,
-      use_bias=False,
-      dtype=self.dtype,
-      param_dtype=self.param_dtype,
-      kernel_init=nn.with_logical_partitioning(dense_init(), ("embed", "mlp")),
-      name="wi",
-    )(x_BxLxD)
-    h_BxLxF = nn.with_logical_constraint(gelu(h_BxLxF), ("batch", "length", "act_mlp"))
-    return nn.Dense(
-      self.d_model,
-      use_bias=False,
-      dtype=self.dtype,
-      param_dtype=self.param_dtype,
-      kernel_init=nn.with_logical_partitioning(dense_init(self.out_std), ("mlp", "embed")),
-      name="wo",
-    )(h_BxLxF)
+    D, F = self.d_model, self.mlp_dim
+    w_DxF = Kernel((D, F), ("embed", "mlp"), param_dtype=self.param_dtype, name="wi")()
+    w_FxD = Kernel((F, D), ("mlp", "embed"), self.out_std, self.param_dtype, name="wo")()
+    x_BxLxD, w_DxF, w_FxD = (a.astype(self.dtype) for a in (x_BxLxD, w_DxF, w_FxD))
+    if gelu_matmul.use_kernels(self.impl, x_BxLxD, F):
+      return gelu_matmul.mlp(x_BxLxD, w_DxF, w_FxD)
+    h_BxLxF = nn.with_logical_constraint(gelu(_dot(x_BxLxD, w_DxF)), ("batch", "length", "act_mlp"))
+    return _dot(h_BxLxF, w_FxD)
 
 
 def token_embed(num_embeddings: int, d_model: int, dtype, param_dtype, name="embed") -> nn.Embed:

@@ -5,7 +5,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from aoarm import rmsnorm
+from aoarm import gelu_matmul, rmsnorm
 from aoarm.models import cached_attention
 
 VARIANTS = ("ar", "two_stream", "decoupled_rope", "sigma_gpt", "mdm")
@@ -33,6 +33,7 @@ class ModelConfig:
   embed_impl: str = "auto"  # auto | gather | onehot (token lookup; see `onehot_embed`)
   decode_impl: str = "auto"  # cached decoding attention: auto | xla | pallas (cached_attention)
   norm_impl: str = "auto"  # RMSNorm: auto (Pallas kernels on 1 GPU) | xla | pallas (aoarm.rmsnorm)
+  mlp_impl: str = "auto"  # MLP: auto (GELU in matmul epilogues on 1 Hopper GPU) | xla | pallas
 
   def __post_init__(self):
     if self.variant not in VARIANTS:
@@ -62,6 +63,8 @@ class ModelConfig:
       )
     if self.norm_impl not in rmsnorm.IMPLS:
       raise ValueError(f"model.norm_impl must be one of {rmsnorm.IMPLS}, got {self.norm_impl!r}")
+    if self.mlp_impl not in gelu_matmul.IMPLS:
+      raise ValueError(f"model.mlp_impl must be one of {gelu_matmul.IMPLS}, got {self.mlp_impl!r}")
     if self.remat not in ("none", "full", "dots"):
       raise ValueError(f"model.remat must be none|full|dots, got {self.remat!r}")
     for name in ("target_heads", "order_dims"):

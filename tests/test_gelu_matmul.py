@@ -1,0 +1,132 @@
+"""The MLP's matmul kernels with the GELU in their epilogues (`aoarm.gelu_matmul`), run in Mosaic
+GPU's interpret mode on CPU: the kernels against the reference, the MLP's gradients against
+XLA's, the whole model with `mlp_impl=pallas` against `xla`, and the choice of path."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aoarm import gelu_matmul as gm
+from aoarm.models import layers
+
+from helpers import init, tiny
+
+SMALL = gm.Tiling(tile_m=64, tile_n=64, tile_k=64, stages=2, epi_m=64, epi_n=32)
+
+
+def _f32(a):
+  return np.asarray(a, np.float32)
+
+
+def _operands(m=128, k=128, n=256, seed=0):
+  ks = jax.random.split(jax.random.key(seed), 3)
+  x = jax.random.normal(ks[0], (m, k), jnp.bfloat16)
+  w = (0.1 * jax.random.normal(ks[1], (k, n))).astype(jnp.bfloat16)
+  g = jax.random.normal(ks[2], (m, k), jnp.bfloat16)
+  return x, w, g
+
+
+def test_gelu_forms_equal_the_definition():
+  """The epilogues' two ways to write GELU and its derivative (exp and divide; tanh) equal
+  nn.gelu and layers.gelu_derivative in float32, far into both tails."""
+  x = jnp.linspace(-30.0, 30.0, 20001)
+  for f in (gm.gelu_f32, gm.gelu_tanh):
+    np.testing.assert_allclose(f(x), nn.gelu(x), atol=2e-6)
+  for f in (gm.dgelu_f32, gm.dgelu_tanh):
+    np.testing.assert_allclose(f(x), layers.gelu_derivative(x), atol=2e-5)
+    assert np.isfinite(np.asarray(f(x))).all()
+
+
+@pytest.mark.parametrize(
+  "tiling",
+  [
+    SMALL,  # 4 output tiles over 2 CTAs: one pipeline across each CTA's tiles (steady)
+    gm.Tiling(tile_m=64, tile_n=64, tile_k=64, stages=2, epi_m=64, epi_n=64, steady=False),
+    gm.Tiling(tile_m=64, tile_n=64, tile_k=32, stages=2, epi_m=32, epi_n=64, approx=False),
+  ],
+  ids=["steady", "per-tile", "exp-form"],
+)
+def test_kernels_equal_reference(tiling):
+  """pre = x @ w, act = gelu(pre) and (g @ w) * gelu'(pre): each within one bf16 rounding of
+  the float32 reference, over every output tile (a wrong tile offset moves whole blocks)."""
+  x, w, g = _operands()
+  pre, act = gm.matmul_gelu(x, w, tiling)
+  ref = jnp.dot(x, w, preferred_element_type=jnp.float32)
+  np.testing.assert_allclose(_f32(pre), ref, rtol=8e-3, atol=1e-3)
+  np.testing.assert_allclose(_f32(act), nn.gelu(_f32(pre)), rtol=8e-3, atol=1e-3)
+  d = gm.matmul_dgelu(g, w, pre, tiling)
+  d_ref = jnp.dot(g, w, preferred_element_type=jnp.float32) * layers.gelu_derivative(_f32(pre))
+  np.testing.assert_allclose(_f32(d), d_ref, rtol=8e-3, atol=2e-3)
+
+
+def test_kernels_reject_bad_shapes():
+  x, w, g = _operands(m=96)
+  with pytest.raises(ValueError, match="m=96"):
+    gm.matmul_gelu(x, w, SMALL)
+  x, w, g = _operands()
+  with pytest.raises(ValueError, match="epilogue operand"):
+    gm.matmul_dgelu(g, w, jnp.zeros((128, 128), jnp.bfloat16), SMALL)
+
+
+def test_mlp_gradients_equal_xla():
+  """gelu(x @ w_in) @ w_out through the kernels: value and the three gradients as close to the
+  float32 reference as XLA's bf16 path is (each within a few bf16 roundings)."""
+  ks = jax.random.split(jax.random.key(1), 4)
+  x = jax.random.normal(ks[0], (2, 64, 64), jnp.bfloat16)
+  w_in = (0.2 * jax.random.normal(ks[1], (64, 256))).astype(jnp.bfloat16)
+  w_out = (0.1 * jax.random.normal(ks[2], (256, 64))).astype(jnp.bfloat16)
+  r = jax.random.normal(ks[3], (2, 64, 64))
+
+  def xla(x, a, b):
+    return layers._dot(layers.gelu(layers._dot(x, a)), b)
+
+  def loss(f, dtype):
+    return lambda *p: jnp.sum(r * f(*(q.astype(dtype) for q in p)).astype(jnp.float32))
+
+  exact = jax.value_and_grad(loss(xla, jnp.float32), (0, 1, 2))(x, w_in, w_out)
+  for f in (xla, gm.mlp):
+    v, grads = jax.value_and_grad(loss(f, jnp.bfloat16), (0, 1, 2))(x, w_in, w_out)
+    np.testing.assert_allclose(v, exact[0], rtol=2e-2)
+    for a, b in zip(grads, exact[1]):
+      assert a.dtype == jnp.bfloat16
+      np.testing.assert_allclose(_f32(a), b, atol=2e-2 * float(jnp.abs(b).max()))
+
+
+@pytest.mark.parametrize("variant", ["ar", "two_stream"])
+def test_model_with_mlp_kernels_equals_xla(variant):
+  """Whole model in bf16, loss and every parameter's gradient, mlp_impl=pallas vs xla (the
+  parameter tree is the same; two_stream runs both streams through the kernels)."""
+  from aoarm import losses
+
+  out = {}
+  for impl in ("xla", "pallas"):
+    cfg = tiny(variant, seq_len=64, d_model=64, mlp_impl=impl, dtype="bfloat16")
+    model, params, x, sigma = init(cfg, batch=2, sharpen=1.0)
+
+    def f(p, model=model, x=x, sigma=sigma):
+      return losses.any_order_nll(model.apply, p, x, sigma).mean()
+
+    out[impl] = jax.value_and_grad(f)(params)
+  assert jax.tree.structure(out["pallas"][1]) == jax.tree.structure(out["xla"][1])
+  np.testing.assert_allclose(out["pallas"][0], out["xla"][0], rtol=1e-2)
+  for a, b in zip(jax.tree.leaves(out["pallas"][1]), jax.tree.leaves(out["xla"][1])):
+    np.testing.assert_allclose(a, b, rtol=0.1, atol=0.05 * float(jnp.abs(b).max()) + 1e-6)
+
+
+def test_mlp_impl_choice():
+  """auto is XLA off GPU; pallas is refused, naming why, for float32 and for a width that does
+  not tile; a bad name is refused by the config."""
+  assert gm.resolve("auto") == "xla"
+  with pytest.raises(ValueError, match="'cuda'"):
+    gm.resolve("cuda")
+  with pytest.raises(ValueError, match="mlp_impl"):
+    tiny("ar", mlp_impl="fast")
+  x32 = jnp.zeros((2, 64, 64), jnp.float32)
+  assert not gm.use_kernels("auto", x32, 256)
+  with pytest.raises(ValueError, match="float32"):
+    gm.use_kernels("pallas", x32, 256)
+  with pytest.raises(ValueError, match="mlp_dim=192"):
+    gm.use_kernels("pallas", x32.astype(jnp.bfloat16), 192)
+  assert gm.use_kernels("pallas", x32.astype(jnp.bfloat16), 256)
