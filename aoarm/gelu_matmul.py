@@ -233,9 +233,15 @@ def _build(mode: str, m: int, n: int, k: int, dtype, t: Tiling):
 
 def _interpret_params():
   """Off GPU the kernels run in Mosaic GPU's interpret mode (threads, shared memory and
-  barriers simulated on the CPU), which is how the CPU tests check them."""
-  from jax._src.pallas.mosaic_gpu.interpret.params import InterpretGPUParams
-
+  barriers simulated on the CPU), which is how the CPU tests check them. Its parameters are not
+  public API yet (jax 0.10-0.11)."""
+  try:
+    from jax._src.pallas.mosaic_gpu.interpret.params import InterpretGPUParams
+  except ImportError as e:
+    raise ValueError(
+      f"this jax ({jax.__version__}) has no Mosaic GPU interpret mode: off GPU use "
+      "model.mlp_impl='xla'"
+    ) from e
   return InterpretGPUParams()
 
 
@@ -292,9 +298,13 @@ def unfit(m: int, d: int, f: int, dtype) -> str | None:
   return None
 
 
+AUTO_MIN_ROWS = 4096  # `auto` takes the kernels from this many rows (measured at 32768)
+
+
 def use_kernels(impl: str, x_BxLxD, mlp_dim: int) -> bool:
   """Whether `impl` (resolved) runs the MLP through the kernels for this input: `auto` falls
-  back to XLA where the shape or dtype does not fit, `pallas` raises, naming the reason."""
+  back to XLA where the shape or dtype does not fit or below AUTO_MIN_ROWS rows; `pallas`
+  raises where they do not fit, naming the reason."""
   if resolve(impl) == "xla":
     return False
   *lead, d = x_BxLxD.shape
@@ -302,6 +312,8 @@ def use_kernels(impl: str, x_BxLxD, mlp_dim: int) -> bool:
   why = unfit(int(np.prod(lead)) // rows, d, mlp_dim // tensor, x_BxLxD.dtype)
   if why is not None and impl == "pallas":
     raise ValueError(f"model.mlp_impl='pallas' cannot run this MLP: {why}")
+  if impl == "auto" and int(np.prod(lead)) < AUTO_MIN_ROWS:
+    return False  # cached decoding's few rows per call: the kernels' speed there is unmeasured
   return why is None
 
 

@@ -34,17 +34,32 @@ SWEEP = [
 ]
 
 
-def main():
-  p = argparse.ArgumentParser()
-  p.add_argument("--sweep", action="store_true", help="time more tilings than the defaults")
-  p.add_argument("--reps", type=int, default=30)
-  a = p.parse_args()
-  M, D, F = 32768, 768, 3072
+SHAPE = (32768, 768, 3072)  # the GPT-2 MLP at batch 32 x 1024: rows, d_model, mlp_dim
+
+
+def operands(M, D, F):
+  """bf16 x (M x D), w_in, w_out, an output gradient g (M x D) and float32 weights r for a
+  scalar loss sum(r * mlp(x))."""
   ks = jax.random.split(jax.random.key(0), 5)
   x = jax.random.normal(ks[0], (M, D), jnp.bfloat16)
   wi = (0.03 * jax.random.normal(ks[1], (D, F))).astype(jnp.bfloat16)
   wo = (0.03 * jax.random.normal(ks[2], (F, D))).astype(jnp.bfloat16)
   g = jax.random.normal(ks[3], (M, D), jnp.bfloat16)
+  return x, wi, wo, g, jax.random.normal(ks[4], (M, D), jnp.float32)
+
+
+def _short(ex: Exception) -> str:
+  text = str(ex).splitlines()[0]
+  return "shared memory exceeded" if "shared memory" in text else text[:100]
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--sweep", action="store_true", help="time more tilings than the defaults")
+  p.add_argument("--reps", type=int, default=30)
+  a = p.parse_args()
+  M, D, F = SHAPE
+  x, wi, wo, g, r = operands(M, D, F)
   wt = jnp.asarray(wo.T)
   fl = 2 * M * D * F
 
@@ -71,16 +86,15 @@ def main():
       tf, (pre, act) = us(functools.partial(gm.matmul_gelu, tiling=t), x, wi)
       e = float(jnp.max(jnp.abs(act.astype(jnp.float32) - act_r.astype(jnp.float32))))
       line = f"{name} {fields}: forward {tf:.0f} us (max diff {e:.2g})"
-    except ValueError as ex:  # shared memory exceeded
-      line = f"{name} {fields}: forward failed ({str(ex)[:90]})"
+    except ValueError as ex:  # e.g. more shared memory than an SM has
+      line = f"{name} {fields}: forward failed ({_short(ex)})"
     try:
       tb, d = us(functools.partial(gm.matmul_dgelu, tiling=t), g, wt, pre_r)
       e = float(jnp.max(jnp.abs(d.astype(jnp.float32) - d_r.astype(jnp.float32))))
       line += f", backward {tb:.0f} us (max diff {e:.2g})"
     except ValueError as ex:
-      line += f", backward failed ({str(ex)[:90]})"
+      line += f", backward failed ({_short(ex)})"
     print(line, flush=True)
-  r = jax.random.normal(ks[4], (M, D), jnp.float32)
 
   def step(f):
     loss = lambda x, a, b: jnp.sum(f(x, a, b).astype(jnp.float32) * r)  # noqa: E731

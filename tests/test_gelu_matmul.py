@@ -130,3 +130,9 @@ def test_mlp_impl_choice():
   with pytest.raises(ValueError, match="mlp_dim=192"):
     gm.use_kernels("pallas", x32.astype(jnp.bfloat16), 192)
   assert gm.use_kernels("pallas", x32.astype(jnp.bfloat16), 256)
+  # auto: small calls (cached decoding) keep XLA. Off GPU auto is XLA anyway, so pretend.
+  import unittest.mock
+
+  with unittest.mock.patch.object(gm, "resolve", lambda impl: "pallas"):
+    assert not gm.use_kernels("auto", x32.astype(jnp.bfloat16), 256)
+    assert gm.use_kernels("auto", jnp.zeros((64, 64, 64), jnp.bfloat16), 256)
