@@ -96,15 +96,22 @@ def test_mdm_masked_tokens_hidden_and_attention_bidirectional():
   assert np.all(np.abs(logits3 - logits)[0].sum(-1) > 0)  # ... reaches every row, earlier too
 
 
+KERNELS = {  # the hand-written kernels inside custom VJPs (interpret mode off GPU)
+  "mlp": dict(mlp_impl="pallas", dtype="bfloat16"),  # bf16, tile-sized: 128 rows, 64 x 256
+  "norm": dict(norm_impl="pallas"),
+}
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
 @pytest.mark.parametrize("variant", ["ar", "two_stream"])
-def test_step_loss_blind_with_mlp_kernels(variant):
-  """mlp_impl=pallas (the GELU matmul kernels, interpret mode; bf16, tile-sized). The kernels sit
-  inside a custom VJP, whose backward is written by hand: a gradient test sees only that
-  backward, so the forward is checked by changing tokens. Changing every token from rank t on
-  in sequence 0, and all of sequence 1, leaves sequence 0's logits at steps <= t bit-equal (step
-  t+1 moves); and a few steps' gradients vanish on their target, later tokens and the other
-  sequence."""
-  cfg = tiny(variant, seq_len=64, d_model=64, mlp_impl="pallas", dtype="bfloat16")
+def test_step_loss_blind_with_kernels(variant, kernel):
+  """The GELU-matmul and RMSNorm kernels sit inside custom VJPs whose backward is written by
+  hand: a gradient test sees only that backward (an MLP kernel that swapped rows between the
+  sequences passed it), so the forward is checked by changing tokens. Changing every token
+  from rank t on in sequence 0, and all of sequence 1, leaves sequence 0's logits at steps <= t
+  bit-equal (step t+1 moves); and a few steps' gradients vanish on their target, later tokens
+  and the other sequence."""
+  cfg = tiny(variant, seq_len=64, d_model=64, **KERNELS[kernel])
   model, params, x, sigma = init(cfg, batch=2)
   if variant == "ar":
     sigma = orders.identity_orders(*x.shape)
