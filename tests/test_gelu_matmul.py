@@ -136,3 +136,16 @@ def test_mlp_impl_choice():
   with unittest.mock.patch.object(gm, "resolve", lambda impl: "pallas"):
     assert not gm.use_kernels("auto", x32.astype(jnp.bfloat16), 256)
     assert gm.use_kernels("auto", jnp.zeros((64, 64, 64), jnp.bfloat16), 256)
+
+
+def test_model_auto_falls_back_where_the_kernels_do_not_fit():
+  """The model hands `auto` itself to the MLP, so that a shape or dtype the kernels cannot take
+  (float32; cached decoding's few rows) runs XLA's path rather than raising. Off GPU auto is
+  XLA anyway, so the GPU's choice is pretended."""
+  import unittest.mock
+
+  gpu_like = lambda impl: "xla" if impl == "xla" else "pallas"  # noqa: E731
+  with unittest.mock.patch.object(gm, "resolve", gpu_like):
+    for kw in (dict(), dict(seq_len=64, d_model=64, dtype="bfloat16")):
+      model, params, x, sigma = init(tiny("ar", mlp_impl="auto", **kw), batch=2)
+      assert np.isfinite(np.asarray(model.apply({"params": params}, x, sigma))).all()

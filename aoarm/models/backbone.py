@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aoarm import gelu_matmul, rmsnorm
+from aoarm import rmsnorm
 from aoarm.models import cached_attention, layers
 from aoarm.models.attention import Attention, RopeIds, resolve_implementation
 from aoarm.models.model_config import ModelConfig
@@ -48,7 +48,7 @@ class Block(nn.Module):
       out_std=out_std,
       dtype=dt,
       param_dtype=pdt,
-      impl=gelu_matmul.resolve(c.mlp_impl),
+      impl=c.mlp_impl,  # resolved per call: auto depends on the input's shape and dtype
     )
 
   def _finish(self, x, attn_out):

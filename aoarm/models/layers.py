@@ -98,9 +98,10 @@ def _dot(x, w):
 
 
 class Mlp(nn.Module):
-  """Two-layer GELU MLP, no biases. `impl` (`aoarm.gelu_matmul.resolve`): `xla` runs cuBLAS
-  matmuls and the GELU as XLA fusions; `pallas` runs both GELU steps (forward, and the backward's
-  gelu') in the epilogues of Mosaic-GPU matmul kernels."""
+  """Two-layer GELU MLP, no biases. `impl` (auto | xla | pallas), decided per call by
+  `aoarm.gelu_matmul.use_kernels`: `xla` runs cuBLAS matmuls and the GELU as XLA fusions;
+  `pallas` runs both GELU steps (forward, and the backward's gelu') in the epilogues of
+  Mosaic-GPU matmul kernels."""
 
   d_model: int
   mlp_dim: int
