@@ -33,9 +33,12 @@ def gelu_tanh(x):
   return 0.5 * x * (1.0 + jnp.tanh(C * (x + A3 * x * x * x)))
 
 
-def dgelu_tanh(x):
-  t = jnp.tanh(C * (x + A3 * x * x * x))
-  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * (C * (1.0 + 3.0 * A3 * x * x))
+def gelu_derivative(x):
+  """d/dx of the tanh-approximate GELU, in x's dtype: the XLA path's custom backward
+  (`layers.gelu`) and the backward kernel's epilogue. jnp ops only, x^3 as x * x * x (which
+  Mosaic GPU lowers; bitwise what `x**3` gives)."""
+  t = jnp.tanh(C * (x + A3 * (x * x * x)))
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * C * (1 + 3 * A3 * x * x)
 
 
 def gelu_f32(x):
@@ -45,7 +48,7 @@ def gelu_f32(x):
 
 
 def dgelu_f32(x):
-  """Its derivative: s + 2 x s (1 - s) u', s = sigmoid(2u) (equal to `layers.gelu_derivative`)."""
+  """Its derivative: s + 2 x s (1 - s) u', s = sigmoid(2u) (equal to `gelu_derivative`)."""
   u = C * (x + A3 * x * x * x)
   s = 1.0 / (1.0 + jnp.exp(-2.0 * u))
   return s + 2.0 * x * s * (1.0 - s) * (C * (1.0 + 3.0 * A3 * x * x))
@@ -104,7 +107,7 @@ def _build(mode: str, m: int, n: int, k: int, dtype, t: Tiling):
   if t.math == "none":
     act_fn, dact_fn = (lambda x: x), (lambda x: x)
   elif t.approx:
-    act_fn, dact_fn = gelu_tanh, dgelu_tanh
+    act_fn, dact_fn = gelu_tanh, gelu_derivative
   else:
     act_fn, dact_fn = gelu_f32, dgelu_f32
   # Persistent CTAs, at most one per SM; in interpret mode (CPU) 2, so tests reach a CTA

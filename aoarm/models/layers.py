@@ -7,9 +7,9 @@ Logical axes used across the models (mapped to mesh axes by the rule table in th
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from aoarm import gelu_matmul, rmsnorm
+from aoarm.gelu_matmul import gelu_derivative
 
 Dtype = jnp.dtype
 
@@ -59,14 +59,6 @@ def gelu(x: jax.Array) -> jax.Array:
 
 def _gelu_fwd(x):
   return nn.gelu(x), x
-
-
-def gelu_derivative(x: jax.Array) -> jax.Array:
-  """d/dx of the tanh-approximate GELU, in x's dtype (jnp ops only: also usable inside a
-  Pallas kernel)."""
-  c = float(np.sqrt(2 / np.pi))
-  t = jnp.tanh(c * (x + 0.044715 * x**3))
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
 
 
 def _gelu_bwd(x, g):
