@@ -9,13 +9,13 @@ steps run in the GEMM's epilogue, on the float32 accumulator in registers:
 - `matmul_dgelu(g, w_t, pre)`: one kernel writes (g @ w_t) * gelu'(pre), with pre's tile fetched
   into shared memory while the tile's matmul runs.
 
-The kernel is a persistent, warp-specialised wgmma matmul: one producer warpgroup feeds a TMA
-pipeline, two consumer warpgroups each own half of a CTA's output tile. Hopper (sm_90) only; the
-model takes it through `model.mlp_impl` (`auto`: a single Hopper GPU).
+The kernel is a persistent, warp-specialised wgmma matmul with a ping-pong schedule: one producer
+warpgroup feeds a TMA ring, two consumer warpgroups take whole output tiles in turn, so one's
+epilogue overlaps the other's matmul. Hopper (sm_90) only; the model takes it through
+`model.mlp_impl` (`auto`: a single Hopper GPU).
 """
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -56,16 +56,17 @@ def dgelu_f32(x):
 
 @dataclasses.dataclass(frozen=True)
 class Tiling:
-  """Each consumer warpgroup owns a tile_m x tile_n block; a CTA's tile is tile_m x 2 tile_n."""
+  """Each consumer warpgroup computes whole tile_m x tile_n output tiles (ping-pong)."""
 
   tile_m: int = 128
   tile_n: int = 128
   tile_k: int = 64
-  stages: int = 4
+  stages: int = 4  # operand stages in the TMA ring that both consumers share (at least 2)
   epi_m: int = 64
   epi_n: int = 64
-  snake: int = 8  # grid_tile_width of the planar snake over output tiles (L2 reuse)
-  steady: bool = True  # one pipeline across a CTA's tiles: the next tile's loads start early
+  slots: int = 2  # forward: staging buffers for (pre, act) slices per consumer
+  snake: int = 16  # grid_tile_width of the planar snake over output tiles (L2 reuse)
+  release: bool = True  # keep one wgmma in flight: a stage is released one step late
   approx: bool = True  # hardware tanh (tanh.approx.f32) in the epilogue, not exp and a divide
   math: str = "gelu"  # "none": the epilogue without its arithmetic (for measuring only)
 
@@ -74,9 +75,11 @@ def _check(a, b, t: Tiling, extra=()):
   (m, k), (k2, n) = a.shape, b.shape
   if k != k2:
     raise ValueError(f"matmul shapes {a.shape} and {b.shape} do not agree")
-  for name, size, tile in (("m", m, t.tile_m), ("n", n, 2 * t.tile_n), ("k", k, t.tile_k)):
+  for name, size, tile in (("m", m, t.tile_m), ("n", n, t.tile_n), ("k", k, t.tile_k)):
     if size % tile:
       raise ValueError(f"{name}={size} is not a multiple of the tile {tile}")
+  if t.stages < 2 or t.tile_m % t.epi_m or t.tile_n % t.epi_n:
+    raise ValueError(f"bad tiling {t}: stages >= 2, epilogue slices dividing the tile")
   for e in extra:
     if e.shape != (m, n):
       raise ValueError(f"epilogue operand of shape {e.shape}, expected {(m, n)}")
@@ -86,7 +89,13 @@ def _check(a, b, t: Tiling, extra=()):
 
 
 def _build(mode: str, m: int, n: int, k: int, dtype, t: Tiling):
-  """The pallas kernel for `mode` 'gelu' (outputs pre, act) or 'dgelu' (inputs +pre, output d)."""
+  """The pallas kernel for `mode` 'gelu' (outputs pre, act) or 'dgelu' (inputs +pre, output d).
+
+  Persistent CTAs (one per SM), three warpgroups each: a producer that streams A and B tiles
+  through a ring of `stages` shared-memory stages by TMA, and two consumers that take the CTA's
+  output tiles in turn (consumer 0 its even tiles, 1 its odd ones). The ring is filled in tile
+  order, so while one consumer runs its epilogue the other's wgmmas keep the tensor cores busy.
+  """
   from jax import lax
   from jax.experimental import pallas as pl
   from jax.experimental.pallas import mosaic_gpu as plgpu
@@ -96,109 +105,92 @@ def _build(mode: str, m: int, n: int, k: int, dtype, t: Tiling):
   in_tf = (plgpu.TilingTransform((8, swz * 8 // bits)), plgpu.SwizzleTransform(swz))
   oswz = plgpu.find_swizzle(t.epi_n * bits)
   out_tf = (plgpu.TilingTransform((8, oswz * 8 // bits)), plgpu.SwizzleTransform(oswz))
-  cta_n = 2 * t.tile_n
-  m_iters, n_iters, k_iters = m // t.tile_m, n // cta_n, k // t.tile_k
+  m_iters, n_iters, k_iters = m // t.tile_m, n // t.tile_n, k // t.tile_k
+  tiles, S = m_iters * n_iters, min(t.stages, 2 * k_iters)
   epis = [
     (slice(i * t.epi_m, (i + 1) * t.epi_m), slice(j * t.epi_n, (j + 1) * t.epi_n))
     for i in range(t.tile_m // t.epi_m)
     for j in range(t.tile_n // t.epi_n)
   ]
-
   if t.math == "none":
     act_fn, dact_fn = (lambda x: x), (lambda x: x)
   elif t.approx:
     act_fn, dact_fn = gelu_tanh, gelu_derivative
   else:
     act_fn, dact_fn = gelu_f32, dgelu_f32
-  # Persistent CTAs, at most one per SM; in interpret mode (CPU) 2, so tests reach a CTA
-  # with several tiles.
+  # At most one CTA per SM; in interpret mode (CPU) 2, so tests reach CTAs of several tiles.
   num_sms = getattr(jax.devices()[0], "core_count", 2) if jax.default_backend() == "gpu" else 2
-  num_sms = min(num_sms, m_iters * n_iters)
-  stages = min(t.stages, k_iters)
-  steady = t.steady and m_iters * n_iters >= 2 * num_sms and k_iters % stages == 0
+  G = min(num_sms, tiles)
+  if mode == "gelu":  # per consumer: `slots` (pre, act) slice pairs in flight to HBM
+    out_smem = plgpu.SMEM((2, t.slots, 2, t.epi_m, t.epi_n), dtype, transforms=out_tf)
+  else:  # per consumer: two slices, pre's next slice loading while the last result stores
+    out_smem = plgpu.SMEM((2, 2, t.epi_m, t.epi_n), dtype, transforms=out_tf)
 
-  def pipeline(body, context, state=None):
-    return plgpu.emit_pipeline_warp_specialized(
-      body,
-      grid=(k_iters,),
-      memory_registers=40,
-      in_specs=[
-        plgpu.BlockSpec(
-          (t.tile_m, t.tile_k), lambda kk: (0, kk), transforms=in_tf, memory_space=plgpu.SMEM
-        ),
-        plgpu.BlockSpec(
-          (t.tile_k, cta_n), lambda kk: (kk, 0), transforms=in_tf, memory_space=plgpu.SMEM
-        ),
-      ],
-      wg_axis="wg",
-      num_compute_wgs=2,
-      max_concurrent_steps=stages,
-      compute_context=context,
-      pipeline_state=state,
-    )
+  def kernel(a_gmem, b_gmem, *refs):
+    def scope(a_smem, b_smem, out_smem, a_bar, b_bar, consumed, pre_bar):
+      wg, cta = lax.axis_index("wg"), lax.axis_index("cta")
+      n_local = (tiles - cta + G - 1) // G  # this CTA's tiles: cta + j G, j < n_local
 
-  def kernel(*refs):
-    if mode == "gelu":
-      a_gmem, b_gmem, pre_gmem, act_gmem = refs
-      scratch = dict(
-        out_smem=plgpu.SMEM((2, 2, 2, t.epi_m, t.epi_n), dtype, transforms=out_tf),
-      )
-    else:
-      a_gmem, b_gmem, pre_gmem, d_gmem = refs
-      scratch = dict(
-        out_smem=plgpu.SMEM((2, t.tile_m, t.tile_n), dtype, transforms=out_tf),
-        bar=plgpu.Barrier(num_barriers=2),
-      )
-    ignore = lambda *_, **__: None  # noqa: E731
+      def where(j):
+        mi, ni = plgpu.planar_snake(cta + j * G, (m_iters, n_iters), 1, t.snake)
+        return pl.ds(mi * t.tile_m, t.tile_m), pl.ds(ni * t.tile_n, t.tile_n)
 
-    @functools.partial(
-      pl.run_scoped,
-      allocs=pipeline(ignore, ignore).get_allocations(a_gmem, b_gmem),
-      collective_axes="wg",
-      **scratch,
-    )
-    def _scope(allocs, out_smem, bar=None):
-      wg = lax.axis_index("wg")
+      @pl.when(wg < 2)
+      def _consumer():
+        plgpu.set_max_registers(232, action="increase")
 
-      @plgpu.nd_loop((m_iters * n_iters,), collective_axes="cluster_grid")
-      def _tile(info):
-        (lin,) = info.index
-        mi, ni = plgpu.planar_snake(lin, (m_iters, n_iters), 1, t.snake)
-        state = None
-        if steady:
-          last = info.num_local_steps - 1
-          state = jnp.where(
-            info.local_index == 0,
-            int(plgpu.PipelinePipeline.START),
-            jnp.where(
-              info.local_index == last,
-              int(plgpu.PipelinePipeline.STOP),
-              int(plgpu.PipelinePipeline.STEADY),
-            ),
-          ).astype(jnp.int32)
-        m_sl = pl.ds(mi * t.tile_m, t.tile_m)
-        n_sl = pl.ds(ni * cta_n + wg * t.tile_n, t.tile_n)
-
-        def context(run):
-          @functools.partial(pl.run_scoped, acc_ref=plgpu.ACC((t.tile_m, t.tile_n), jnp.float32))
-          def _acc(acc_ref):
-            if mode == "dgelu":
-              plgpu.wait_smem_to_gmem(0, wait_read_only=True)  # the last tile's store read it
-              plgpu.copy_gmem_to_smem(pre_gmem.at[m_sl, n_sl], out_smem.at[wg], bar.at[wg])
-            run(acc_ref)
-            acc = acc_ref[...]
-            if mode == "dgelu":
-              plgpu.barrier_wait(bar.at[wg])
-              for ms, ns in epis:
-                p = out_smem.at[wg, ms, ns][...].astype(jnp.float32)
-                out_smem.at[wg, ms, ns][...] = (acc[ms, ns] * dact_fn(p)).astype(dtype)
-              plgpu.commit_smem()
-              plgpu.copy_smem_to_gmem(out_smem.at[wg], d_gmem.at[m_sl, n_sl])
-              return
+        @pl.loop(0, (n_local - wg + 1) // 2)
+        def _tile(i):
+          j = wg + 2 * i
+          m_sl, n_sl = where(j)
+          if mode == "dgelu":  # pre's first slice loads while the main loop runs
+            pre_gmem, d_gmem = refs
             plgpu.wait_smem_to_gmem(0, wait_read_only=True)
-            for i, (ms, ns) in enumerate(epis):
-              slot = i % 2
-              plgpu.wait_smem_to_gmem(2, wait_read_only=True)
+            ms, ns = epis[0]
+            plgpu.copy_gmem_to_smem(
+              pre_gmem.at[m_sl, n_sl].at[ms, ns], out_smem.at[wg, 0], pre_bar.at[2 * wg]
+            )
+
+          def mainloop(acc_ref):
+            @pl.loop(0, k_iters)
+            def _k(kk):
+              step = j * k_iters + kk
+              slot = lax.rem(step, S)
+              plgpu.barrier_wait(a_bar.at[wg * S + slot])
+              plgpu.barrier_wait(b_bar.at[wg * S + slot])
+              plgpu.wgmma(acc_ref, a_smem.at[slot], b_smem.at[slot])
+              if t.release:  # the previous step's wgmma is done: release its stage
+                plgpu.wgmma_wait(1)
+                pl.when(kk > 0)(lambda: plgpu.barrier_arrive(consumed.at[lax.rem(step + S - 1, S)]))
+              else:
+                plgpu.wgmma_wait(0)
+                plgpu.barrier_arrive(consumed.at[slot])
+
+            if t.release:
+              plgpu.wgmma_wait(0)
+              plgpu.barrier_arrive(consumed.at[lax.rem(j * k_iters + k_iters - 1, S)])
+            return acc_ref[...]
+
+          acc = pl.run_scoped(mainloop, plgpu.ACC((t.tile_m, t.tile_n), jnp.float32))
+          if mode == "dgelu":
+            for e, (ms, ns) in enumerate(epis):
+              slot = e % 2
+              if e + 1 < len(epis):  # the next slice of pre, once the last store has read it
+                plgpu.wait_smem_to_gmem(0, wait_read_only=True)
+                nxt = pre_gmem.at[m_sl, n_sl].at[epis[e + 1]]
+                plgpu.copy_gmem_to_smem(
+                  nxt, out_smem.at[wg, 1 - slot], pre_bar.at[2 * wg + 1 - slot]
+                )
+              plgpu.barrier_wait(pre_bar.at[2 * wg + slot])
+              p = out_smem[wg, slot].astype(jnp.float32)
+              out_smem[wg, slot] = (acc[ms, ns] * dact_fn(p)).astype(dtype)
+              plgpu.commit_smem()
+              plgpu.copy_smem_to_gmem(out_smem.at[wg, slot], d_gmem.at[m_sl, n_sl].at[ms, ns])
+          else:
+            pre_gmem, act_gmem = refs
+            for e, (ms, ns) in enumerate(epis):
+              slot = e % t.slots
+              plgpu.wait_smem_to_gmem(2 * (t.slots - 1), wait_read_only=True)  # slot is free
               pre = acc[ms, ns].astype(dtype)
               out_smem[wg, slot, 0] = pre
               out_smem[wg, slot, 1] = act_fn(pre.astype(jnp.float32)).astype(dtype)
@@ -206,25 +198,52 @@ def _build(mode: str, m: int, n: int, k: int, dtype, t: Tiling):
               plgpu.copy_smem_to_gmem(out_smem.at[wg, slot, 0], pre_gmem.at[m_sl, n_sl].at[ms, ns])
               plgpu.copy_smem_to_gmem(out_smem.at[wg, slot, 1], act_gmem.at[m_sl, n_sl].at[ms, ns])
 
-        def mma(_, a_smem, b_smem, acc_ref):
-          plgpu.wgmma(acc_ref, a_smem, b_smem.at[:, pl.ds(wg * t.tile_n, t.tile_n)])
-          plgpu.wgmma_wait(0)
-          return acc_ref
+        plgpu.wait_smem_to_gmem(0, wait_read_only=True)
 
-        pipeline(mma, context, state)(
-          a_gmem.at[pl.ds(mi * t.tile_m, t.tile_m), :],
-          b_gmem.at[:, pl.ds(ni * cta_n, cta_n)],
-          allocations=allocs,
-        )
+      @pl.when(wg == 2)
+      def _producer():
+        plgpu.set_max_registers(40, action="decrease")
 
-    plgpu.wait_smem_to_gmem(0, wait_read_only=True)
+        @pl.loop(0, n_local)
+        def _tile(j):
+          w = lax.rem(j, 2)  # the consumer of tile j: its own barriers, so phases stay in step
+          m_sl, n_sl = where(j)
+
+          @pl.loop(0, k_iters)
+          def _k(kk):
+            step = j * k_iters + kk
+            slot = lax.rem(step, S)
+            pl.when(step >= S)(lambda: plgpu.barrier_wait(consumed.at[slot]))
+            k_sl = pl.ds(kk * t.tile_k, t.tile_k)
+            plgpu.copy_gmem_to_smem(a_gmem.at[m_sl, k_sl], a_smem.at[slot], a_bar.at[w * S + slot])
+            plgpu.copy_gmem_to_smem(b_gmem.at[k_sl, n_sl], b_smem.at[slot], b_bar.at[w * S + slot])
+
+        # The last stages' releases too: every barrier phase is observed (interpret mode checks
+        # that) and the buffers outlive their last reads.
+        total = n_local * k_iters
+
+        @pl.loop(lax.max(total - S, 0), total)
+        def _drain(step):
+          plgpu.barrier_wait(consumed.at[lax.rem(step, S)])
+
+    pl.run_scoped(
+      scope,
+      plgpu.SMEM((S, t.tile_m, t.tile_k), dtype, transforms=in_tf),
+      plgpu.SMEM((S, t.tile_k, t.tile_n), dtype, transforms=in_tf),
+      out_smem,
+      plgpu.Barrier(num_barriers=2 * S),  # A stage loaded, per (consumer, stage)
+      plgpu.Barrier(num_barriers=2 * S),  # B stage loaded
+      plgpu.Barrier(num_barriers=S),  # stage released
+      plgpu.Barrier(num_barriers=4),  # pre slice loaded, per (consumer, slot)
+      collective_axes="wg",
+    )
 
   out = jax.ShapeDtypeStruct((m, n), dtype)
   return plgpu.kernel(
     kernel,
     out_type=(out, out) if mode == "gelu" else out,
-    grid=(num_sms,),
-    grid_names=("cluster_grid",),
+    grid=(G,),
+    grid_names=("cta",),
     num_threads=3,
     thread_name="wg",
     interpret=_interpret_params() if jax.default_backend() != "gpu" else None,
@@ -261,10 +280,17 @@ def matmul_dgelu(g_MxK, w_KxN, pre_MxN, tiling: Tiling = Tiling()):
 
 
 IMPLS = sharding.KERNEL_IMPLS
-# The fastest tilings measured on the H100 at the GPT-2 MLP (32768 x 768 x 3072), forward 314 us
-# and backward 334 us (`python benchmarks/gelu_matmul_kernel.py --sweep`).
-FWD = Tiling(stages=4, epi_n=32)
-BWD = Tiling(tile_k=32, stages=6)
+# The fastest tilings measured on the H100 at the GPT-2 MLP (32768 x 768 x 3072): 128 x 192
+# tiles, forward 253 us and backward 278 us; where the MLP width is not a multiple of 192,
+# 128 x 128 tiles with a deeper ring, 291 and 298 us (`python benchmarks/gelu_matmul_kernel.py
+# --sweep`).
+FWD = BWD = Tiling(tile_n=192)
+FWD_128, BWD_128 = Tiling(stages=6, epi_n=32), Tiling(stages=6)
+
+
+def tilings(mlp_dim: int) -> tuple[Tiling, Tiling]:
+  """(forward, backward) tilings for an MLP of this width."""
+  return (FWD, BWD) if mlp_dim % FWD.tile_n == 0 else (FWD_128, BWD_128)
 
 
 def resolve(impl: str = "auto") -> str:
@@ -292,8 +318,8 @@ def unfit(m: int, d: int, f: int, dtype) -> str | None:
   tile multiples."""
   if jnp.dtype(dtype) not in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):
     return f"compute dtype {jnp.dtype(dtype).name} (the kernels take bfloat16 or float16)"
-  for t in (FWD, BWD):
-    for name, size, tile in (("rows", m, t.tile_m), ("mlp_dim", f, 2 * t.tile_n)):
+  for t in tilings(f):
+    for name, size, tile in (("rows", m, t.tile_m), ("mlp_dim", f, t.tile_n)):
       if size % tile:
         return f"{name}={size} is not a multiple of {tile}"
     if d % t.tile_k:
@@ -336,7 +362,10 @@ COLS_F = P(None, "tensor")
 
 def _mlp_fwd(x, w_in, w_out):
   pre, act = sharding.per_device(
-    lambda x, w: matmul_gelu(x, w, FWD), (x, w_in), (ROWS, COLS_F), (ROWS_F, ROWS_F)
+    lambda x, w: matmul_gelu(x, w, tilings(w.shape[1])[0]),
+    (x, w_in),
+    (ROWS, COLS_F),
+    (ROWS_F, ROWS_F),
   )
   return jnp.dot(act, w_out), (x, w_in, w_out, pre, act)
 
@@ -344,7 +373,7 @@ def _mlp_fwd(x, w_in, w_out):
 def _mlp_bwd(res, dy):
   x, w_in, w_out, pre, act = res
   d_pre = sharding.per_device(
-    lambda g, w, p: matmul_dgelu(g, w, p, BWD),
+    lambda g, w, p: matmul_dgelu(g, w, p, tilings(w.shape[1])[1]),
     (dy, w_out.T, pre),
     (ROWS, COLS_F, ROWS_F),
     ROWS_F,

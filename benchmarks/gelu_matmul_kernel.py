@@ -22,15 +22,15 @@ from aoarm.models import layers
 
 T = gm.Tiling
 SWEEP = [
-  T(stages=3),
-  T(stages=4, epi_n=32, snake=16),
-  T(stages=4, epi_m=32),
-  T(tile_k=32, stages=6, epi_n=32),
-  T(tile_k=32, stages=6),
-  T(tile_k=128, stages=2, epi_n=32),
-  T(stages=4, epi_n=32, approx=False),
-  T(stages=4, epi_n=32, steady=False),
-  T(stages=4, epi_n=32, math="none"),
+  T(tile_n=192, stages=5, epi_n=32, slots=1),
+  T(tile_n=192, snake=8),
+  T(tile_n=192, release=False),
+  T(tile_n=192, approx=False),
+  T(tile_n=192, math="none"),
+  T(),
+  T(stages=6, epi_n=32),
+  T(stages=6),
+  T(stages=6, math="none"),
 ]
 
 
@@ -78,7 +78,7 @@ def main():
   print(f"xla forward (cuBLAS + gelu fusion): {t_f:.0f} us")
   print(f"xla backward (cuBLAS + gelu' fusion): {t_b:.0f} us")
   print(f"cuBLAS matmul alone: {t_mm:.0f} us = {fl / t_mm / 1e6:.0f} TFLOP/s")
-  tilings = [("forward default", gm.FWD), ("backward default", gm.BWD)]
+  tilings = [("default", gm.FWD)] if gm.FWD == gm.BWD else [("fwd", gm.FWD), ("bwd", gm.BWD)]
   tilings += [(f"sweep {i}", t) for i, t in enumerate(SWEEP)] if a.sweep else []
   for name, t in tilings:
     fields = {k: v for k, v in dataclasses.asdict(t).items() if v != getattr(T(), k)}

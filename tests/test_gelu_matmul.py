@@ -42,11 +42,13 @@ def test_gelu_forms_equal_the_definition():
 @pytest.mark.parametrize(
   "tiling",
   [
-    SMALL,  # 4 output tiles over 2 CTAs: one pipeline across each CTA's tiles (steady)
-    gm.Tiling(tile_m=64, tile_n=64, tile_k=64, stages=2, epi_m=64, epi_n=64, steady=False),
-    gm.Tiling(tile_m=64, tile_n=64, tile_k=32, stages=2, epi_m=32, epi_n=64, approx=False),
+    SMALL,  # 8 output tiles over 2 CTAs: each consumer warpgroup takes two, the ring wraps
+    gm.Tiling(
+      tile_m=64, tile_n=64, tile_k=64, stages=3, epi_m=64, epi_n=64, slots=1, release=False
+    ),
+    gm.Tiling(tile_m=64, tile_n=128, tile_k=32, stages=2, epi_m=32, epi_n=64, approx=False),
   ],
-  ids=["steady", "per-tile", "exp-form"],
+  ids=["ping-pong", "release-at-once", "exp-form"],
 )
 def test_kernels_equal_reference(tiling):
   """pre = x @ w, act = gelu(pre) and (g @ w) * gelu'(pre): each within one bf16 rounding of
@@ -127,8 +129,9 @@ def test_mlp_impl_choice():
   assert not gm.use_kernels("auto", x32, 256)
   with pytest.raises(ValueError, match="float32"):
     gm.use_kernels("pallas", x32, 256)
-  with pytest.raises(ValueError, match="mlp_dim=192"):
-    gm.use_kernels("pallas", x32.astype(jnp.bfloat16), 192)
+  with pytest.raises(ValueError, match="mlp_dim=320 is not a multiple of 128"):
+    gm.use_kernels("pallas", x32.astype(jnp.bfloat16), 320)
+  assert gm.tilings(384)[0].tile_n == 192 and gm.tilings(256)[0].tile_n == 128
   assert gm.use_kernels("pallas", x32.astype(jnp.bfloat16), 256)
   # auto: small calls (cached decoding) keep XLA. Off GPU auto is XLA anyway, so pretend.
   import unittest.mock
