@@ -72,6 +72,9 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.model.decode_impl = "auto"  # cached-decoding attention: auto (pallas on 1 GPU) | xla | pallas
   c.model.norm_impl = "auto"  # RMSNorm: auto (fused Pallas kernels on 1 GPU) | xla | pallas
   c.model.mlp_impl = "auto"  # MLP: auto (GELU in matmul epilogues on 1 Hopper GPU) | xla | pallas
+  c.model.qkv_impl = (
+    "auto"  # q/k/v projection: auto (RoPE in its epilogue, 1 Hopper GPU) | xla | pallas
+  )
   c.model.rope = mlc.ConfigDict()
   c.model.rope.base = 10_000.0
   c.model.rope.target_heads = 1.0  # decoupled_rope: fraction of heads querying by target pos

@@ -99,6 +99,9 @@ def test_mdm_masked_tokens_hidden_and_attention_bidirectional():
 KERNELS = {  # the hand-written kernels inside custom VJPs (interpret mode off GPU)
   "mlp": dict(mlp_impl="pallas", dtype="bfloat16"),  # bf16, tile-sized: 128 rows, 64 x 256
   "norm": dict(norm_impl="pallas"),
+  # 3 heads of 64 (the kernel's 192-wide tiles), 128 rows; its backward is XLA's, but its
+  # forward writes q, k, v through tiles of the stacked matmul
+  "qkv": dict(qkv_impl="pallas", dtype="bfloat16", d_model=192, num_heads=3),
 }
 
 
@@ -111,7 +114,7 @@ def test_step_loss_blind_with_kernels(variant, kernel):
   from rank t on in sequence 0, and all of sequence 1, leaves sequence 0's logits at steps <= t
   bit-equal (step t+1 moves); and a few steps' gradients vanish on their target, later tokens
   and the other sequence."""
-  cfg = tiny(variant, seq_len=64, d_model=64, **KERNELS[kernel])
+  cfg = tiny(variant, **{"seq_len": 64, "d_model": 64, **KERNELS[kernel]})
   model, params, x, sigma = init(cfg, batch=2)
   if variant == "ar":
     sigma = orders.identity_orders(*x.shape)

@@ -11,8 +11,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from aoarm import qkv_rope
 from aoarm.models import cached_attention, layers
-from aoarm.models.rope import apply_rope
+from aoarm.models.rope import apply_rope, order_rotary_dims
 
 IMPLEMENTATIONS = ("xla", "cudnn")
 
@@ -43,6 +44,7 @@ class Attention(nn.Module):
   causal: bool = True
   implementation: str = "xla"
   decode_impl: str = "xla"  # cached decoding: xla | pallas (see cached_attention)
+  qkv_impl: str = "xla"  # q/k/v projection with RoPE: auto | xla | pallas (see aoarm.qkv_rope)
   use_rope: bool = True
   rope_base: float = 10_000.0
   order_frac: float = 0.0
@@ -89,7 +91,26 @@ class Attention(nn.Module):
     return self._rope(k, ids.k_pos, ids.k_step), v
 
   def query_key_value(self, x_BxLxD: jax.Array, ids: RopeIds):
-    """q, k, v of the same rows in one matmul."""
+    """q, k, v of the same rows in one matmul (with the rotation in its epilogue where
+    `qkv_impl` takes the kernel: rotary ids per row, no generation-step dims)."""
+    rope_ok = (
+      self.use_rope
+      and order_rotary_dims(self.head_dim, self.order_frac) == 0
+      and ids.q_pos.ndim == ids.k_pos.ndim == 2
+    )
+    hk = self.num_heads * self.head_dim
+    if qkv_rope.use_kernel(self.qkv_impl, x_BxLxD.astype(self.dtype), hk, self.head_dim, rope_ok):
+      w = jnp.stack([w().astype(self.dtype) for w in (self.wq, self.wk, self.wv)], axis=1)
+      return tuple(
+        qkv_rope.project(
+          x_BxLxD.astype(self.dtype),
+          w.reshape(self.d_model, 3 * hk),
+          ids.q_pos,
+          ids.k_pos,
+          self.head_dim,
+          self.rope_base,
+        )
+      )
     q, k, v = self._project(x_BxLxD, self.wq, self.wk, self.wv)
     return self._rope(q, ids.q_pos, ids.q_step), self._rope(k, ids.k_pos, ids.k_step), v
 

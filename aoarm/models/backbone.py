@@ -34,6 +34,7 @@ class Block(nn.Module):
       causal=self.causal,
       implementation=resolve_implementation(c.attention_impl, dt),
       decode_impl=cached_attention.resolve(c.decode_impl),
+      qkv_impl=c.qkv_impl,  # resolved per call, as mlp_impl
       use_rope=self.use_rope,
       rope_base=c.rope_base,
       order_frac=c.order_dims,

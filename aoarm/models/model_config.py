@@ -34,6 +34,9 @@ class ModelConfig:
   decode_impl: str = "auto"  # cached decoding attention: auto | xla | pallas (cached_attention)
   norm_impl: str = "auto"  # RMSNorm: auto (Pallas kernels on 1 GPU) | xla | pallas (aoarm.rmsnorm)
   mlp_impl: str = "auto"  # MLP: auto (GELU in matmul epilogues on 1 Hopper GPU) | xla | pallas
+  qkv_impl: str = (
+    "auto"  # q/k/v projection: auto (RoPE in the matmul epilogue, 1 Hopper GPU) | xla | pallas
+  )
 
   def __post_init__(self):
     if self.variant not in VARIANTS:
@@ -65,6 +68,8 @@ class ModelConfig:
       raise ValueError(f"model.norm_impl must be one of {rmsnorm.IMPLS}, got {self.norm_impl!r}")
     if self.mlp_impl not in gelu_matmul.IMPLS:
       raise ValueError(f"model.mlp_impl must be one of {gelu_matmul.IMPLS}, got {self.mlp_impl!r}")
+    if self.qkv_impl not in gelu_matmul.IMPLS:
+      raise ValueError(f"model.qkv_impl must be one of {gelu_matmul.IMPLS}, got {self.qkv_impl!r}")
     if self.remat not in ("none", "full", "dots"):
       raise ValueError(f"model.remat must be none|full|dots, got {self.remat!r}")
     for name in ("target_heads", "order_dims"):
