@@ -22,10 +22,16 @@ def num_target_heads(cfg: ModelConfig) -> int:
 
 
 def decoupled_ids(cfg: ModelConfig, rows: Rows) -> RopeIds:
-  """Query positions B x N x H (target for the first target-heads, own for the rest)."""
-  is_tgt_H = jnp.arange(cfg.num_heads) < num_target_heads(cfg)
-  q_pos_BxNxH = jnp.where(is_tgt_H, rows.tgt[..., None], rows.own[..., None])
-  return RopeIds(q_pos=q_pos_BxNxH, k_pos=rows.own, q_step=rows.step, k_step=rows.step)
+  """Query positions B x N x H (target for the first target-heads, own for the rest); B x N
+  where every head queries by target (the default), which the same rotation broadcasts over
+  heads and the q/k/v kernel (`model.qkv_impl`) takes."""
+  n_tgt = num_target_heads(cfg)
+  if n_tgt == cfg.num_heads:
+    q_pos = rows.tgt
+  else:
+    is_tgt_H = jnp.arange(cfg.num_heads) < n_tgt
+    q_pos = jnp.where(is_tgt_H, rows.tgt[..., None], rows.own[..., None])
+  return RopeIds(q_pos=q_pos, k_pos=rows.own, q_step=rows.step, k_step=rows.step)
 
 
 class DecoupledRope(nn.Module):
