@@ -60,10 +60,11 @@ def test_gradients_equal_autodiff_of_xla():
     np.testing.assert_allclose(_f32(a), _f32(b), atol=1e-2 * float(jnp.abs(_f32(b)).max()))
 
 
-@pytest.mark.parametrize("variant", ["ar", "two_stream"])
+@pytest.mark.parametrize("variant", ["ar", "two_stream", "sigma_gpt"])
 def test_model_with_qkv_kernel_equals_xla(variant):
   """Whole bf16 model (3 heads of 64), loss and every parameter's gradient, qkv_impl=pallas
-  against xla; two_stream's content stream takes the kernel, its query stream XLA's path."""
+  against xla; two_stream's content stream takes the kernel, its query stream XLA's path;
+  sigma_gpt has no RoPE (the kernel rotates by angle 0)."""
   from aoarm import losses
 
   out = {}

@@ -92,12 +92,15 @@ class Attention(nn.Module):
 
   def query_key_value(self, x_BxLxD: jax.Array, ids: RopeIds):
     """q, k, v of the same rows in one matmul (with the rotation in its epilogue where
-    `qkv_impl` takes the kernel: rotary ids per row, no generation-step dims)."""
-    rope_ok = (
-      self.use_rope
-      and order_rotary_dims(self.head_dim, self.order_frac) == 0
-      and ids.q_pos.ndim == ids.k_pos.ndim == 2
-    )
+    `qkv_impl` takes the kernel: rotary ids per row, no generation-step dims; without RoPE
+    (sigma_gpt) the kernel rotates by angle 0, which leaves q and k bit-equal)."""
+    if self.use_rope:
+      q_pos, k_pos = ids.q_pos, ids.k_pos
+      rope_ok = order_rotary_dims(self.head_dim, self.order_frac) == 0
+      rope_ok = rope_ok and q_pos.ndim == k_pos.ndim == 2
+    else:
+      q_pos = k_pos = jnp.zeros(x_BxLxD.shape[:-1], jnp.int32)
+      rope_ok = True
     hk = self.num_heads * self.head_dim
     if qkv_rope.use_kernel(self.qkv_impl, x_BxLxD.astype(self.dtype), hk, self.head_dim, rope_ok):
       w = jnp.stack([w().astype(self.dtype) for w in (self.wq, self.wk, self.wv)], axis=1)
@@ -105,8 +108,8 @@ class Attention(nn.Module):
         qkv_rope.project(
           x_BxLxD.astype(self.dtype),
           w.reshape(self.d_model, 3 * hk),
-          ids.q_pos,
-          ids.k_pos,
+          q_pos,
+          k_pos,
           self.head_dim,
           self.rope_base,
         )
