@@ -132,12 +132,12 @@ def matmul_dgelu(g_MxK, w_KxN, pre_MxN, tiling: Tiling | None = None):
 
 
 IMPLS = sharding.KERNEL_IMPLS
-# The fastest tilings measured on the H100 at the GPT-2 MLP (32768 x 768 x 3072): 128 x 192
-# tiles, forward 253 us and backward 278 us; where the MLP width is not a multiple of 192,
-# 128 x 128 tiles with a deeper ring, 291 and 298 us (`python benchmarks/gelu_matmul_kernel.py
-# --sweep`).
+# The tilings measured fastest on the H100 at the GPT-2 MLP (32768 x 768 x 3072): 128 x 192 tiles
+# (forward 253-260 us, backward 278-285 over three calls); where the MLP width is not a multiple
+# of 192, 128 x 128 tiles, the backward with a deeper ring (308 and 295 us):
+# `python benchmarks/gelu_matmul_kernel.py --sweep`, results/h100/gelu_matmul_kernel_pingpong.txt.
 FWD = BWD = Tiling(tile_n=192)
-FWD_128, BWD_128 = Tiling(stages=6, epi_n=32), Tiling(stages=6)
+FWD_128, BWD_128 = Tiling(), Tiling(stages=6)
 
 
 def tilings(mlp_dim: int) -> tuple[Tiling, Tiling]:

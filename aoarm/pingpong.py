@@ -6,7 +6,7 @@ in turn (consumer 0 its even tiles, 1 its odd ones), each with a whole tile_m x 
 accumulator in registers. The ring is filled in tile order, so while one consumer runs its
 epilogue the other's wgmmas keep the tensor cores busy. Against two consumers that split one
 tile (and so finish and run their epilogues together) this took the MLP's GELU matmuls from 314
-to 253 us forward and 334 to 278 backward (H100, 32768 x 768 x 3072).
+to 253-260 us forward and 334 to 278-285 backward (H100, 32768 x 768 x 3072).
 
 The caller's epilogue writes the outputs: `start(tile)` runs as a tile begins (before its main
 loop: e.g. prefetch an operand), `finish(tile, acc)` after it, with the accumulator.
