@@ -11,7 +11,7 @@ import pytest
 from aoarm import gelu_matmul as gm
 from aoarm.models import layers
 
-from helpers import init, tiny
+from helpers import assert_kernel_matches_xla, init, tiny
 
 SMALL = gm.Tiling(tile_m=64, tile_n=64, tile_k=64, stages=2, epi_m=64, epi_n=32)
 
@@ -100,21 +100,7 @@ def test_mlp_gradients_equal_xla():
 def test_model_with_mlp_kernels_equals_xla(variant):
   """Whole model in bf16, loss and every parameter's gradient, mlp_impl=pallas vs xla (the
   parameter tree is the same; two_stream runs both streams through the kernels)."""
-  from aoarm import losses
-
-  out = {}
-  for impl in ("xla", "pallas"):
-    cfg = tiny(variant, seq_len=64, d_model=64, mlp_impl=impl, dtype="bfloat16")
-    model, params, x, sigma = init(cfg, batch=2, sharpen=1.0)
-
-    def f(p, model=model, x=x, sigma=sigma):
-      return losses.any_order_nll(model.apply, p, x, sigma).mean()
-
-    out[impl] = jax.value_and_grad(f)(params)
-  assert jax.tree.structure(out["pallas"][1]) == jax.tree.structure(out["xla"][1])
-  np.testing.assert_allclose(out["pallas"][0], out["xla"][0], rtol=1e-2)
-  for a, b in zip(jax.tree.leaves(out["pallas"][1]), jax.tree.leaves(out["xla"][1])):
-    np.testing.assert_allclose(a, b, rtol=0.1, atol=0.05 * float(jnp.abs(b).max()) + 1e-6)
+  assert_kernel_matches_xla(variant, "mlp_impl", seq_len=64, d_model=64)
 
 
 def test_mlp_impl_choice():

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import init, tiny
+from helpers import assert_kernel_matches_xla, init, tiny
 
 pytestmark = pytest.mark.gpu
 
@@ -129,22 +129,11 @@ def test_compiled_gelu_matmul_kernels_match_reference():
 def test_compiled_mlp_kernels_model_matches_xla(variant):
   """The whole bf16 model with mlp_impl=pallas (compiled) against xla: loss and gradients."""
   from aoarm import gelu_matmul as gm
-  from aoarm import losses
 
   if gm.resolve("auto") != "pallas":
     pytest.skip("not a single Hopper GPU")
-  out = {}
-  for impl in ("xla", "pallas"):
-    cfg = tiny(variant, seq_len=256, d_model=256, num_heads=4, mlp_impl=impl, dtype="bfloat16")
-    model, params, x, sigma = init(cfg, batch=2, sharpen=1.0)
-
-    def f(p, model=model, x=x, sigma=sigma):
-      return losses.any_order_nll(model.apply, p, x, sigma).mean()
-
-    out[impl] = jax.jit(jax.value_and_grad(f))(params)
-  np.testing.assert_allclose(out["pallas"][0], out["xla"][0], rtol=1e-2)
-  for a, b in zip(jax.tree.leaves(out["pallas"][1]), jax.tree.leaves(out["xla"][1])):
-    np.testing.assert_allclose(a, b, rtol=0.1, atol=0.05 * float(np.abs(b).max()) + 1e-6)
+  kw = dict(seq_len=256, d_model=256, num_heads=4)
+  assert_kernel_matches_xla(variant, "mlp_impl", jit=True, **kw)
 
 
 @pytest.mark.parametrize("variant", ["ar", "decoupled_rope", "two_stream"])
@@ -152,23 +141,12 @@ def test_compiled_qkv_kernel_model_matches_xla(variant):
   """The whole bf16 model with qkv_impl=pallas (compiled; 6 heads of 64, two 192-wide column
   tiles per region) against xla: loss and gradients. Decoupled RoPE rotates q and k by
   different ids (target and own position)."""
-  from aoarm import losses
   from aoarm import qkv_rope as qr
 
   if qr.resolve("auto") != "pallas":
     pytest.skip("not a single Hopper GPU")
-  out = {}
-  for impl in ("xla", "pallas"):
-    cfg = tiny(variant, seq_len=256, d_model=384, num_heads=6, qkv_impl=impl, dtype="bfloat16")
-    model, params, x, sigma = init(cfg, batch=2, sharpen=1.0)
-
-    def f(p, model=model, x=x, sigma=sigma):
-      return losses.any_order_nll(model.apply, p, x, sigma).mean()
-
-    out[impl] = jax.jit(jax.value_and_grad(f))(params)
-  np.testing.assert_allclose(out["pallas"][0], out["xla"][0], rtol=1e-2)
-  for a, b in zip(jax.tree.leaves(out["pallas"][1]), jax.tree.leaves(out["xla"][1])):
-    np.testing.assert_allclose(a, b, rtol=0.1, atol=0.05 * float(np.abs(b).max()) + 1e-6)
+  kw = dict(seq_len=256, d_model=384, num_heads=6)
+  assert_kernel_matches_xla(variant, "qkv_impl", jit=True, **kw)
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 1), (1, 1, 2)], ids=["data", "tensor"])

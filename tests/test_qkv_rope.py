@@ -12,7 +12,7 @@ from aoarm import pingpong
 from aoarm import qkv_rope as qr
 from aoarm.models.rope import apply_rope
 
-from helpers import init, tiny
+from helpers import assert_kernel_matches_xla, init, tiny
 
 B, L, D, H, K = 2, 64, 128, 6, 64
 SMALL = pingpong.Tiling(tile_m=64, tile_n=192)  # 2 x 6 tiles over 2 CTAs, 3 heads each
@@ -65,20 +65,7 @@ def test_model_with_qkv_kernel_equals_xla(variant):
   """Whole bf16 model (3 heads of 64), loss and every parameter's gradient, qkv_impl=pallas
   against xla; two_stream's content stream takes the kernel, its query stream XLA's path;
   sigma_gpt has no RoPE (the kernel rotates by angle 0)."""
-  from aoarm import losses
-
-  out = {}
-  for impl in ("xla", "pallas"):
-    cfg = tiny(variant, seq_len=64, d_model=192, num_heads=3, qkv_impl=impl, dtype="bfloat16")
-    model, params, x, sigma = init(cfg, batch=2, sharpen=1.0)
-
-    def f(p, model=model, x=x, sigma=sigma):
-      return losses.any_order_nll(model.apply, p, x, sigma).mean()
-
-    out[impl] = jax.value_and_grad(f)(params)
-  np.testing.assert_allclose(out["pallas"][0], out["xla"][0], rtol=1e-2)
-  for a, b in zip(jax.tree.leaves(out["pallas"][1]), jax.tree.leaves(out["xla"][1])):
-    np.testing.assert_allclose(a, b, rtol=0.1, atol=0.05 * float(jnp.abs(b).max()) + 1e-6)
+  assert_kernel_matches_xla(variant, "qkv_impl", seq_len=64, d_model=192, num_heads=3)
 
 
 def test_qkv_impl_choice():
