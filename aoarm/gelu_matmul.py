@@ -146,19 +146,7 @@ def tilings(mlp_dim: int) -> tuple[Tiling, Tiling]:
 
 
 def resolve(impl: str = "auto") -> str:
-  """`auto`: the kernels on a single Hopper GPU (like the other kernels, `sharding.
-  resolve_kernel`); `pallas` elsewhere than Hopper runs them in interpret mode off GPU (tests)
-  and is an error on another GPU."""
-  r = sharding.resolve_kernel(impl, "MLP implementation")
-  if r == "pallas" and jax.default_backend() == "gpu" and not pingpong.hopper():
-    if impl == "auto":
-      return "xla"
-    raise ValueError(f"model.mlp_impl='pallas' needs a Hopper GPU (sm_90), not {_kind()}")
-  return r
-
-
-def _kind():
-  return jax.devices()[0].device_kind
+  return pingpong.resolve(impl, "mlp_impl")
 
 
 def unfit(m: int, d: int, f: int, dtype) -> str | None:
@@ -175,32 +163,14 @@ def unfit(m: int, d: int, f: int, dtype) -> str | None:
   return None
 
 
-AUTO_MIN_ROWS = 4096  # `auto` takes the kernels from this many rows (measured at 32768)
-
-
 def use_kernels(impl: str, x_BxLxD, mlp_dim: int) -> bool:
-  """Whether `impl` (resolved) runs the MLP through the kernels for this input: `auto` falls
-  back to XLA where the shape or dtype does not fit or below AUTO_MIN_ROWS rows; `pallas`
-  raises where they do not fit, naming the reason."""
+  """Whether `impl` runs the MLP through the kernels for this input (`pingpong.take`)."""
   if resolve(impl) == "xla":
     return False
   *lead, d = x_BxLxD.shape
-  rows, tensor = _shards()
+  rows, tensor = pingpong.shards()
   why = unfit(int(np.prod(lead)) // rows, d, mlp_dim // tensor, x_BxLxD.dtype)
-  if why is not None and impl == "pallas":
-    raise ValueError(f"model.mlp_impl='pallas' cannot run this MLP: {why}")
-  if impl == "auto" and int(np.prod(lead)) < AUTO_MIN_ROWS:
-    return False  # cached decoding's few rows per call: the kernels' speed there is unmeasured
-  return why is None
-
-
-def _shards() -> tuple[int, int]:
-  """(row shards, MLP-width shards) under the mesh in context: each device's kernel call sees
-  its block (`per_device`)."""
-  mesh = jax.sharding.get_abstract_mesh()
-  if mesh.empty:
-    return 1, 1
-  return int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES])), mesh.shape["tensor"]
+  return pingpong.take(impl, "mlp_impl", int(np.prod(lead)), why)
 
 
 ROWS = P(sharding.BATCH_AXES, None)

@@ -190,37 +190,17 @@ def project(x_BxLxD, w_DxN, q_pos, k_pos, head_dim: int, base: float, t=TILING):
   return [o.reshape(*lead, hk // head_dim, head_dim) for o in outs]
 
 
-def _shards() -> int:
-  mesh = jax.sharding.get_abstract_mesh()
-  return 1 if mesh.empty else int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES]))
-
-
-AUTO_MIN_ROWS = 4096  # as the MLP's kernels: `auto` keeps XLA for cached decoding's few rows
-
-
 def resolve(impl: str = "auto") -> str:
-  """`auto`: the kernel on a single Hopper GPU; `pallas` off GPU runs it in interpret mode."""
-  r = sharding.resolve_kernel(impl, "q/k/v projection implementation")
-  if r == "pallas" and jax.default_backend() == "gpu" and not pingpong.hopper():
-    if impl == "auto":
-      return "xla"
-    raise ValueError(
-      f"model.qkv_impl='pallas' needs a Hopper GPU (sm_90), not {jax.devices()[0].device_kind}"
-    )
-  return r
+  return pingpong.resolve(impl, "qkv_impl")
 
 
 def use_kernel(impl: str, x_BxLxD, hk: int, head_dim: int, rope_ok: bool) -> bool:
-  """Whether the projection takes the kernel: `auto` falls back to XLA where it does not fit;
-  `pallas` raises there, naming the reason. `rope_ok`: position ids per row, no step dims."""
+  """Whether the projection takes the kernel (`pingpong.take`). `rope_ok`: position ids per
+  row, no generation-step dims."""
   if resolve(impl) == "xla":
     return False
   *lead, d = x_BxLxD.shape
   rows = int(np.prod(lead))
   why = None if rope_ok else "rotary ids per head or rope.order_dims > 0 (XLA's rotation only)"
-  why = why or unfit(rows // _shards(), d, hk, head_dim, x_BxLxD.dtype)
-  if why is not None and impl == "pallas":
-    raise ValueError(f"model.qkv_impl='pallas' cannot run this projection: {why}")
-  if impl == "auto" and rows < AUTO_MIN_ROWS:
-    return False
-  return why is None
+  why = why or unfit(rows // pingpong.shards()[0], d, hk, head_dim, x_BxLxD.dtype)
+  return pingpong.take(impl, "qkv_impl", rows, why)
