@@ -22,17 +22,15 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from aoarm import pingpong, sharding
+from aoarm.models import rope
 
 # 128 x 192 output tiles (3 heads of 64 each), as the MLP's kernels measured best at this width.
 TILING = pingpong.Tiling(tile_n=192, slots=2)
 
 
 def tables(pos_M: jax.Array, head_dim: int, base: float) -> tuple[jax.Array, jax.Array]:
-  """cos and sin (M x head_dim/2, float32) of the angles pos * theta_i, as `rope._rotate`."""
-  half = head_dim // 2
-  theta_half = base ** (-2.0 * jnp.arange(half, dtype=jnp.float32) / head_dim)
-  ang = pos_M.astype(jnp.float32)[:, None] * theta_half
-  return jnp.cos(ang), jnp.sin(ang)
+  """cos and sin (M x head_dim/2, float32), as `rope._rotate` rotates by."""
+  return rope.cos_sin(pos_M, head_dim, base)
 
 
 def _build(m: int, d: int, hk: int, head_dim: int, dtype, t):
@@ -140,13 +138,11 @@ def _fwd(x, w, cq, sq, ck, sk, head_dim, t):
 
 
 def _unrotate(g, c, s, head_dim):
-  """The rotation's transpose (by minus the angle), in float32, back to g's dtype: written as
-  autodiff transposes `rope._rotate`."""
+  """The rotation's transpose (by minus the angle), in float32, back to g's dtype."""
   m, hk = g.shape
   g2 = g.astype(jnp.float32).reshape(m, hk // head_dim, 2, head_dim // 2)
-  c, s = c[:, None, None, :], s[:, None, None, :]
-  sign_2x1 = jnp.array([[-1.0], [1.0]], jnp.float32)
-  return (g2 * c + (g2 * (s * sign_2x1))[..., ::-1, :]).reshape(m, hk).astype(g.dtype)
+  out = rope.rotate_halves(g2, c[:, None, None, :], -s[:, None, None, :])
+  return out.reshape(m, hk).astype(g.dtype)
 
 
 def _bwd(head_dim, t, res, cts):
