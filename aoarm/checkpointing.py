@@ -1,9 +1,16 @@
-"""Orbax checkpoints: async saves, keep-N, restore onto any mesh, fall back past a bad latest.
+"""Orbax checkpoints: async saves, keep-N, restore onto any mesh, and a restore that tells a
+damaged checkpoint from one that belongs to another configuration.
 
 Each checkpoint step holds two items: `state` (the TrainState PyTree) and `meta` (JSON: step,
-data position, model shape and vocabulary) so a restore can be checked before anything compiles.
-Orbax writes each step to a temporary directory and renames it when complete, so a half-written
-checkpoint is never listed; one that is listed but unreadable is skipped with a warning.
+data position, model shape, vocabulary, the run's config and data fingerprint) so a restore can
+be checked before anything compiles. Orbax writes each step to a temporary directory and renames
+it when complete, so a half-written checkpoint is never listed.
+
+A restore first compares the checkpoint's saved tree (its Orbax metadata) with the tree this
+config builds: a difference (another optimizer chain, say) is a `CheckpointMismatch` naming the
+paths, never "corrupt", and older checkpoints are not tried. Only a checkpoint whose files cannot
+be read counts as damaged; the caller decides what to do with damaged steps (training moves them
+aside, see `workdir.move_aside`; nothing here deletes one).
 """
 
 import logging
@@ -11,8 +18,73 @@ import os
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
+
+from aoarm.errors import UserError
 
 log = logging.getLogger("aoarm")
+ITEMS = ("state", "meta")
+
+
+class CheckpointMismatch(UserError):
+  """The checkpoint is readable but was written by a different configuration."""
+
+
+class CheckpointSaveError(RuntimeError):
+  """Saving a checkpoint failed: the run must stop (main exits non-zero at once)."""
+
+
+class NoRestorableCheckpoint(UserError):
+  """Checkpoints exist but none can be read: never start over silently."""
+
+
+def incomplete_steps(directory: str) -> list[str]:
+  """Step folders Orbax would list that cannot be checkpoints (empty, or missing an item)."""
+  if not os.path.isdir(directory):
+    return []
+  out = []
+  for name in sorted(os.listdir(directory)):
+    path = os.path.join(directory, name)
+    if not name.isdigit():
+      continue
+    if not os.path.isdir(path) or not all(os.path.isdir(os.path.join(path, i)) for i in ITEMS):
+      out.append(path)
+  return out
+
+
+def _norm_path(path) -> tuple:
+  """A key path as plain strings: Orbax metadata uses dicts and lists where the state has
+  dataclasses, tuples and namedtuples."""
+  out = []
+  for k in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(k, attr):
+        out.append(str(getattr(k, attr)))
+        break
+    else:
+      out.append(str(k))
+  return tuple(out)
+
+
+def leaves_by_path(tree) -> dict:
+  """{('params', 'backbone', ...): (shape, dtype)} over the leaves of a state or metadata tree."""
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {_norm_path(p): (tuple(v.shape), str(v.dtype)) for p, v in flat}
+
+
+def tree_difference(saved: dict, wanted: dict, partial: bool) -> list[str]:
+  """Lines naming how the checkpoint's leaves differ from the ones this config needs."""
+
+  def name(p):
+    return "/".join(p)
+
+  lines = [f"missing in the checkpoint: {name(p)}" for p in sorted(set(wanted) - set(saved))]
+  if not partial:
+    lines += [f"in the checkpoint only: {name(p)}" for p in sorted(set(saved) - set(wanted))]
+  for p in sorted(set(saved) & set(wanted)):
+    if saved[p] != wanted[p]:
+      lines.append(f"{name(p)}: checkpoint {saved[p]} vs config {wanted[p]}")
+  return lines
 
 
 class Checkpointer:
@@ -21,35 +93,73 @@ class Checkpointer:
   ):
     self.directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(
-      max_to_keep=keep,
+      max_to_keep=None if read_only else keep,
       create=not read_only,
       enable_async_checkpointing=async_save,
       read_only=read_only,
+      save_interval_steps=0 if read_only else 1,
     )
-    self.mngr = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+    self.mngr = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+    self.failed = None  # the first save error: later waits do not wait on a broken manager
 
   def steps(self) -> list[int]:
     return sorted(self.mngr.all_steps())
 
-  def latest_step(self):
-    return self.mngr.latest_step()
-
   def save(self, step: int, state, meta: dict, force: bool = True) -> bool:
-    return self.mngr.save(
-      step,
-      args=ocp.args.Composite(state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)),
-      force=force,
-    )
+    try:
+      return self.mngr.save(
+        step,
+        args=ocp.args.Composite(state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)),
+        force=force,
+      )
+    except Exception as e:  # noqa: BLE001 - any failure to save ends the run
+      self._fail(f"saving checkpoint step {step} in {self.directory}", e)
+
+  def _fail(self, what: str, e: Exception):
+    self.failed = f"{what} failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    raise CheckpointSaveError(self.failed) from e
 
   def wait(self):
-    self.mngr.wait_until_finished()
+    if self.failed:
+      return
+    try:
+      self.mngr.wait_until_finished()
+    except Exception as e:  # noqa: BLE001 - an async save's error surfaces here
+      self._fail(f"finishing a checkpoint save in {self.directory}", e)
 
   def close(self):
-    self.mngr.wait_until_finished()
-    self.mngr.close()
+    self.wait()
+    if not self.failed:
+      self.mngr.close()
 
   def read_meta(self, step: int) -> dict:
     return self.mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+  def saved_leaves(self, step: int) -> dict | None:
+    """The checkpoint's state leaves by path, from Orbax's tree metadata (None if it has none)."""
+    path = epath.Path(self.directory) / str(step) / "state"
+    if not (path / "_METADATA").exists():
+      return None
+    return leaves_by_path(ocp.PyTreeCheckpointHandler().metadata(path).tree)
+
+  def restore(self, step: int, abstract, partial: bool = False):
+    """(state, meta) of one step. Raises CheckpointMismatch if its tree differs from
+    `abstract`; any other exception means the step cannot be read."""
+    saved = self.saved_leaves(step)
+    if saved is not None:
+      diff = tree_difference(saved, leaves_by_path(abstract), partial)
+      if diff:
+        more = f" (and {len(diff) - 4} more)" if len(diff) > 4 else ""
+        raise CheckpointMismatch(
+          f"checkpoint step {step} in {self.directory} holds a different state tree from the "
+          f"one this config builds: {'; '.join(diff[:4])}{more}. A changed setting (e.g. "
+          "opt.clip_norm switched on or off changes the optimizer state) cannot resume this "
+          "run: use the checkpoint's settings, or another --workdir"
+        )
+    else:  # no tree metadata (e.g. state/_METADATA lost): read each leaf by its saved name
+      log.warning("checkpoint step %d has no tree metadata; restoring leaf by leaf", step)
+      return self._restore_by_names(step, abstract)
+    return self._restore(step, abstract, partial)
 
   def _restore(self, step: int, abstract, partial: bool):
     restore_args = ocp.checkpoint_utils.construct_restore_args(abstract)
@@ -57,38 +167,66 @@ class Checkpointer:
     out = self.mngr.restore(step, args=ocp.args.Composite(state=args, meta=ocp.args.JsonRestore()))
     return out["state"], out["meta"]
 
+  def _restore_by_names(self, step: int, abstract):
+    """Without tree metadata Orbax cannot rebuild dataclasses or namedtuples; restore a tree of
+    plain dicts keyed as the leaves were saved, then put the leaves back into `abstract`'s tree."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(abstract)
+    nested = {}
+    for path, leaf in flat:
+      node = nested
+      *parents, last = _norm_path(path)
+      for k in parents:
+        node = node.setdefault(k, {})
+      node[last] = leaf
+    state, meta = self._restore(step, nested, partial=True)
+    leaves = []
+    for path, _ in flat:
+      node = state
+      for k in _norm_path(path):
+        node = node[k]
+      leaves.append(node)
+    return jax.tree_util.tree_unflatten(treedef, leaves), meta
+
   def restore_latest(self, abstract, partial: bool = False, check_meta=None):
-    """(state, meta, step) from the newest readable checkpoint, or None if there is none.
+    """(state, meta, step, damaged) from the newest readable checkpoint, or None if there is
+    no checkpoint at all. `damaged`: [(step, reason)] of newer steps that could not be read.
 
     `abstract`: a tree of jax.ShapeDtypeStruct with shardings (the target mesh); with
     partial=True it may hold a subset of the saved tree (e.g. {'params': ...}). `check_meta`
     is called with each candidate's meta first and raises on a mismatch (never skipped).
+    Raises CheckpointMismatch (another config) or NoRestorableCheckpoint (steps exist, none
+    readable): a run with checkpoints never silently starts over.
     """
+    damaged = []
     for step in reversed(self.steps()):
       try:
         meta = self.read_meta(step)
-      except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: warn, try the previous
-        log.warning(
-          "checkpoint step %d unreadable (%s: %s); trying the previous one",
-          step,
-          type(e).__name__,
-          e,
-        )
+      except Exception as e:  # noqa: BLE001 - an unreadable meta: the step is damaged
+        damaged.append((step, _reason(e)))
+        log.warning("checkpoint step %d unreadable (%s); trying the previous one", step, _reason(e))
         continue
       if check_meta is not None:
         check_meta(meta)
       try:
-        state, meta = self._restore(step, abstract, partial)
-      except Exception as e:  # noqa: BLE001
-        log.warning(
-          "checkpoint step %d is corrupt or partial (%s: %s); using the previous one",
-          step,
-          type(e).__name__,
-          str(e)[:200],
-        )
+        state, meta = self.restore(step, abstract, partial)
+      except CheckpointMismatch:
+        raise
+      except Exception as e:  # noqa: BLE001 - unreadable arrays: the step is damaged
+        damaged.append((step, _reason(e)))
+        log.warning("checkpoint step %d is damaged (%s); trying the previous one", step, _reason(e))
         continue
-      return state, meta, step
+      return state, meta, step, damaged
+    if damaged:
+      listing = "; ".join(f"step {s}: {r}" for s, r in damaged)
+      raise NoRestorableCheckpoint(
+        f"no checkpoint in {self.directory} can be read ({listing}). Nothing was changed or "
+        "deleted; move the folder aside to start this run over"
+      )
     return None
+
+
+def _reason(e: Exception) -> str:
+  return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
 
 
 def abstract_with_shardings(tree, shardings):

@@ -107,6 +107,9 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.ckpt.every_steps = 1000  # save period (steps); also saved at the end and on SIGTERM
   c.ckpt.keep = 3  # checkpoints kept
   c.ckpt.async_save = True  # Orbax async checkpointing
+  # resume: allow another seed, batch size, training data, order or model option than the
+  # checkpoint's (each difference is then logged as a warning instead of refused)
+  c.ckpt.allow_changes = False
 
   c.eval = mlc.ConfigDict()
   c.eval.split = "valid"  # valid | test | train

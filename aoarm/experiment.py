@@ -6,6 +6,7 @@ on top of it. Workdir layout: config.json, vocab.json, ckpt/<step>/, metrics.jso
 eval/step_<N>.json, cache/.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -13,14 +14,15 @@ import os
 
 import jax
 
+from aoarm import config_check, interrupts, resume, sharding
 from aoarm import data as data_lib
 from aoarm import evaluate as eval_lib
-from aoarm import sharding
-from aoarm.checkpointing import Checkpointer
+from aoarm import workdir as workdir_lib
+from aoarm.checkpointing import Checkpointer, incomplete_steps
 from aoarm.data import pipeline, tokenizers
 from aoarm.errors import UserError
 from aoarm.models import ModelConfig
-from aoarm.train import Trainer, check_batch, profile_window, run_loop
+from aoarm.train import Trainer, check_batch, run_loop
 
 log = logging.getLogger("aoarm")
 
@@ -41,6 +43,8 @@ class Run:
       "model": dataclasses.asdict(self.mcfg),
       "vocab": self.data.tokenizer.to_json(),
       "seed": self.cfg.seed,
+      "config": self.cfg.to_dict(),  # compared on resume (aoarm.resume)
+      "data": {"train": self.data.fingerprints.get("train", "")},  # SHA-256 of its token ids
     }
 
 
@@ -87,19 +91,72 @@ def _model_config(cfg, vocab_size: int) -> ModelConfig:
     raise UserError(str(e)) from None
 
 
+def _latest_meta(ckpt_dir: str):
+  """(step, meta) of the newest checkpoint whose meta can be read, or (None, None)."""
+  if not os.path.isdir(ckpt_dir):
+    return None, None
+  ck = Checkpointer(ckpt_dir, read_only=True)
+  for step in reversed(ck.steps()):
+    try:
+      return step, ck.read_meta(step)
+    except Exception:  # noqa: BLE001 - unreadable: restore_latest warns and skips it
+      continue
+  return None, None
+
+
+def _saved_tokenizer(workdir: str, mode: str, meta_step, meta):
+  """The run's saved tokenizer: vocab.json, or where that is missing or damaged, the copy in
+  the newest checkpoint's meta (vocab.json is rewritten from it by the next training)."""
+  vocab_path = os.path.join(workdir, "vocab.json")
+  problem = None
+  if os.path.exists(vocab_path):
+    try:
+      return tokenizers.load(vocab_path)
+    except UserError as e:
+      problem = str(e)
+  if meta and meta.get("vocab"):
+    log.warning(
+      "%s; using the vocabulary saved with checkpoint step %d",
+      problem or f"{vocab_path} is missing",
+      meta_step,
+    )
+    return tokenizers.from_json(meta["vocab"])
+  if mode == "train":
+    if problem:
+      log.warning("%s and there is no checkpoint: fitting it again from the data", problem)
+    return None
+  raise UserError(problem or f"no run in {workdir} (no vocab.json): train first")
+
+
+def _check_paths(cfg, workdir: str, mode: str) -> tuple[str, str]:
+  """The workdir, cache and output folders are folders this process can write: (ckpt, cache)."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} exists and is not a directory")
+  cache = os.path.abspath(cfg.data.cache_dir or os.path.join(workdir, "cache"))
+  if os.path.exists(cache) and not os.path.isdir(cache):
+    raise UserError(f"data.cache_dir {cache} exists and is not a directory")
+  ckpt_dir = os.path.join(workdir, "ckpt")
+  if os.path.exists(ckpt_dir) and not os.path.isdir(ckpt_dir):
+    raise UserError(f"{ckpt_dir} exists and is not a directory (checkpoints go there)")
+  if jax.process_index() == 0:
+    if mode == "train":
+      workdir_lib.check_dir(workdir, "--workdir")
+      workdir_lib.check_dir(cache, "data.cache_dir")
+    else:
+      out = os.path.join(workdir, "eval" if mode == "eval" else "samples")
+      workdir_lib.check_dir(out, f"the {mode} output folder")
+  return ckpt_dir, cache
+
+
 def prepare(cfg, workdir: str, mode: str) -> Run:
   if not workdir:
     raise UserError("--workdir is required")
   workdir = os.path.abspath(workdir)
+  config_check.validate(cfg, jax.default_backend())
   _model_config(cfg, vocab_size=1)  # the model section is checked before any data is read
-  ckpt_dir = os.path.join(workdir, "ckpt")
-  vocab_path = os.path.join(workdir, "vocab.json")
-  saved_tok = None
-  if os.path.exists(vocab_path):
-    saved_tok = tokenizers.load(vocab_path)
-  elif mode != "train":
-    raise UserError(f"no run in {workdir} (no vocab.json): train first")
-  cache = cfg.data.cache_dir or os.path.join(workdir, "cache")
+  ckpt_dir, cache = _check_paths(cfg, workdir, mode)
+  meta_step, meta = _latest_meta(ckpt_dir)
+  saved_tok = _saved_tokenizer(workdir, mode, meta_step, meta)
   data = data_lib.load(cfg.data, cache, tokenizer=saved_tok if mode != "train" else None)
   if saved_tok is not None and saved_tok.to_json() != data.tokenizer.to_json():
     raise UserError(
@@ -120,21 +177,11 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
     raise UserError(
       f"eval.batch_size={cfg.eval.batch_size} is not divisible by the {dp} data-parallel devices"
     )
-  if cfg.eval.num_orders < 1:
-    raise UserError(f"eval.num_orders must be >= 1, got {cfg.eval.num_orders}")
-  profile_window(cfg.train.profile)  # a malformed profile window fails before anything runs
-  if cfg.ckpt.every_steps < 1 or cfg.train.num_steps < 1 or cfg.train.log_every < 1:
-    raise UserError("ckpt.every_steps, train.num_steps and train.log_every must be >= 1")
   run = Run(cfg, workdir, data, mcfg, mesh, ckpt_dir)
-  if os.path.isdir(ckpt_dir):
-    ck = Checkpointer(ckpt_dir, read_only=True)
-    for step in reversed(ck.steps()):
-      try:
-        meta = ck.read_meta(step)
-      except Exception:  # noqa: BLE001 - unreadable: restore_latest warns and skips it
-        continue
-      check_meta(run, meta)
-      break
+  if meta is not None:
+    check_meta(run, meta)
+    if mode == "train":
+      resume.check(meta, cfg, data.fingerprints.get("train", ""), ckpt_dir)
   return run
 
 
@@ -142,26 +189,69 @@ def _write_run_files(run: Run):
   if jax.process_index() != 0:
     return
   os.makedirs(run.workdir, exist_ok=True)
-  with open(os.path.join(run.workdir, "config.json"), "w") as f:
-    f.write(run.cfg.to_json_best_effort(indent=2, sort_keys=True))
+  workdir_lib.write_atomic(
+    os.path.join(run.workdir, "config.json"), run.cfg.to_json_best_effort(indent=2, sort_keys=True)
+  )
   tokenizers.save(run.data.tokenizer, os.path.join(run.workdir, "vocab.json"))
   run.data.commit_cache()
 
 
+def _resume(run: Run, trainer: Trainer):
+  """(state, step): the newest readable checkpoint's state, or a fresh one at step 0 where there
+  is no checkpoint. Step folders that are not checkpoints (empty, an item missing) and damaged
+  steps newer than the restored one are moved to DIR/ckpt_aside/, never deleted; a run whose
+  checkpoints are all unreadable stops (NoRestorableCheckpoint), never starts over."""
+  lead = jax.process_index() == 0
+  for path in incomplete_steps(run.ckpt_dir):
+    if lead:
+      dest = workdir_lib.move_aside(run.workdir, path, "not a checkpoint (empty or incomplete)")
+      log.warning("%s is not a checkpoint (empty or incomplete): moved to %s", path, dest)
+  _sync("aoarm-incomplete-aside")
+  if not os.path.isdir(run.ckpt_dir):
+    return trainer.init_state(jax.random.key(run.cfg.seed)), 0
+  reader = Checkpointer(run.ckpt_dir, read_only=True)
+  restored = reader.restore_latest(trainer.abstract_state, check_meta=lambda m: check_meta(run, m))
+  reader.close()
+  if restored is None:
+    return trainer.init_state(jax.random.key(run.cfg.seed)), 0
+  state, meta, step, damaged = restored
+  for bad, reason in damaged:
+    if lead:
+      src = os.path.join(run.ckpt_dir, str(bad))
+      dest = workdir_lib.move_aside(run.workdir, src, f"unreadable: {reason}")
+      log.warning("checkpoint step %d could not be read (%s): moved to %s", bad, reason, dest)
+  _sync("aoarm-damaged-aside")
+  log.info("resuming from step %d", step)
+  return state, int(meta["data_position"])
+
+
+def _sync(name: str):
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)
+
+
 def train(cfg, workdir: str) -> int:
+  """Train (or resume) the run in `workdir`; returns the exit code (see train.run_loop)."""
+  with interrupts.catch() as stop:
+    run = prepare(cfg, workdir, "train")
+    lock = workdir_lib.TrainLock(run.workdir)
+    with lock if jax.process_index() == 0 else contextlib.nullcontext():
+      trainer = Trainer(cfg, run.mcfg, run.mesh)
+      state, start = _resume(run, trainer)
+      _write_run_files(run)
+      if stop.requested:
+        log.warning("stopped before the first step: nothing new to save")
+        return stop.exit_code
+      return _train_from(run, trainer, state, start)
+
+
+def _train_from(run: Run, trainer: Trainer, state, start: int) -> int:
   from aoarm.metrics import MetricWriter
 
-  run = prepare(cfg, workdir, "train")
-  _write_run_files(run)
-  trainer = Trainer(cfg, run.mcfg, run.mesh)
+  cfg = run.cfg
   ckpt = Checkpointer(run.ckpt_dir, keep=cfg.ckpt.keep, async_save=cfg.ckpt.async_save)
-  restored = ckpt.restore_latest(trainer.abstract_state, check_meta=lambda m: check_meta(run, m))
-  if restored is None:
-    state, start = trainer.init_state(jax.random.key(cfg.seed)), 0
-  else:
-    state, meta, _ = restored
-    start = int(meta["data_position"])
-    log.info("resuming from step %d", start)
   batches = pipeline.TrainBatches(
     run.data.splits["train"],
     run.mcfg.seq_len,
@@ -216,7 +306,7 @@ def restore_params(cfg, workdir: str, mode: str):
   ckpt.close()
   if restored is None:
     raise UserError(f"no readable checkpoint in {run.ckpt_dir}")
-  tree, _, step = restored
+  tree, _, step, _ = restored
   return run, trainer, tree["params"], step
 
 
@@ -242,8 +332,6 @@ def evaluate(cfg, workdir: str) -> dict:
   if jax.process_index() == 0:
     os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
     path = os.path.join(run.workdir, "eval", f"step_{step}.json")
-    with open(path + ".tmp", "w") as f:
-      json.dump(out, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    workdir_lib.write_atomic(path, json.dumps(out, indent=2, sort_keys=True))
     print(json.dumps(out, indent=2, sort_keys=True))
   return out

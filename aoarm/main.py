@@ -15,9 +15,13 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "what to
 
 def main(argv):
   del argv
+  from aoarm import interrupts
+
+  interrupts.exit_on_sigint()  # until training installs its save-then-exit handler
   import jax
 
   from aoarm import experiment
+  from aoarm.checkpointing import CheckpointSaveError
   from aoarm.errors import UserError
 
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -37,20 +41,37 @@ def main(argv):
         f"cannot load {given[0] if given else '--config'}: no such file, or it has no get_config"
       ) from None
     if _MODE.value == "train":
-      return experiment.train(cfg, _WORKDIR.value)
-    if _MODE.value == "eval":
+      code = experiment.train(cfg, _WORKDIR.value)
+    elif _MODE.value == "eval":
       experiment.evaluate(cfg, _WORKDIR.value)
-      return 0
-    from aoarm import sample
+      code = 0
+    else:
+      from aoarm import sample
 
-    return sample.run(cfg, _WORKDIR.value)
+      code = sample.run(cfg, _WORKDIR.value)
   except UserError as e:
     print(f"aoarm: error: {e}", file=sys.stderr)
-    return 2
+    code = 2
+  except CheckpointSaveError as e:
+    # Orbax's threads may never let the interpreter shut down after a failed save: exit now.
+    print(f"aoarm: error: {e}; the checkpoints saved before it are kept", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+  interrupts.exit_within(120, code)  # a library thread never keeps a finished run alive
+  return code
 
 
 def parse_flags(argv):
   """absl's parser, but a bad config file, arg or override ends in one line and exit 2."""
+  overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+  has_config = any(a == "--config" or a.startswith("--config=") for a in argv[1:])
+  if overrides and not has_config:
+    print(
+      f"aoarm: error: {overrides[0]} needs --config=configs/<variant>.py[:arg] to override",
+      file=sys.stderr,
+    )
+    sys.exit(2)
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # noqa: BLE001 - flags.Error, and what a config file raises

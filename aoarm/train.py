@@ -5,10 +5,10 @@ Every batch is a function of (seed, step), and the step's randomness is fold_in(
 run resumed from step k reproduces the uninterrupted run's losses exactly.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
-import signal
 import time
 from typing import Any
 
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aoarm import flops, losses, sharding
+from aoarm import flops, interrupts, losses, sharding
 from aoarm.checkpointing import abstract_with_shardings
 from aoarm.errors import UserError
 from aoarm.models import ModelConfig, get_model
@@ -169,21 +169,6 @@ def check_batch(cfg, mesh):
     )
 
 
-class Preemption:
-  """SIGTERM sets a flag; the loop saves and exits 0 at the next step boundary."""
-
-  def __init__(self):
-    self.requested = False
-    self._old = signal.signal(signal.SIGTERM, self._handle)
-
-  def _handle(self, signum, frame):
-    log.warning("SIGTERM: saving a checkpoint and exiting")
-    self.requested = True
-
-  def restore(self):
-    signal.signal(signal.SIGTERM, self._old)
-
-
 def profile_window(spec: str) -> tuple[int, int]:
   if not spec:
     return -1, -1
@@ -204,12 +189,14 @@ def run_loop(
   evaluate_fn=None,
   workdir: str = ".",
 ) -> int:
-  """Steps from start_step to num_steps. Returns the exit code (0, or 1 after a NaN)."""
+  """Steps from start_step to num_steps. Returns the exit code: 0, 1 after a NaN, or after a
+  SIGTERM (0) or Ctrl-C (130) the code of that stop, once its checkpoint is saved."""
   from aoarm.metrics import Progress
 
   c = trainer.cfg
   n = c.train.num_steps
-  pre = Preemption()
+  interrupted = contextlib.ExitStack()
+  stop = interrupted.enter_context(interrupts.catch())
   bar = Progress(start_step, n)
   tokens_per_step = c.train.batch_size * trainer.mcfg.seq_len
   t0, s0 = time.perf_counter(), start_step
@@ -227,7 +214,7 @@ def run_loop(
         jax.profiler.stop_trace()
       done = step + 1
       log_now = done % c.train.log_every == 0 or done == n
-      stop_now = pre.requested or done == c.train.stop_after
+      stop_now = stop.requested or done == c.train.stop_after
       save_now = done % c.ckpt.every_steps == 0 or done == n or stop_now
       if log_now or save_now:
         loss = float(m["loss"])  # host sync only here
@@ -261,11 +248,11 @@ def run_loop(
         ckpt.save(done, state, meta_fn(done))
       if stop_now:
         ckpt.wait()
-        return 0
+        return stop.exit_code
     if evaluate_fn is not None:
       writer.write(n, evaluate_fn(state.params))
     return 0
   finally:
     bar.close()
-    pre.restore()
+    interrupted.close()
     ckpt.wait()

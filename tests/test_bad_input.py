@@ -1,47 +1,14 @@
 """Bad input ends with a one-line error naming the problem, a non-zero exit, and the workdir as
 it was — through the real command line."""
 
-import os
-import subprocess
-import sys
+import concurrent.futures
 
 import pytest
+from cli import expect_error
 
 from aoarm import experiment
 
 from helpers import tiny_run_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _snapshot(path):
-  if not os.path.exists(path):
-    return None
-  out = {}
-  for root, _, files in os.walk(path):
-    for f in files:
-      p = os.path.join(root, f)
-      st = os.stat(p)
-      out[os.path.relpath(p, path)] = (st.st_size, st.st_mtime_ns)
-  return out
-
-
-def _cli(workdir, *flags, config="configs/two_stream.py:runlocal"):
-  args = [sys.executable, "-m", "aoarm.main", f"--config={config}", f"--workdir={workdir}"]
-  args += ["--config.model.num_layers=1", "--config.model.d_model=32", *flags]
-  return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
-
-
-def _expect_error(workdir, match, *flags, **kw):
-  before = _snapshot(workdir)
-  res = _cli(workdir, *flags, **kw)
-  assert res.returncode != 0
-  lines = [ln for ln in res.stderr.strip().splitlines() if ln.startswith("aoarm: error:")]
-  assert len(lines) == 1, res.stderr[-3000:]
-  assert match in lines[0], lines[0]
-  assert "Traceback" not in res.stderr, res.stderr[-3000:]
-  assert _snapshot(workdir) == before
-  return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -65,38 +32,38 @@ def _files(texts, train="train.txt", valid="valid.txt"):
 
 
 def test_unknown_variant(tmp_path):
-  _expect_error(str(tmp_path / "w"), "'transformerx'", "--config.model.variant=transformerx")
+  expect_error(str(tmp_path / "w"), "'transformerx'", "--config.model.variant=transformerx")
 
 
 def test_bad_config_file_arg_or_key(tmp_path):
-  _expect_error(str(tmp_path / "w"), "configs/nope.py", config="configs/nope.py")
-  _expect_error(str(tmp_path / "w"), "unknown config arg 'seqlen'", config="configs/ar.py:seqlen=3")
-  _expect_error(str(tmp_path / "w"), "unknown config key", "--config.train.batchsize=3")
-  _expect_error(str(tmp_path / "w"), "invalid literal", "--config.train.batch_size=abc")
+  expect_error(str(tmp_path / "w"), "configs/nope.py", config="configs/nope.py")
+  expect_error(str(tmp_path / "w"), "unknown config arg 'seqlen'", config="configs/ar.py:seqlen=3")
+  expect_error(str(tmp_path / "w"), "unknown config key", "--config.train.batchsize=3")
+  expect_error(str(tmp_path / "w"), "invalid literal", "--config.train.batch_size=abc")
 
 
 def test_missing_and_empty_data_file(tmp_path, texts):
-  _expect_error(str(tmp_path / "w"), "not found", *_files(texts, train="nope.txt"))
-  _expect_error(str(tmp_path / "w"), "empty", *_files(texts, valid="empty.txt"))
+  expect_error(str(tmp_path / "w"), "not found", *_files(texts, train="nope.txt"))
+  expect_error(str(tmp_path / "w"), "empty", *_files(texts, valid="empty.txt"))
 
 
 def test_non_utf8_text(tmp_path, texts):
-  _expect_error(str(tmp_path / "w"), "not UTF-8", *_files(texts, train="latin1.txt"))
+  expect_error(str(tmp_path / "w"), "not UTF-8", *_files(texts, train="latin1.txt"))
 
 
 def test_bad_seq_len(tmp_path, texts):
-  _expect_error(str(tmp_path / "w"), "seq_len", *_files(texts), "--config.data.seq_len=1")
-  _expect_error(
+  expect_error(str(tmp_path / "w"), "seq_len", *_files(texts), "--config.data.seq_len=1")
+  expect_error(
     str(tmp_path / "w"), "seq_len=100000 is larger", *_files(texts), "--config.data.seq_len=100000"
   )
 
 
 def test_batch_and_mesh_vs_devices(tmp_path):
   # the test process (and so this child) has 8 fake CPU devices
-  _expect_error(
+  expect_error(
     str(tmp_path / "w"), "batch_size=12 is not divisible by the 8", "--config.train.batch_size=12"
   )
-  _expect_error(str(tmp_path / "w"), "needs 16 devices", "--config.mesh.data=16")
+  expect_error(str(tmp_path / "w"), "needs 16 devices", "--config.mesh.data=16")
 
 
 def test_restore_with_other_vocabulary_or_shape(tmp_path, texts):
@@ -112,8 +79,100 @@ def test_restore_with_other_vocabulary_or_shape(tmp_path, texts):
     "--config.model.num_heads=2",
     "--config.model.dtype=float32",
   ]
-  _expect_error(
+  expect_error(
     wd, "different vocabulary", *_files(texts, "other.txt", "other.txt"), "--config.data.seq_len=16"
   )
-  _expect_error(wd, "d_model: checkpoint 32 vs config 64", *common, "--config.model.d_model=64")
-  _expect_error(wd, "different model shape", *common, "--config.model.num_layers=3")
+  expect_error(wd, "d_model: checkpoint 32 vs config 64", *common, "--config.model.d_model=64")
+  expect_error(wd, "different model shape", *common, "--config.model.num_layers=3")
+
+
+# Each refused up front: (flags, text the one error line must contain). The fault attack found
+# every one of these accepted (or failing late, or with a traceback) before config_check.
+REFUSED = [
+  (["--config.opt.grad_accum=0"], "config.opt.grad_accum must be >= 1, got 0"),
+  (["--config.order.train=zigzag"], "config.order.train must be one of random|l2r|mixture"),
+  (["--config.order.l2r_prob=2"], "config.order.l2r_prob must be in [0, 1], got 2"),
+  (["--config.model.attention_impl=bogus"], "config.model.attention_impl must be one of"),
+  (
+    ["--config.model.attention_impl=cudnn"],
+    "attention_impl=cudnn needs a GPU; this backend is cpu",
+  ),
+  (["--config.model.mlp_dim=-5"], "config.model.mlp_dim must be >= 0, got -5"),
+  (["--config.seed=-1"], "config.seed must be >= 0, got -1"),
+  (["--config.data.source=markov", "--config.data.markov_vocab=0"], "config.data.markov_vocab"),
+  (["--config.eval.batch_size=0"], "config.eval.batch_size must be >= 1, got 0"),
+  (["--mode=sample", "--config.sample.length=-5"], "config.sample.length must be >= 0"),
+  (["--mode=sample", "--config.sample.num_samples=0"], "config.sample.num_samples must be >= 1"),
+  (["--mode=sample", "--config.sample.num_samples=-2"], "config.sample.num_samples must be >= 1"),
+  (["--mode=sample", "--config.sample.order_positions=a,b"], "config.sample.order_positions"),
+  (["--mode=sample", "--config.sample.mdm_steps=-3"], "config.sample.mdm_steps must be >= 0"),
+  (
+    ["--mode=sample", "--config.sample.temperature=nan"],
+    "config.sample.temperature must be finite",
+  ),
+  (["--config.train.batch_size=0"], "config.train.batch_size must be >= 1, got 0"),
+  (["--config.train.batch_size=-8"], "config.train.batch_size must be >= 1, got -8"),
+  (["--config.opt.lr=nan"], "config.opt.lr must be finite, got nan"),
+  (["--config.opt.lr=-0.001"], "config.opt.lr must be >= 0, got -0.001"),
+  (["--config.model.rope.base=0"], "config.model.rope.base must be > 0"),
+  (["--config.model.rope.base=-10"], "config.model.rope.base must be > 0"),
+  (["--config.opt.warmup_steps=-1"], "config.opt.warmup_steps must be >= 0, got -1"),
+  (["--config.opt.b2=1"], "config.opt.b2 must be in [0, 1), got 1"),
+  (["--config.opt.min_lr_ratio=-0.5"], "config.opt.min_lr_ratio must be in [0, 1]"),
+  (["--config.train.eval_every=-1"], "config.train.eval_every must be >= 0, got -1"),
+  (["--config.train.stop_after=-1"], "config.train.stop_after must be >= 0, got -1"),
+  (["--config.eval.max_windows=-1"], "config.eval.max_windows must be >= 0, got -1"),
+  (["--config.ckpt.keep=0"], "config.ckpt.keep must be >= 1, got 0"),
+  (["--config.ckpt.keep=-1"], "config.ckpt.keep must be >= 1, got -1"),
+  (["--config.mesh.data=0"], "config.mesh.data must be >= 1 or -1, got 0"),
+  (["--config.train.profile=5:2"], "config.train.profile must be 'A:B' with A < B"),
+]
+
+
+def test_refused_up_front(tmp_path):
+  """Every input the fault attack got through, in parallel CLI runs: exit 2, one line naming
+  the key and the value, and no workdir created."""
+
+  def one(i):
+    flags, match = REFUSED[i]
+    try:
+      expect_error(str(tmp_path / f"w{i}"), match, *flags)
+      return None
+    except AssertionError as e:
+      return f"{flags}: {e}"
+
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    failures = [f for f in pool.map(one, range(len(REFUSED))) if f]
+  assert not failures, "\n".join(failures)
+  assert not any(p.name.startswith("w") for p in tmp_path.iterdir())
+
+
+def test_workdir_or_cache_is_a_file(tmp_path):
+  f = tmp_path / "a_file"
+  f.write_text("not a folder")
+  expect_error(str(f), "exists and is not a directory")
+  expect_error(
+    str(tmp_path / "w"), "data.cache_dir", f"--config.data.cache_dir={f}", watch=str(tmp_path)
+  )
+  expect_error(
+    str(tmp_path / "w"), "data.cache_dir", "--mode=eval", f"--config.data.cache_dir={f}",
+    watch=str(tmp_path),
+  )  # fmt: skip
+
+
+def test_data_file_that_is_not_a_regular_file(tmp_path, texts):
+  expect_error(
+    str(tmp_path / "w"), "is not a regular file (a directory)", *_files(texts, train=".")
+  )
+  expect_error(
+    str(tmp_path / "w"),
+    "/dev/null is not a regular file (a device",
+    *_files(texts, valid="/dev/null"),
+  )
+
+
+def test_config_overrides_without_config(tmp_path):
+  expect_error(
+    str(tmp_path / "w"), "--config.train.batch_size needs --config=", "--config.train.batch_size=4",
+    config=None, tiny=False,
+  )  # fmt: skip

@@ -140,7 +140,7 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
   caplog.set_level("WARNING")
   out = experiment.evaluate(tiny_run_config(), wd)
   assert out["step"] == 8
-  assert any("corrupt or partial" in r.message for r in caplog.records)
+  assert any("is damaged" in r.message for r in caplog.records)
 
 
 def test_eval_json_and_entropy_bound(tmp_path):

@@ -5,13 +5,8 @@ split; the tokenizer is saved to WORKDIR/vocab.json by the caller once all check
 """
 
 import dataclasses
-import hashlib
-import json
-import os
 
-import numpy as np
-
-from aoarm.data import sources, tokenizers
+from aoarm.data import cache, sources, tokenizers
 from aoarm.data.markov import MarkovSource
 from aoarm.errors import UserError
 
@@ -23,6 +18,7 @@ class Data:
   tokenizer: object
   splits: dict  # split name -> int32 token stream
   true_nll: object = None  # markov: callable L -> nats/token lower bound
+  fingerprints: dict = dataclasses.field(default_factory=dict)  # split -> SHA-256 of its ids
   pending_writes: list = dataclasses.field(default_factory=list)
 
   def commit_cache(self):
@@ -78,10 +74,12 @@ def load(dcfg, cache_dir: str = "", tokenizer=None) -> Data:
     src = MarkovSource(dcfg.markov_vocab, dcfg.markov_concentration, seed=0)
     stream = src.sample(dcfg.markov_tokens)
     train, held = sources.split_stream(stream, dcfg.valid_fraction)
+    splits = {"train": train, "valid": held, "test": held}
     return Data(
       tokenizers.SymbolTokenizer(src.vocab),
-      {"train": train, "valid": held, "test": held},
+      splits,
       src.true_nll_per_token,
+      fingerprints={k: cache.ids_sha256(v) for k, v in splits.items()},
     )
   if dcfg.source not in SOURCES:
     raise UserError(f"unknown data.source {dcfg.source!r}; expected one of {SOURCES}")
@@ -91,26 +89,10 @@ def load(dcfg, cache_dir: str = "", tokenizer=None) -> Data:
   # pydoc is one document split in two: its vocabulary is the whole document's.
   fit_text = texts["train"] + texts["valid"] if dcfg.source == "pydoc" else texts["train"]
   tok = _tokenizer(dcfg.tokenizer, fit_text, tokenizer)
-  cached = {k: _cached_encode(tok, v, k, cache_dir) for k, v in texts.items()}
+  cached = {k: cache.cached_encode(tok, v, k, cache_dir) for k, v in texts.items()}
   return Data(
-    tok, {k: ids for k, (ids, _) in cached.items()}, pending_writes=[w for _, w in cached.values()]
+    tok,
+    {k: ids for k, (ids, _, _) in cached.items()},
+    fingerprints={k: digest for k, (_, digest, _) in cached.items()},
+    pending_writes=[w for _, _, w in cached.values()],
   )
-
-
-def _cached_encode(tok, text: str, split: str, cache_dir: str):
-  """Tokenise once: (ids, write) where write() stores the .npy cache keyed by text + vocabulary."""
-  if not cache_dir:
-    return tok.encode(text, where=f"{split} split"), lambda: None
-  key = hashlib.sha256(json.dumps(tok.to_json()).encode() + text.encode()).hexdigest()[:16]
-  path = os.path.join(cache_dir, f"{split}-{key}.npy")
-  if os.path.exists(path):
-    return np.load(path), lambda: None
-  ids = tok.encode(text, where=f"{split} split")
-
-  def write():
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + ".tmp.npy"
-    np.save(tmp, ids)
-    os.replace(tmp, path)
-
-  return ids, write

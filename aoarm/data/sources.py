@@ -15,8 +15,11 @@ SPLITS = ("train", "valid", "test")
 def read_text_file(path: str) -> str:
   if not path:
     raise UserError("data.source=text_files needs data.train_path / data.valid_path")
-  if not os.path.isfile(path):
+  if not os.path.exists(path):
     raise UserError(f"data file not found: {path}")
+  if not os.path.isfile(path):
+    kind = "a directory" if os.path.isdir(path) else "a device or special file"
+    raise UserError(f"data file {path} is not a regular file ({kind})")
   with open(path, "rb") as f:
     raw = f.read()
   try:

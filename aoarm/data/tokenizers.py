@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 
+from aoarm import workdir
 from aoarm.errors import UserError
 
 
@@ -98,10 +99,15 @@ def from_json(d: dict):
 
 
 def save(tok, path: str):
-  with open(path, "w", encoding="utf-8") as f:
-    json.dump(tok.to_json(), f, ensure_ascii=False)
+  """Atomically: a reader (or a full disk mid-write) never sees a part of the file."""
+  workdir.write_atomic(path, json.dumps(tok.to_json(), ensure_ascii=False))
 
 
 def load(path: str):
-  with open(path, encoding="utf-8") as f:
-    return from_json(json.load(f))
+  """The saved tokenizer; a damaged file (empty, truncated, not JSON, unknown kind) raises
+  UserError naming the file."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return from_json(json.load(f))
+  except (OSError, ValueError, KeyError, TypeError, AttributeError, UserError) as e:
+    raise UserError(f"{path} is damaged ({type(e).__name__}: {str(e)[:120]})") from None
