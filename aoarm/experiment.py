@@ -235,6 +235,7 @@ def _sync(name: str):
 def train(cfg, workdir: str) -> int:
   """Train (or resume) the run in `workdir`; returns the exit code (see train.run_loop)."""
   with interrupts.catch() as stop:
+    log.info("preparing the run in %s", os.path.abspath(workdir or "."))
     run = prepare(cfg, workdir, "train")
     lock = workdir_lib.TrainLock(run.workdir)
     with lock if jax.process_index() == 0 else contextlib.nullcontext():

@@ -13,11 +13,24 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, met
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "what to do")
 
 
+def _quiet_unraisable(hook=sys.unraisablehook):
+  """After a checkpoint read fails, TensorStore's callbacks hit asyncio's closed event loop and
+  print a traceback each (dozens); the failure itself is reported on one line. Drop only that."""
+
+  def quiet(u):
+    if isinstance(u.exc_value, RuntimeError) and str(u.exc_value) == "Event loop is closed":
+      return
+    hook(u)
+
+  sys.unraisablehook = quiet
+
+
 def main(argv):
   del argv
   from aoarm import interrupts
 
   interrupts.exit_on_sigint()  # until training installs its save-then-exit handler
+  _quiet_unraisable()
   import jax
 
   from aoarm import experiment
