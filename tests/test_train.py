@@ -187,7 +187,9 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, caplog):
   assert max(steps) < 12  # stopped early
   run = experiment.prepare(c, wd, "eval")  # the kept checkpoint restores, all finite
   trainer = Trainer(c, run.mcfg, run.mesh)
-  state, _, step = Checkpointer(run.ckpt_dir, read_only=True).restore_latest(trainer.abstract_state)
+  state, _, step, _ = Checkpointer(run.ckpt_dir, read_only=True).restore_latest(
+    trainer.abstract_state
+  )
   assert step == max(steps)
   assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(state.params))
   logged = losses_by_step(wd)
