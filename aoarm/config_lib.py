@@ -104,7 +104,7 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.train.eval_batches = 16  # batches in an in-training eval (the full eval is --mode=eval)
 
   c.ckpt = mlc.ConfigDict()
-  c.ckpt.every_steps = 1000  # save period (steps); also saved at the end and on SIGTERM
+  c.ckpt.every_steps = 1000  # save period (steps); also saved at the end, on SIGTERM and Ctrl-C
   c.ckpt.keep = 3  # checkpoints kept
   c.ckpt.async_save = True  # Orbax async checkpointing
   # resume: allow another seed, batch size, training data, order or model option than the

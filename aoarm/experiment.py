@@ -2,8 +2,9 @@
 
 `prepare` loads and checks data, model config, mesh, batch sizes and any existing checkpoint's
 vocabulary and model shape, all before compiling or writing anything; `train` and `evaluate` run
-on top of it. Workdir layout: config.json, vocab.json, ckpt/<step>/, metrics.jsonl, tb/,
-eval/step_<N>.json, cache/.
+on top of it. Training holds the workdir's lock and moves damaged checkpoints aside
+(`workdir`); what a resume may change is `resume`'s. Workdir layout: config.json, vocab.json,
+train.lock, ckpt/<step>/, ckpt_aside/, metrics.jsonl, tb/, eval/step_<N>.json, cache/.
 """
 
 import contextlib

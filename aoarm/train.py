@@ -1,5 +1,5 @@
 """Training: state built sharded (eval_shape -> jit(out_shardings)), one jitted step with
-donation, Orbax checkpoints (async, keep-N, resume), SIGTERM -> save and exit 0, NaN guard.
+donation, Orbax checkpoints (async, keep-N, resume), SIGTERM or Ctrl-C -> save and exit, NaN guard.
 
 Every batch is a function of (seed, step), and the step's randomness is fold_in(seed, step), so a
 run resumed from step k reproduces the uninterrupted run's losses exactly.

@@ -203,3 +203,25 @@ def step_y(mesh, x, a, b):
 
   with sharding.activate(mesh, sharding.rules()):
     return gm.mlp(x, a, b)
+
+
+def test_ctrl_c_during_the_kernel_compile_saves_and_resumes(tmp_path):
+  """Ctrl-C while the first step compiles (GPT-2-like block, Mosaic-GPU kernels on a Hopper GPU:
+  a long compile) saves step 1 and exits 130, with no crash; the run then resumes from it."""
+  import os
+  import signal
+
+  from cli import run, spawn, wait_for
+
+  wd = str(tmp_path / "run")
+  flags = ["--config.train.num_steps=4", "--config.train.log_every=1"]
+  proc = spawn(wd, *flags, config="configs/two_stream.py", tiny=False)
+  wait_for(lambda: os.path.exists(os.path.join(wd, "config.json")), proc=proc, what="start")
+  proc.send_signal(signal.SIGINT)
+  out = proc.communicate(timeout=600)[0]
+  assert proc.returncode == 130, out[-3000:]
+  assert "Traceback" not in out and "Segmentation" not in out
+  assert os.listdir(os.path.join(wd, "ckpt")) == ["1"], out[-2000:]
+  res = run(wd, *flags, config="configs/two_stream.py", tiny=False, timeout=600)
+  assert res.returncode == 0, res.stderr[-3000:]
+  assert "resuming from step 1" in res.stderr
