@@ -143,7 +143,7 @@ def _check_paths(cfg, workdir: str, mode: str) -> tuple[str, str]:
     if mode == "train":
       workdir_lib.check_dir(workdir, "--workdir")
       workdir_lib.check_dir(cache, "data.cache_dir")
-    else:
+    elif mode in ("eval", "sample"):  # other tools ("read") write elsewhere
       out = os.path.join(workdir, "eval" if mode == "eval" else "samples")
       workdir_lib.check_dir(out, f"the {mode} output folder")
   return ckpt_dir, cache

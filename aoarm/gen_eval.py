@@ -29,7 +29,7 @@ def load_run(workdir: str):
     raise UserError(f"no config.json in {workdir}")
   with open(path) as f:
     cfg = mlc.ConfigDict(json.load(f))
-  return (cfg,) + restore_params(cfg, workdir, "sample")
+  return (cfg,) + restore_params(cfg, workdir, "read")
 
 
 def unigram_entropy(tokens_BxL: np.ndarray) -> float:

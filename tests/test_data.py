@@ -83,7 +83,8 @@ def test_pydoc_source_and_cache(tmp_path):
   assert len(d.splits["train"]) > 100_000 and d.vocab_size > 50
   assert os.listdir(tmp_path) == []  # nothing is written before commit_cache()
   d.commit_cache()
-  assert len(os.listdir(tmp_path)) == 3
+  names = sorted(os.path.splitext(n)[1] for n in os.listdir(tmp_path))
+  assert names == [".json"] * 3 + [".npy"] * 3  # per split: the ids and their checksum record
   d2 = data_lib.load(c.data, str(tmp_path))  # from the cache
   np.testing.assert_array_equal(d2.splits["valid"], d.splits["valid"])
 
