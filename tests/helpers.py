@@ -95,3 +95,18 @@ def assert_kernel_matches_xla(variant, field, jit=False, **kw):
   np.testing.assert_allclose(out["pallas"][0], out["xla"][0], rtol=1e-2)
   for a, b in zip(jax.tree.leaves(out["pallas"][1]), jax.tree.leaves(out["xla"][1])):
     np.testing.assert_allclose(a, b, rtol=0.1, atol=0.05 * float(np.abs(b).max()) + 1e-6)
+
+
+def damage_checkpoint_arrays(state_dir):
+  """Overwrite every array file of a checkpoint's `state` folder with garbage (its metadata
+  files left as they are): the step is listed but cannot be read."""
+  import os
+
+  damaged = 0
+  for root, _, files in os.walk(state_dir):
+    for f in files:
+      if not f.startswith("_") and "metadata" not in f.lower():
+        with open(os.path.join(root, f), "wb") as fh:
+          fh.write(b"garbage")
+        damaged += 1
+  assert damaged > 0

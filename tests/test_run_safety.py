@@ -15,6 +15,8 @@ from cli import error_lines, expect_error, run, snapshot, spawn, wait_for
 
 from aoarm import workdir as workdir_lib
 
+from helpers import damage_checkpoint_arrays
+
 pytestmark = pytest.mark.slow
 BASE = [
   "--config.data.source=markov",
@@ -105,15 +107,7 @@ def test_checkpoints_without_tree_metadata_still_resume(wd):
 
 
 def _damage(wd, step):
-  """Overwrite every array file of a checkpoint step with garbage (metadata left as it is)."""
-  n = 0
-  for root, _, files in os.walk(os.path.join(wd, "ckpt", str(step), "state")):
-    for f in files:
-      if not f.startswith("_") and "metadata" not in f.lower():
-        with open(os.path.join(root, f), "wb") as fh:
-          fh.write(b"garbage")
-        n += 1
-  assert n > 0
+  damage_checkpoint_arrays(os.path.join(wd, "ckpt", str(step), "state"))
 
 
 def test_all_checkpoints_unreadable_stops_without_touching_them(wd):

@@ -21,7 +21,7 @@ from aoarm.data.pipeline import TrainBatches
 from aoarm.models import ModelConfig
 from aoarm.train import Trainer
 
-from helpers import losses_by_step, tiny_run_config
+from helpers import damage_checkpoint_arrays, losses_by_step, tiny_run_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -128,15 +128,7 @@ def test_sigterm_saves_and_exits_zero(tmp_path):
 def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
   wd = str(tmp_path / "run")
   assert experiment.train(tiny_run_config(), wd) == 0  # checkpoints at 4, 8, 12 (keep 3)
-  state_dir = os.path.join(wd, "ckpt", "12", "state")
-  damaged = 0
-  for root, _, files in os.walk(state_dir):  # damage every array file of the latest
-    for f in files:
-      if not f.startswith("_") and "metadata" not in f.lower():
-        with open(os.path.join(root, f), "wb") as fh:
-          fh.write(b"garbage")
-        damaged += 1
-  assert damaged > 0
+  damage_checkpoint_arrays(os.path.join(wd, "ckpt", "12", "state"))
   caplog.set_level("WARNING")
   out = experiment.evaluate(tiny_run_config(), wd)
   assert out["step"] == 8
