@@ -164,6 +164,7 @@ RULES = {
   "train.eval_every": NONNEG,  # 0 = only at the end
   "train.profile": Text(_profile),
   "train.eval_batches": POS,
+  "train.compile_cache": Text(),  # auto | off | a folder
   "ckpt.every_steps": POS,
   "ckpt.keep": POS,
   "ckpt.async_save": Bool(),

@@ -102,6 +102,8 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.train.eval_every = 0  # steps between held-out evals during training (0 = only at the end)
   c.train.profile = ""  # "A:B": jax.profiler trace of steps [A, B) into WORKDIR/profile
   c.train.eval_batches = 16  # batches in an in-training eval (the full eval is --mode=eval)
+  # JAX's persistent compilation cache: auto (~/.cache/aoarm/jax) | off | a folder
+  c.train.compile_cache = "auto"
 
   c.ckpt = mlc.ConfigDict()
   c.ckpt.every_steps = 1000  # save period (steps); also saved at the end, on SIGTERM and Ctrl-C

@@ -53,6 +53,10 @@ def main(argv):
       raise UserError(
         f"cannot load {given[0] if given else '--config'}: no such file, or it has no get_config"
       ) from None
+    from aoarm import compile_cache, config_check
+
+    config_check.validate(cfg, jax.default_backend())  # again in prepare: library callers
+    compile_cache.enable(cfg.train.compile_cache)
     if _MODE.value == "train":
       code = experiment.train(cfg, _WORKDIR.value)
     elif _MODE.value == "eval":

@@ -209,6 +209,9 @@ def run_loop(
       if step == prof_start:
         jax.profiler.start_trace(os.path.join(workdir, "profile"), create_perfetto_trace=True)
       state, m = trainer.train_step(state, next(stream))
+      if step == start_step:  # the one step that compiles: say how long a launch waited
+        jax.block_until_ready(m["loss"])
+        log.info("first step done in %.1f s (compilation included)", time.perf_counter() - t0)
       if step + 1 == prof_stop:
         jax.block_until_ready(m["loss"])
         jax.profiler.stop_trace()
