@@ -16,6 +16,11 @@ def pytest_configure(config):
   ).strip()
   if not wants_gpu:
     os.environ["JAX_PLATFORMS"] = "cpu"
+  # The command-line runs of the tests share one compilation cache (train.compile_cache=auto),
+  # kept out of the user's own ~/.cache.
+  import tempfile
+
+  os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="aoarm-test-cache-")
   import jax
 
   jax.config.update("jax_default_matmul_precision", "highest")
