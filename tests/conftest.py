@@ -29,6 +29,11 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
   import jax
 
+  kernels_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
+  for item in items:
+    if str(item.path).startswith(kernels_dir + os.sep):
+      item.add_marker(pytest.mark.kernels)
+
   if jax.default_backend() == "gpu":
     return
   skip = pytest.mark.skip(reason="needs a GPU (pytest -m gpu on an accelerator)")

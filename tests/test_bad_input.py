@@ -10,6 +10,8 @@ from aoarm import experiment
 
 from helpers import tiny_run_config
 
+pytestmark = pytest.mark.slow  # each case runs the command line in a subprocess
+
 
 @pytest.fixture(scope="module")
 def texts(tmp_path_factory):

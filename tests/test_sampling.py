@@ -34,7 +34,8 @@ PALLAS_CASES = [
 
 @pytest.mark.parametrize(
   "variant,k,order,decode_impl",
-  [c + ("xla",) for c in CASES] + [c + ("pallas",) for c in PALLAS_CASES],
+  [c + ("xla",) for c in CASES]
+  + [pytest.param(*c, "pallas", marks=pytest.mark.kernels) for c in PALLAS_CASES],
 )
 def test_cached_logprobs_equal_full_forward(variant, k, order, decode_impl):
   """decode_impl=pallas runs the Triton decode kernel in interpret mode off GPU."""

@@ -28,7 +28,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.parametrize(
   "variant,norm_impl",
-  [("two_stream", "xla"), ("decoupled_rope", "xla"), ("mdm", "xla"), ("two_stream", "pallas")],
+  [
+    ("two_stream", "xla"),
+    ("decoupled_rope", "xla"),
+    ("mdm", "xla"),
+    pytest.param("two_stream", "pallas", marks=pytest.mark.kernels),
+  ],
 )
 def test_8_device_meshes_match_one_device(variant, norm_impl):
   """norm_impl=pallas: the RMSNorm kernels (interpret mode) per device under the meshes."""
@@ -71,6 +76,7 @@ def test_activation_constraints_are_live_under_a_mesh():
   assert '{"tensor"}' in text  # the heads / MLP-hidden constraints name the tensor axis
 
 
+@pytest.mark.slow  # a subprocess trains
 def test_resume_after_kill_reproduces_losses(tmp_path):
   full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
   assert experiment.train(tiny_run_config(), full) == 0
@@ -93,6 +99,7 @@ def _stopping_at(c, step):
   return c
 
 
+@pytest.mark.slow  # a subprocess trains
 def test_sigterm_saves_and_exits_zero(tmp_path):
   wd = str(tmp_path / "run")
   args = [
