@@ -16,6 +16,32 @@ from aoarm.models import ModelConfig, get_model
 H100_DATASHEET_BF16 = 989e12  # dense bf16, SXM datasheet
 H100_MEASURED_BF16 = 798e12  # 8192^3 bf16 matmul measured on this workplace's H100
 
+# Dense bf16 datasheet peaks by jax's `device_kind` (a prefix is enough), for MFU in the logs.
+PEAK_BF16 = (
+  ("NVIDIA H100", 989e12),
+  ("NVIDIA H200", 989e12),
+  ("NVIDIA H800", 989e12),
+  ("NVIDIA GH200", 989e12),
+  ("NVIDIA A100", 312e12),
+  ("NVIDIA A800", 312e12),
+  ("NVIDIA L4", 121e12),
+  ("TPU v4", 275e12),
+  ("TPU v5 lite", 197e12),
+  ("TPU v5e", 197e12),
+  ("TPU v5p", 459e12),
+  ("TPU v5", 459e12),
+  ("TPU v6 lite", 918e12),
+  ("TPU v6e", 918e12),
+)
+
+
+def device_peak(device_kind: str) -> float | None:
+  """The datasheet dense bf16 FLOP/s of one device of this kind, or None if unknown (a CPU)."""
+  for prefix, peak in PEAK_BF16:
+    if device_kind.startswith(prefix):
+      return peak
+  return None
+
 
 def param_shapes(cfg: ModelConfig):
   model = get_model(cfg)
@@ -56,10 +82,6 @@ def train_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float
 
 def forward_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float:
   return train_flops_per_token(cfg, seq_len) / 3
-
-
-def mfu(tokens_per_sec: float, cfg: ModelConfig, peak: float = H100_DATASHEET_BF16) -> float:
-  return tokens_per_sec * train_flops_per_token(cfg) / peak
 
 
 def main():  # python -m aoarm.flops: the table in the closing note of the core issue

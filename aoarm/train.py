@@ -199,6 +199,8 @@ def run_loop(
   stop = interrupted.enter_context(interrupts.catch())
   bar = Progress(start_step, n)
   tokens_per_step = c.train.batch_size * trainer.mcfg.seq_len
+  one = flops.device_peak(trainer.mesh.devices.flat[0].device_kind)  # MFU: of the mesh's peak
+  peak = one * trainer.mesh.devices.size if one else None
   t0, s0 = time.perf_counter(), start_step
   # Batches are read and put on the devices by a background thread a few steps ahead, so this
   # thread only dispatches steps (a host-to-device copy may wait on the device's stream).
@@ -233,17 +235,18 @@ def run_loop(
       if log_now:
         dt = time.perf_counter() - t0
         tps = (done - s0) * tokens_per_step / max(dt, 1e-9)
-        mfu = tps * trainer.flops_per_token / flops.H100_DATASHEET_BF16
+        mfu = tps * trainer.flops_per_token / peak if peak else None
         writer.write(
           done,
           {
             "train/loss": loss,
             "train/grad_norm": float(m["grad_norm"]),
             "train/tokens_per_s": tps,
-            "train/mfu_h100": mfu,
+            **({"train/mfu": mfu} if mfu is not None else {}),
           },
         )
-        bar.update(done, loss=loss, tok_s=f"{tps:,.0f}", mfu=f"{100 * mfu:.1f}%")
+        shown = {"mfu": f"{100 * mfu:.1f}%"} if mfu is not None else {}
+        bar.update(done, loss=loss, tok_s=f"{tps:,.0f}", **shown)
         t0, s0 = time.perf_counter(), done
       if evaluate_fn is not None and c.train.eval_every and done % c.train.eval_every == 0:
         writer.write(done, evaluate_fn(state.params))

@@ -212,3 +212,16 @@ def test_profile_window_writes_a_trace(tmp_path):
   assert experiment.train(tiny_run_config(**{"train.profile": "2:4"}), wd) == 0
   traces = [f for _, _, fs in os.walk(os.path.join(wd, "profile")) for f in fs]
   assert any(f.endswith(".xplane.pb") for f in traces), traces
+
+
+def test_mfu_is_logged_against_the_devices_own_peak(tmp_path):
+  from aoarm import flops
+
+  assert flops.device_peak("NVIDIA H200") == flops.device_peak("NVIDIA H100 80GB HBM3") == 989e12
+  assert flops.device_peak("TPU v5 lite") == 197e12 and flops.device_peak("cpu") is None
+  wd = str(tmp_path / "run")
+  assert experiment.train(tiny_run_config(**{"train.num_steps": 2}), wd) == 0
+  with open(os.path.join(wd, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  assert any("train/loss" in r for r in rows)
+  assert not any(k.startswith("train/mfu") for r in rows for k in r)  # a CPU has no known peak

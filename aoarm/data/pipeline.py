@@ -94,8 +94,3 @@ def eval_batches(tokens: np.ndarray, seq_len: int, batch_size: int, max_windows:
       weight[len(chunk) :] = 0
       chunk = np.concatenate([chunk, np.repeat(chunk[:1], batch_size - len(chunk), 0)])
     yield chunk.astype(np.int32), weight
-
-
-def num_windows(tokens: np.ndarray, seq_len: int, max_windows: int = 0) -> int:
-  n = len(tokens) // seq_len
-  return min(n, max_windows) if max_windows else n

@@ -111,10 +111,6 @@ class ModelConfig:
   def params_dtype(self):
     return DTYPES[self.param_dtype]
 
-  @property
-  def any_order(self) -> bool:
-    return self.variant in ("two_stream", "decoupled_rope", "sigma_gpt")
-
   @classmethod
   def from_config(cls, model_cfg, seq_len: int | None = None) -> "ModelConfig":
     """From a ConfigDict `config.model` (with a nested `rope` section)."""

@@ -48,12 +48,6 @@ class TwoStream(nn.Module):
     g_BxLxD, g_ids = self._g(sigma_BxL)
     return self.backbone(h_BxLxD, RopeIds(q_pos=rows.own, k_pos=rows.own), g_BxLxD, g_ids)
 
-  def extend(self, prev_BxN, rows: Rows, cache, start):
-    """Append content rows (holding prev tokens, BOS = vocab_size) to the cache."""
-    h = self.backbone.embed(prev_BxN)
-    ids = RopeIds(q_pos=rows.own, k_pos=rows.own)
-    return self.backbone.extend(h, ids, cache, start, need_logits=False)[1]
-
   def step(self, prev_BxN, rows: Rows, tgt_BxM, cache, start):
     """One fused sampling step: append content rows for prev tokens at [start, start+N) and
     score targets against rows [0, start+N). Returns (logits B x M x V, cache)."""
