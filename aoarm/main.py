@@ -13,9 +13,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, met
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "what to do")
 
 
-def _quiet_unraisable(hook=sys.unraisablehook):
-  """After a checkpoint read fails, TensorStore's callbacks hit asyncio's closed event loop and
-  print a traceback each (dozens); the failure itself is reported on one line. Drop only that."""
+def _quiet_failed_read_noise(hook=sys.unraisablehook):
+  """After a checkpoint read fails, Orbax's TensorStore futures print a traceback each (dozens:
+  asyncio's "exception was never retrieved", and callbacks hitting the closed event loop). The
+  failure itself is reported on one line; drop only those two kinds of message."""
 
   def quiet(u):
     if isinstance(u.exc_value, RuntimeError) and str(u.exc_value) == "Event loop is closed":
@@ -24,13 +25,18 @@ def _quiet_unraisable(hook=sys.unraisablehook):
 
   sys.unraisablehook = quiet
 
+  def keep(record):
+    return "exception was never retrieved" not in record.getMessage()
+
+  logging.getLogger("asyncio").addFilter(keep)
+
 
 def main(argv):
   del argv
   from aoarm import interrupts
 
   interrupts.exit_on_sigint()  # until training installs its save-then-exit handler
-  _quiet_unraisable()
+  _quiet_failed_read_noise()
   import jax
 
   from aoarm import experiment
