@@ -9,6 +9,8 @@ from aoarm import experiment, gen_eval, sample
 
 from helpers import tiny_run_config
 
+pytestmark = pytest.mark.slow  # trains a run per variant first
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):

@@ -24,6 +24,7 @@ from aoarm.train import Trainer
 from helpers import damage_checkpoint_arrays, losses_by_step, tiny_run_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow  # every test here trains a run (in-process or a subprocess)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +77,6 @@ def test_activation_constraints_are_live_under_a_mesh():
   assert '{"tensor"}' in text  # the heads / MLP-hidden constraints name the tensor axis
 
 
-@pytest.mark.slow  # a subprocess trains
 def test_resume_after_kill_reproduces_losses(tmp_path):
   full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
   assert experiment.train(tiny_run_config(), full) == 0
@@ -99,7 +99,6 @@ def _stopping_at(c, step):
   return c
 
 
-@pytest.mark.slow  # a subprocess trains
 def test_sigterm_saves_and_exits_zero(tmp_path):
   wd = str(tmp_path / "run")
   args = [

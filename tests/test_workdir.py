@@ -100,6 +100,7 @@ def test_damaged_token_cache_is_rebuilt(tmp_path, damage, caplog):
   assert cache._verified(npy, npy[:-4] + ".json", cache.source_sha256(tok, text))[0] is not None
 
 
+@pytest.mark.slow  # trains a run
 def test_restore_without_tree_metadata_is_bitwise_the_same(tmp_path):
   wd = str(tmp_path / "run")
   c = tiny_run_config()
