@@ -83,8 +83,8 @@ def check(meta: dict, cfg, train_fingerprint: str, ckpt_dir: str):
       "Resume with the checkpoint's value, or use another --workdir"
     )
   refused, noted = [], []
-  for key in sorted(set(before) | set(now)):
-    a, b = before.get(key, "<absent>"), now.get(key, "<absent>")
+  for key in sorted(set(before) & set(now)):  # a key one version lacks cannot be compared
+    a, b = before[key], now[key]
     if a == b:
       continue
     line = f"{key}: checkpoint {a!r} -> now {b!r}"

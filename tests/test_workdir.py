@@ -114,3 +114,21 @@ def test_restore_without_tree_metadata_is_bitwise_the_same(tmp_path):
   assert jax.tree.structure(got) == jax.tree.structure(want)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     assert a.dtype == b.dtype and np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_resume_ignores_keys_that_one_version_of_the_config_lacks():
+  """A checkpoint written before a config key existed (or after one was removed) still resumes:
+  only keys both configs have are compared."""
+  from aoarm import config_lib, resume
+
+  cfg = config_lib.base_config("two_stream", "runlocal")
+  saved = cfg.to_dict()
+  del saved["model"]["qkv_impl"], saved["train"]["compile_cache"]
+  saved["model"]["retired_knob"] = 3
+  meta = {"step": 4, "config": saved, "data": {"train": "abc"}}
+  resume.check(meta, cfg, "abc", "/ckpt")  # no error
+  saved["seed"] = 5
+  with pytest.raises(UserError, match="seed: checkpoint 5 -> now 0"):
+    resume.check(meta, cfg, "abc", "/ckpt")
+  with pytest.raises(UserError, match="training data"):
+    resume.check(dict(meta, config=cfg.to_dict()), cfg, "abd", "/ckpt")
