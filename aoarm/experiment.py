@@ -140,9 +140,8 @@ def _check_paths(cfg, workdir: str, mode: str) -> tuple[str, str]:
   if os.path.exists(ckpt_dir) and not os.path.isdir(ckpt_dir):
     raise UserError(f"{ckpt_dir} exists and is not a directory (checkpoints go there)")
   if jax.process_index() == 0:
-    if mode == "train":
+    if mode == "train":  # (the token cache is only an optimisation: see data.cache)
       workdir_lib.check_dir(workdir, "--workdir")
-      workdir_lib.check_dir(cache, "data.cache_dir")
     elif mode in ("eval", "sample"):  # other tools ("read") write elsewhere
       out = os.path.join(workdir, "eval" if mode == "eval" else "samples")
       workdir_lib.check_dir(out, f"the {mode} output folder")

@@ -132,3 +132,13 @@ def test_resume_ignores_keys_that_one_version_of_the_config_lacks():
     resume.check(meta, cfg, "abc", "/ckpt")
   with pytest.raises(UserError, match="training data"):
     resume.check(dict(meta, config=cfg.to_dict()), cfg, "abd", "/ckpt")
+
+
+def test_a_cache_that_cannot_be_written_only_warns(tmp_path, caplog):
+  (tmp_path / "f").write_text("in the way")
+  tok = tokenizers.CharTokenizer("ab")
+  ids, _, write = cache.cached_encode(tok, "abba" * 10, "train", str(tmp_path / "f" / "cache"))
+  caplog.set_level("WARNING")
+  write()
+  assert any("not written" in r.message for r in caplog.records)
+  assert len(ids) == 40

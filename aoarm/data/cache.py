@@ -65,12 +65,17 @@ def cached_encode(tok, text: str, split: str, cache_dir: str):
     return ids, digest, lambda: None
 
   def write():
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = stem + ".tmp.npy"
-    np.save(tmp, ids)
-    os.replace(tmp, stem + ".npy")
-    rec = {"ids_sha256": digest, "num_tokens": int(len(ids)), "dtype": "int32"}
-    rec.update(source_sha256=source, split=split)
-    workdir.write_atomic(stem + ".json", json.dumps(rec, indent=1) + "\n")
+    try:
+      os.makedirs(cache_dir, exist_ok=True)
+      tmp = stem + ".tmp.npy"
+      np.save(tmp, ids)
+      os.replace(tmp, stem + ".npy")
+      rec = {"ids_sha256": digest, "num_tokens": int(len(ids)), "dtype": "int32"}
+      rec.update(source_sha256=source, split=split)
+      workdir.write_atomic(stem + ".json", json.dumps(rec, indent=1) + "\n")
+    except OSError as e:  # a read-only or full cache folder: the run goes on without it
+      log.warning(
+        "token cache %s not written (%s): the split is tokenised again next time", stem, e
+      )
 
   return ids, digest, write
