@@ -116,7 +116,7 @@ class Checkpointer:
       self._fail(f"saving checkpoint step {step} in {self.directory}", e)
 
   def _fail(self, what: str, e: Exception):
-    self.failed = f"{what} failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    self.failed = f"{what} failed: {_reason(e)}"
     raise CheckpointSaveError(self.failed) from e
 
   def wait(self):

@@ -18,10 +18,10 @@ H100_MEASURED_BF16 = 798e12  # 8192^3 bf16 matmul measured on this workplace's H
 
 # Dense bf16 datasheet peaks by jax's `device_kind` (a prefix is enough), for MFU in the logs.
 PEAK_BF16 = (
-  ("NVIDIA H100", 989e12),
-  ("NVIDIA H200", 989e12),
-  ("NVIDIA H800", 989e12),
-  ("NVIDIA GH200", 989e12),
+  ("NVIDIA H100", H100_DATASHEET_BF16),
+  ("NVIDIA H200", H100_DATASHEET_BF16),
+  ("NVIDIA H800", H100_DATASHEET_BF16),
+  ("NVIDIA GH200", H100_DATASHEET_BF16),
   ("NVIDIA A100", 312e12),
   ("NVIDIA A800", 312e12),
   ("NVIDIA L4", 121e12),

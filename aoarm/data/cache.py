@@ -28,22 +28,28 @@ def source_sha256(tok, text: str) -> str:
 
 
 def _verified(npy: str, sidecar: str, source: str):
-  """The cached ids, or (None, why) when the cache is absent or fails a check."""
+  """(ids, their SHA-256, None) from a cache that passes every check, else (None, None, why
+  not); `why` is None where there is no cache at all."""
   if not os.path.exists(npy) and not os.path.exists(sidecar):
-    return None, None
+    return None, None, None
   try:
     with open(sidecar, encoding="utf-8") as f:
       rec = json.load(f)
     ids = np.load(npy, allow_pickle=False)
   except (OSError, ValueError, EOFError) as e:
-    return None, f"unreadable ({type(e).__name__}: {str(e)[:120]})"
+    return None, None, f"unreadable ({type(e).__name__}: {str(e)[:120]})"
   if rec.get("source_sha256") != source:
-    return None, "recorded for another text or vocabulary"
+    return None, None, "recorded for another text or vocabulary"
   if ids.dtype != np.int32 or ids.ndim != 1 or len(ids) != rec.get("num_tokens"):
-    return None, f"holds {ids.dtype}{list(ids.shape)}, recorded int32[{rec.get('num_tokens')}]"
-  if ids_sha256(ids) != rec.get("ids_sha256"):
-    return None, "its token ids do not match their recorded SHA-256"
-  return ids, None
+    return (
+      None,
+      None,
+      f"holds {ids.dtype}{list(ids.shape)}, recorded int32[{rec.get('num_tokens')}]",
+    )
+  digest = ids_sha256(ids)
+  if digest != rec.get("ids_sha256"):
+    return None, None, "its token ids do not match their recorded SHA-256"
+  return ids, digest, None
 
 
 def cached_encode(tok, text: str, split: str, cache_dir: str):
@@ -52,9 +58,9 @@ def cached_encode(tok, text: str, split: str, cache_dir: str):
   source = source_sha256(tok, text)
   if cache_dir:
     stem = os.path.join(cache_dir, f"{split}-{source[:16]}")
-    ids, why = _verified(stem + ".npy", stem + ".json", source)
-    if ids is not None:
-      return ids, ids_sha256(ids), lambda: None
+    ids, digest, why = _verified(stem + ".npy", stem + ".json", source)
+    if ids is not None:  # already hashed by the check: not hashed again
+      return ids, digest, lambda: None
     if why:
       log.warning(
         "token cache %s.npy not used (%s): tokenising the %s split again", stem, why, split
