@@ -10,8 +10,10 @@ that knowledge is, but also run before anything is compiled or written.
 import dataclasses
 import math
 
+from aoarm import kernels
 from aoarm.errors import UserError
-from aoarm.models.model_config import VARIANTS
+from aoarm.models import VARIANTS
+from aoarm.models.model_config import CHOICES as KERNEL_CHOICES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +105,6 @@ def _positions(spec):
     raise ValueError(f"must be a comma list of positions 0, 1, ..., got {spec!r}")
 
 
-IMPLS = ("auto", "xla", "pallas")
 POS = Int(1)  # a count: at least 1
 NONNEG = Int(0)
 FRACTION = Num(0.0, 1.0)
@@ -136,14 +137,9 @@ RULES = {
   "model.tie_embeddings": Bool(),
   "model.dtype": Choice(DTYPES),
   "model.param_dtype": Choice(DTYPES),
-  "model.attention_impl": Choice(("auto", "xla", "cudnn")),
   "model.remat": Choice(("none", "full", "dots")),
   "model.capture_attention": Bool(),
-  "model.embed_impl": Choice(("auto", "gather", "onehot")),
-  "model.decode_impl": Choice(IMPLS),
-  "model.norm_impl": Choice(IMPLS),
-  "model.mlp_impl": Choice(IMPLS),
-  "model.qkv_impl": Choice(IMPLS),
+  **{f"model.kernels.{k}": Choice(v) for k, v in KERNEL_CHOICES.items()},
   "model.rope.base": Num(0.0, open_lo=True),
   "model.rope.target_heads": FRACTION,
   "model.rope.order_dims": FRACTION,
@@ -215,5 +211,12 @@ def validate(cfg, backend: str | None = None):
     problem = RULES[key].check(v)
     if problem:
       raise UserError(f"config.{key} {problem}")
-  if backend is not None and backend != "gpu" and cfg.model.attention_impl == "cudnn":
-    raise UserError(f"config.model.attention_impl=cudnn needs a GPU; this backend is {backend}")
+  if backend is None:
+    return
+  k = cfg.model.kernels
+  if backend != "gpu" and k.attention == "cudnn":
+    raise UserError(f"config.model.kernels.attention=cudnn needs a GPU; this backend is {backend}")
+  for site in ("norm", "mlp", "qkv", "decode"):
+    problem = kernels.check(site, k[site], backend)
+    if problem:
+      raise UserError(f"config.{problem}")

@@ -5,6 +5,8 @@ builds every section with a comment on each field. A config file sets its varian
 its `sweep()`; the command line overrides any field with --config.a.b=value.
 """
 
+import logging
+
 import ml_collections as mlc
 
 DEFAULT_ARGS = dict(seq_len=0, runlocal=False, seed=0, source="", variant="")
@@ -57,7 +59,7 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.data.cache_dir = ""  # tokenised-stream cache ('' = WORKDIR/cache)
 
   c.model = mlc.ConfigDict()
-  c.model.variant = variant  # ar | two_stream | decoupled_rope | sigma_gpt | mdm
+  c.model.variant = variant  # a name in aoarm.models.VARIANTS (ar, two_stream, mdm, ...)
   c.model.num_layers = 6
   c.model.d_model = 384
   c.model.num_heads = 6
@@ -65,16 +67,16 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.model.tie_embeddings = True  # output head = token table
   c.model.dtype = "bfloat16"  # compute dtype; params stay in param_dtype
   c.model.param_dtype = "float32"
-  c.model.attention_impl = "auto"  # auto (cuDNN on GPU with bf16, else XLA) | xla | cudnn
   c.model.remat = "none"  # none | full | dots
   c.model.capture_attention = False  # diagnostics only: slow explicit attention
-  c.model.embed_impl = "auto"  # auto (one-hot if table <= 1024 rows) | gather | onehot
-  c.model.decode_impl = "auto"  # cached-decoding attention: auto (pallas on 1 GPU) | xla | pallas
-  c.model.norm_impl = "auto"  # RMSNorm: auto (fused Pallas kernels on 1 GPU) | xla | pallas
-  c.model.mlp_impl = "auto"  # MLP: auto (GELU in matmul epilogues on 1 Hopper GPU) | xla | pallas
-  c.model.qkv_impl = (
-    "auto"  # q/k/v projection: auto (RoPE in its epilogue, 1 Hopper GPU) | xla | pallas
-  )
+  # how the model computes, never what (aoarm.kernels.AUTO says what each `auto` picks)
+  c.model.kernels = mlc.ConfigDict()
+  c.model.kernels.attention = "auto"  # auto (cuDNN on GPU with bf16, else XLA) | xla | cudnn
+  c.model.kernels.embed = "auto"  # auto (one-hot if table <= 1024 rows) | gather | onehot
+  c.model.kernels.norm = "auto"  # RMSNorm: auto (one-read kernels on 1 GPU) | xla | pallas
+  c.model.kernels.mlp = "auto"  # MLP: auto (GELU in matmul epilogues, 1 Hopper GPU) | xla | pallas
+  c.model.kernels.qkv = "auto"  # q/k/v: auto (RoPE in the epilogue, 1 Hopper GPU) | xla | pallas
+  c.model.kernels.decode = "auto"  # cached decoding: auto (flash decoding, 1 GPU) | xla | pallas
   c.model.rope = mlc.ConfigDict()
   c.model.rope.base = 10_000.0
   c.model.rope.target_heads = 1.0  # decoupled_rope: fraction of heads querying by target pos
@@ -148,6 +150,33 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
     c.ckpt.every_steps = 100
     c.eval.max_windows, c.eval.batch_size = 256, 32
   return c
+
+
+def apply_aliases(cfg):
+  """Move the kernel knobs' old flat names (model.norm_impl, ...; committed results' commands
+  use them) to model.kernels.*, with a warning each. UserError where an old name and its new
+  one are both set, to different values."""
+  from aoarm.errors import UserError
+  from aoarm.models.model_config import LEGACY_KEYS
+
+  for old, new in LEGACY_KEYS.items():
+    if old not in cfg.model:
+      continue
+    value = cfg.model[old]
+    with cfg.unlocked():
+      del cfg.model[old]
+      if "kernels" not in cfg.model:
+        cfg.model.kernels = mlc.ConfigDict()
+      now = cfg.model.kernels.get(new, "auto")
+      if now not in ("auto", value):
+        raise UserError(
+          f"config.model.{old}={value!r} and config.model.kernels.{new}={now!r} disagree "
+          f"(model.{old} is the old name of model.kernels.{new})"
+        )
+      cfg.model.kernels[new] = value
+    logging.getLogger("aoarm").warning(
+      "config.model.%s is now config.model.kernels.%s (the old name goes soon)", old, new
+    )
 
 
 def sweep_product(**axes):

@@ -1,4 +1,5 @@
-"""Structural vs semantic attention (SPEC §5), per layer and head, beside uniform baselines.
+"""Structural vs semantic attention (docs/diagnostics.md), per layer and head, beside uniform
+baselines.
 
 For a row that predicts y_t (single stream: row t; two-stream: query row t, and content row t+1
 which holds y_t), with attention weights a_j over the rows j it may see:
@@ -18,7 +19,7 @@ import os
 import jax
 import numpy as np
 
-from aoarm import orders
+from aoarm import models, orders
 from aoarm.models import get_model
 
 MS = (1, 2, 4, 8)
@@ -52,20 +53,23 @@ def masses(w_BxHxTxS, rows_T, tgt_BxT, pos_BxS, ms=MS):
 
 def analyse(model, params, mcfg, x_BxL, sigma_BxL) -> list[dict]:
   """Per layer, stream and head: structural/semantic masses of one batch."""
-  if mcfg.variant == "mdm":
-    raise ValueError("mdm has no generation order: structural recency is undefined for it")
+  traits = models.traits(mcfg.variant)
+  if not traits.has_order:
+    raise ValueError(
+      f"{mcfg.variant} has no generation order: structural recency is undefined for it"
+    )
   cfg = dataclasses.replace(mcfg, capture_attention=True)
   m = get_model(cfg)
   _, st = m.apply({"params": params}, x_BxL, sigma_BxL, mutable=["intermediates"])
   inter = st["intermediates"]["backbone"]
   B, L = x_BxL.shape
-  sigma = np.asarray(sigma_BxL if mcfg.variant != "ar" else orders.identity_orders(B, L))
+  sigma = np.asarray(sigma_BxL if traits.random_orders else orders.identity_orders(B, L))
   own = np.asarray(orders.own_positions(sigma))  # key positions of content rows
   out = []
   for li in range(mcfg.num_layers):
     att = inter[f"block_{li}"]["attn"]
     streams = []
-    if mcfg.variant == "two_stream":
+    if traits.streams == 2:
       streams.append(("query", att["query_weights"][0], np.arange(L), sigma))
       if "content_weights" in att:  # the last layer's content stream is not computed
         w = att["content_weights"][0][:, :, 1:]  # content row t+1 holds y_t
@@ -105,14 +109,14 @@ def run(workdir: str, num_windows: int = 64, batch: int = 16, seed: int = 0) -> 
   from aoarm.data import pipeline
   from aoarm.gen_eval import load_run
 
-  cfg, run_, trainer, params, step = load_run(workdir)
+  cfg, run_, placed, params, step = load_run(workdir)
   mcfg = run_.mcfg
   w = pipeline.windows(run_.data.splits[cfg.eval.split], mcfg.seq_len)[:num_windows]
   rows = []
   for i in range(0, len(w), batch):
     x = jax.numpy.asarray(w[i : i + batch])
     sigma = orders.random_orders(jax.random.fold_in(jax.random.key(seed), i), len(x), mcfg.seq_len)
-    rows.append(analyse(trainer.model, params, mcfg, x, sigma))
+    rows.append(analyse(placed.model, params, mcfg, x, sigma))
   per_head = [
     {
       k: float(np.mean([r[j][k] for r in rows]))

@@ -1,4 +1,4 @@
-"""Held-out evaluation (SPEC §3) over every window of a split, and eval from a checkpoint.
+"""Held-out evaluation (docs/objectives.md) over every window of a split.
 
 AO variants: K random orders per window (seeded by the window's index, so results do not depend
 on the batch size or mesh) and, separately, the identity order. `mdm`: K stratified masking rates
@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aoarm import losses, orders, sharding
+from aoarm import losses, models, orders, sharding
 from aoarm.data import pipeline
 from aoarm.errors import UserError
 
@@ -24,9 +24,10 @@ def _window_keys(start, batch):
   return jax.vmap(lambda i: jax.random.fold_in(jax.random.key(EVAL_SEED), i))(idx)
 
 
-def make_eval_fn(model, mcfg, mesh, rules, order: str, num_orders: int):
+def make_eval_fn(placed, order: str, num_orders: int):
   """jit(params, x_BxL, first_window_index) -> per-window mean NLL (nats/token), shape (B,)."""
-  V, K = mcfg.vocab_size, num_orders
+  model, mesh, traits = placed.model, placed.mesh, placed.traits
+  V, K = placed.mcfg.vocab_size, num_orders
 
   def per_window(params, x_BxL, start):
     B, L = x_BxL.shape
@@ -34,40 +35,39 @@ def make_eval_fn(model, mcfg, mesh, rules, order: str, num_orders: int):
     total = jnp.zeros((B,))
     for k in range(K):
       r_B = keys_BxK[:, k]
-      if mcfg.variant == "mdm":
+      if not traits.has_order:
         u_B = jax.vmap(jax.random.uniform)(r_B)
         lam_B = (k + 1.0 - u_B) / K  # stratified over the K samples of each window
-        m_BxL = jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(r, 1), (L,)))(r_B)
-        m_BxL = m_BxL < lam_B[:, None]
-        z_BxL = jnp.where(m_BxL, V, x_BxL)
-        logits = model.apply({"params": params}, z_BxL)
-        total += losses.mdm_elbo_per_seq(logits, x_BxL, m_BxL, lam_B)
+        mask_keys_B = jax.vmap(lambda r: jax.random.fold_in(r, 1))(r_B)
+        m_BxL = losses.row_masks(mask_keys_B, L, lam_B)
+        total += losses.masked_elbo(model.apply, params, x_BxL, m_BxL, lam_B, V)
       else:
-        if order == "l2r" or mcfg.variant == "ar":
+        if order == "l2r" or not traits.random_orders:
           sigma = orders.identity_orders(B, L)
         else:
-          sigma = jax.vmap(lambda r: jax.random.permutation(r, L))(r_B).astype(jnp.int32)
+          sigma = orders.random_orders_per_row(r_B, L)
         total += losses.any_order_nll(model.apply, params, x_BxL, sigma).mean(axis=1)
     return total / K
 
   def fn(params, x_BxL, start):
-    with sharding.activate(mesh, rules):
+    with sharding.activate(mesh, placed.rules):
       return per_window(params, x_BxL, start)
 
   bs = sharding.batch_sharding(mesh)
   return jax.jit(fn, in_shardings=(None, bs, None), out_shardings=sharding.replicated(mesh))
 
 
-def evaluate(
-  model, mcfg, mesh, rules, params, tokens, ecfg, order: str, split: str, true_nll=None
-) -> dict:
+def evaluate(placed, params, tokens, ecfg, order: str, split: str, true_nll=None) -> dict:
+  """Mean NLL of the windows of `tokens` (a split) in `order` (see `orders_to_report`) for the
+  model placed on its mesh (`placed_model.PlacedModel`), with its standard error."""
+  mcfg, mesh = placed.mcfg, placed.mesh
   dp = sharding.data_parallel_size(mesh)
   if ecfg.batch_size % dp:
     raise UserError(
       f"eval.batch_size={ecfg.batch_size} is not divisible by the {dp} data-parallel devices"
     )
   K = 1 if order == "l2r" else ecfg.num_orders
-  fn = make_eval_fn(model, mcfg, mesh, rules, order, K)
+  fn = make_eval_fn(placed, order, K)
   per_window, weights = [], []
   start = 0
   for x, w in pipeline.eval_batches(tokens, mcfg.seq_len, ecfg.batch_size, ecfg.max_windows):
@@ -100,9 +100,11 @@ def evaluate(
 
 def orders_to_report(mcfg, ecfg) -> list[str]:
   """The primary estimate first: random orders (AO variants), the identity (ar), or the ELBO
-  over K stratified masking rates (mdm, compared directly with random orders, SPEC §3)."""
-  if mcfg.variant == "ar":
-    return ["l2r"]
-  if mcfg.variant == "mdm":
+  over K stratified masking rates (mdm, compared directly with random orders,
+  docs/objectives.md)."""
+  traits = models.traits(mcfg.variant)
+  if not traits.has_order:
     return ["elbo"]
+  if not traits.random_orders:
+    return ["l2r"]
   return ["random", "l2r"] if ecfg.l2r else ["random"]

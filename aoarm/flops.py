@@ -1,9 +1,9 @@
-"""Parameter counts and model FLOPs per token (SPEC §6), from the abstract parameter tree.
+"""Parameter counts and model FLOPs per token (docs/flops.md), from the abstract parameter tree.
 
 N counts every parameter used in a matrix product: all blocks and the output head, not the input
 embedding table, position tables, norms or the query vector. Training FLOPs per token:
-6 N + 6 n_layers L d (causal; 12 n_layers L d bidirectional). `two_stream` counts its blocks and
-attention twice (both streams) and the head once.
+6 N + 6 n_layers L d (causal; 12 n_layers L d bidirectional). A two-stream model counts its
+blocks and attention twice (both streams) and the head once. All from `Traits`, never a name.
 """
 
 import flax.linen as nn
@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aoarm import models
 from aoarm.models import ModelConfig, get_model
 
 H100_DATASHEET_BF16 = 989e12  # dense bf16, SXM datasheet
@@ -73,10 +74,11 @@ def train_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float
   L = seq_len or cfg.seq_len
   n = count(cfg)
   attn = 6 * cfg.num_layers * L * cfg.d_model
-  if cfg.variant == "mdm":
-    return 6 * n["matmul"] + 2 * attn
-  if cfg.variant == "two_stream":
+  traits = models.traits(cfg.variant)
+  if traits.streams == 2:  # both streams through every block; the head on one
     return 6 * (2 * n["blocks"] + n["head"]) + 2 * attn
+  if not traits.causal:  # every row attends every row: twice a causal mask's score FLOPs
+    return 6 * n["matmul"] + 2 * attn
   return 6 * n["matmul"] + attn
 
 

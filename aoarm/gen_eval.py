@@ -17,12 +17,12 @@ import jax
 import ml_collections as mlc
 import numpy as np
 
-from aoarm import losses, orders, sampling
+from aoarm import losses, models, orders, sampling
 from aoarm.errors import UserError
 
 
 def load_run(workdir: str):
-  from aoarm.experiment import restore_params
+  from aoarm.prepare import restore_params
 
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
@@ -48,27 +48,29 @@ def judge_nll(judge, params, x_BxL) -> float:
 
 
 def frontier(judge_dir, run_dirs, temperatures, num_samples, seed=0, k=1, order="random"):
-  _, jrun, jtrainer, jparams, _ = load_run(judge_dir)
-  if jrun.mcfg.variant != "ar":
-    raise UserError(f"the judge must be an ar run, {judge_dir} is {jrun.mcfg.variant}")
+  _, jrun, judge, jparams, _ = load_run(judge_dir)
+  if models.traits(jrun.mcfg.variant).objective != "left_to_right":
+    raise UserError(
+      f"the judge must be a left-to-right model (ar), {judge_dir} is {jrun.mcfg.variant}"
+    )
   results = []
   for d in run_dirs:
-    cfg, run, trainer, params, step = load_run(d)
+    cfg, run, placed, params, step = load_run(d)
     if run.data.tokenizer.to_json() != jrun.data.tokenizer.to_json():
       raise UserError(f"{d} and the judge {judge_dir} have different vocabularies")
     for t in temperatures:
-      v = run.mcfg.variant
+      v, traits = run.mcfg.variant, models.traits(run.mcfg.variant)
       spec = sampling.SampleSpec(
         length=run.mcfg.seq_len,
         temperature=t,
-        k=k if v == "two_stream" else 1,
-        order="l2r" if v == "ar" else order,
+        k=k if traits.sampler == "query" else 1,
+        order=order if traits.random_orders else "l2r",
       )
       fn = sampling.make_sampler(
-        trainer.model, run.mcfg, spec, num_samples, trainer.rules, trainer.mesh
+        placed.model, run.mcfg, spec, num_samples, placed.rules, placed.mesh
       )
       x = jax.device_get(fn(params, jax.random.key(seed))["tokens"])
-      nll = judge_nll(jtrainer, jparams, x)
+      nll = judge_nll(judge, jparams, x)
       results.append(
         {
           "run": d,

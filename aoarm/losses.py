@@ -1,4 +1,4 @@
-"""Objectives (SPEC §3): the any-order NLL and the MDLM ELBO, in nats per token.
+"""Objectives (docs/objectives.md): the any-order NLL and the MDLM ELBO, in nats per token.
 
 For any order sigma, (1/L) sum_t -log p(y_t | y_<t). Over sigma ~ Uniform(S_L) its expectation
 equals the MDM ELBO (1/L) E_lambda[ sum_{masked i} -log p(x_i | z) / lambda ] of a model with the
@@ -8,9 +8,16 @@ same conditionals (linear schedule), which is why the two are compared directly.
 import jax
 import jax.numpy as jnp
 
-from aoarm import orders
-from aoarm.logsumexp import logsumexp
-from aoarm.models.mdm import mask_tokens
+from aoarm import kernels, orders
+from aoarm.models.variant import Traits
+
+
+def logsumexp(x_NxV: jax.Array) -> jax.Array:
+  """log sum_v exp(x[n, v]) in float32: one read of the logits by a kernel where
+  `aoarm.kernels.AUTO` takes it (a single GPU), else XLA's definition."""
+  if kernels.resolve("logsumexp") == "pallas":
+    return kernels.logsumexp(x_NxV)
+  return jax.nn.logsumexp(x_NxV.astype(jnp.float32), axis=-1)
 
 
 @jax.custom_vjp
@@ -26,7 +33,7 @@ def token_nll(logits_BxLxV: jax.Array, targets_BxL: jax.Array) -> jax.Array:
 
 def _nll_fwd(logits_BxLxV, targets_BxL):
   *BxL, V = logits_BxLxV.shape
-  lse_BxL = logsumexp(logits_BxLxV.reshape(-1, V)).reshape(BxL)  # one read (Pallas, 1 GPU)
+  lse_BxL = logsumexp(logits_BxLxV.reshape(-1, V)).reshape(BxL)
   picked_BxL = jnp.take_along_axis(logits_BxLxV, targets_BxL[..., None], -1)[..., 0]
   return lse_BxL - picked_BxL.astype(jnp.float32), (logits_BxLxV, targets_BxL, lse_BxL)
 
@@ -61,13 +68,30 @@ def any_order_nll(apply_fn, params, x_BxL, sigma_BxL):
   return token_nll(logits_BxLxV, orders.permute(x_BxL, sigma_BxL))
 
 
+def mask_tokens(rng: jax.Array, x_BxL: jax.Array, mask_id: int, lam_B: jax.Array):
+  """Replace each token by MASK independently with probability lam_B[b]: (z, masked)."""
+  masked_BxL = jax.random.uniform(rng, x_BxL.shape) < lam_B[:, None]
+  return jnp.where(masked_BxL, mask_id, x_BxL), masked_BxL
+
+
+def row_masks(keys_B: jax.Array, length: int, lam_B: jax.Array) -> jax.Array:
+  """Masks B x L, row b drawn from its own key at rate lam_B[b] (evaluation windows)."""
+  u_BxL = jax.vmap(lambda k: jax.random.uniform(k, (length,)))(keys_B)
+  return u_BxL < lam_B[:, None]
+
+
+def masked_elbo(apply_fn, params, x_BxL, masked_BxL, lam_B, mask_id: int):
+  """Per-sequence ELBO terms (B,) of the tokens under `masked_BxL`, masked at rates lam_B."""
+  logits_BxLxV = apply_fn({"params": params}, jnp.where(masked_BxL, mask_id, x_BxL))
+  return mdm_elbo_per_seq(logits_BxLxV, x_BxL, masked_BxL, lam_B)
+
+
 def mdm_loss(apply_fn, params, x_BxL, rng, mask_id: int):
   """MDLM training loss with stratified lambdas: per-sequence ELBO terms (B,)."""
   r_lam, r_mask = jax.random.split(rng)
   lam_B = stratified_lambdas(r_lam, x_BxL.shape[0])
-  z_BxL, masked_BxL = mask_tokens(r_mask, x_BxL, mask_id, lam_B)
-  logits_BxLxV = apply_fn({"params": params}, z_BxL)
-  return mdm_elbo_per_seq(logits_BxLxV, x_BxL, masked_BxL, lam_B)
+  _, masked_BxL = mask_tokens(r_mask, x_BxL, mask_id, lam_B)
+  return masked_elbo(apply_fn, params, x_BxL, masked_BxL, lam_B, mask_id)
 
 
 def compute_loss(
@@ -75,17 +99,18 @@ def compute_loss(
   params,
   x_BxL,
   rng,
-  variant: str,
+  traits: Traits,
   vocab_size: int,
   order_kind: str = "random",
   l2r_prob: float = 0.0,
 ):
-  """Training loss (scalar, nats/token) and the per-sequence losses (B,) for any variant."""
+  """Training loss (scalar, nats/token) and the per-sequence losses (B,) of the variant's
+  objective (`traits.objective`)."""
   B, L = x_BxL.shape
-  if variant == "mdm":
+  if traits.objective == "masked":
     per_seq_B = mdm_loss(apply_fn, params, x_BxL, rng, mask_id=vocab_size)
     return per_seq_B.mean(), per_seq_B
-  if variant == "ar":
+  if not traits.random_orders:
     sigma_BxL = orders.identity_orders(B, L)
   else:
     sigma_BxL = orders.sample_orders(rng, B, L, order_kind, l2r_prob)

@@ -39,7 +39,7 @@ def main(argv):
   _quiet_failed_read_noise()
   import jax
 
-  from aoarm import experiment
+  from aoarm import modes
   from aoarm.checkpointing import CheckpointSaveError
   from aoarm.errors import UserError
 
@@ -59,19 +59,12 @@ def main(argv):
       raise UserError(
         f"cannot load {given[0] if given else '--config'}: no such file, or it has no get_config"
       ) from None
-    from aoarm import compile_cache, config_check
+    from aoarm import compile_cache, config_check, config_lib
 
+    config_lib.apply_aliases(cfg)
     config_check.validate(cfg, jax.default_backend())  # again in prepare: library callers
     compile_cache.enable(cfg.train.compile_cache)
-    if _MODE.value == "train":
-      code = experiment.train(cfg, _WORKDIR.value)
-    elif _MODE.value == "eval":
-      experiment.evaluate(cfg, _WORKDIR.value)
-      code = 0
-    else:
-      from aoarm import sample
-
-      code = sample.run(cfg, _WORKDIR.value)
+    code = modes.MODES[_MODE.value](cfg, _WORKDIR.value)
   except UserError as e:
     print(f"aoarm: error: {e}", file=sys.stderr)
     code = 2
@@ -85,8 +78,24 @@ def main(argv):
   return code
 
 
+def _new_names(argv):
+  """--config.model.norm_impl=X -> --config.model.kernels.norm=X (the knobs' old names, which
+  committed results' commands use; `config_lib.apply_aliases` does the same in config files)."""
+  from aoarm.models.model_config import LEGACY_KEYS
+
+  out = []
+  for a in argv:
+    key, eq, val = a.partition("=")
+    old = key.removeprefix("--config.model.")
+    if key.startswith("--config.model.") and old in LEGACY_KEYS:
+      a = f"--config.model.kernels.{LEGACY_KEYS[old]}{eq}{val}"
+    out.append(a)
+  return out
+
+
 def parse_flags(argv):
   """absl's parser, but a bad config file, arg or override ends in one line and exit 2."""
+  argv = _new_names(argv)
   overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
   has_config = any(a == "--config" or a.startswith("--config=") for a in argv[1:])
   if overrides and not has_config:

@@ -1,4 +1,4 @@
-"""Generation orders (SPEC §1, §3): sampling, permuting, and per-row position ids.
+"""Generation orders (docs/layout.md): sampling, permuting, and per-row position ids.
 
 An order sigma_BxL is a permutation of 0..L-1 per sequence; sigma[b, t] is the position generated
 at step t, and y_t = x[sigma_t] are the tokens in generation order. Every any-order variant works
@@ -19,9 +19,12 @@ def identity_orders(batch: int, length: int) -> jax.Array:
 
 def random_orders(rng: jax.Array, batch: int, length: int) -> jax.Array:
   """Uniform random permutations, one per sequence: int32[batch, length]."""
-  keys = jax.random.split(rng, batch)
-  perm = jax.vmap(lambda k: jax.random.permutation(k, length))(keys)
-  return perm.astype(jnp.int32)
+  return random_orders_per_row(jax.random.split(rng, batch), length)
+
+
+def random_orders_per_row(keys_B: jax.Array, length: int) -> jax.Array:
+  """One uniform random permutation per key (e.g. one key per evaluation window)."""
+  return jax.vmap(lambda k: jax.random.permutation(k, length))(keys_B).astype(jnp.int32)
 
 
 def sample_orders(

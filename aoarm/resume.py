@@ -21,16 +21,16 @@ from aoarm.errors import UserError
 log = logging.getLogger("aoarm")
 
 # model options that change only how the same function is computed
-IMPL_KEYS = {
-  "model.attention_impl",
-  "model.remat",
-  "model.capture_attention",
-  "model.embed_impl",
-  "model.decode_impl",
-  "model.norm_impl",
-  "model.mlp_impl",
-  "model.qkv_impl",
-}
+IMPL_KEYS = {"model.remat", "model.capture_attention"}
+
+
+def _impl_key(key: str) -> bool:
+  """model.kernels.*, and their old flat names in checkpoints saved before the rename."""
+  from aoarm.models.model_config import LEGACY_KEYS
+
+  return key in IMPL_KEYS or key.startswith("model.kernels.") or key[6:] in LEGACY_KEYS
+
+
 WHY = {
   "seed": "the seed fixes the initial weights and every batch and order of (seed, step)",
   "train.batch_size": "each step's rows are a function of the batch size",
@@ -45,7 +45,7 @@ def _refused_key(key: str) -> bool:
     return True
   if key.startswith("order."):
     return True
-  return key.startswith("model.") and key not in IMPL_KEYS
+  return key.startswith("model.") and not _impl_key(key)
 
 
 def _noted_key(key: str) -> bool:

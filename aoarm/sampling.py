@@ -1,15 +1,16 @@
-"""KV-cached any-order sampling (SPEC §4), all under jit with `jax.lax` loops and static shapes.
+"""KV-cached any-order sampling (docs/sampling.md), under jit with `jax.lax` loops and static
+shapes. The sampler is the variant's family (`Traits.sampler`, `models.decoding`):
 
-- `two_stream`: the content stream's keys/values are cached; each step runs query rows for k
-  target positions against the cache, samples them, and appends their content rows. Orders:
-  random, l2r, given (a full order), adaptive (score every open position, commit the k most
-  confident). k = 1 is exact ancestral sampling.
-- `decoupled_rope`, `sigma_gpt`, `ar`: one row per step along a pre-drawn order (a row's deeper
-  keys/values depend on its target, so the order is fixed before the row is computed).
-- `mdm`: S denoising steps over all rows (the baseline).
+- `query` (two_stream): the content stream's keys/values are cached; each step runs query rows
+  for k target positions against the cache, samples them, and appends their content rows.
+  Orders: random, l2r, given (a full order), adaptive (score every open position, commit the k
+  most confident). k = 1 is exact ancestral sampling.
+- `next_row` (ar, decoupled_rope, sigma_gpt): one row per step along a pre-drawn order (a row's
+  deeper keys/values depend on its target, so the order is fixed before the row is computed).
+- `unmask` (mdm): S denoising steps over all rows (the baseline).
 
-Conditioning: `given` (position, token) pairs enter first (cache prefill); `ar` can only force
-them when its left-to-right order reaches them. Every sampler returns tokens (original layout),
+Conditioning: `given` (position, token) pairs enter first (cache prefill); a left-to-right model
+can only force them when its order reaches them. Every sampler returns tokens (original layout),
 the order (positions in generation order) and the model's untempered log-prob of every token in
 generation order, so cached log-probs can be checked against the full forward.
 """
@@ -21,64 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aoarm import orders, sharding
-from aoarm.models import cached_attention
+from aoarm import models, orders, sharding
+from aoarm.models.decoding import init_cache
 from aoarm.models.inputs import Rows
-
-ORDERS = ("random", "l2r", "given", "adaptive")
-
-
-@dataclasses.dataclass(frozen=True)
-class SampleSpec:
-  length: int
-  order: str = "random"  # random | l2r | given | adaptive (two_stream only)
-  k: int = 1  # two_stream: targets per step
-  temperature: float = 1.0  # 0 = greedy
-  top_p: float = 1.0
-  given: tuple = ()  # ((position, token), ...) to condition on
-  order_positions: tuple = ()  # order=given: the full order (a permutation of 0..length-1)
-  mdm_steps: int = 0  # mdm: denoising steps (0 = length)
-  unroll: int = 1  # decode loop iterations per trip of the device loop (speed only)
-
-  def validate(self, variant: str, vocab_size: int):
-    L = self.length
-    if self.order not in ORDERS:
-      raise ValueError(f"sample.order must be one of {ORDERS}, got {self.order!r}")
-    if self.order == "adaptive" and variant != "two_stream":
-      raise ValueError("sample.order=adaptive needs variant=two_stream")
-    if self.k < 1 or (self.k > 1 and variant != "two_stream"):
-      raise ValueError(f"sample.k={self.k}: k > 1 needs variant=two_stream (k >= 1)")
-    if self.unroll < 1:
-      raise ValueError(f"sample.unroll must be >= 1, got {self.unroll}")
-    if self.temperature < 0 or not 0 < self.top_p <= 1:
-      raise ValueError(f"bad temperature {self.temperature} / top_p {self.top_p}")
-    pos = [p for p, _ in self.given]
-    if len(set(pos)) != len(pos) or any(not 0 <= p < L for p in pos):
-      raise ValueError(f"given positions must be distinct and in [0, {L}), got {pos}")
-    if any(not 0 <= t < vocab_size for _, t in self.given):
-      raise ValueError(f"given tokens must be in [0, {vocab_size})")
-    if self.order == "given":
-      if sorted(self.order_positions) != list(range(L)):
-        raise ValueError("sample.order=given needs order_positions, a permutation of 0..L-1")
-      if set(self.order_positions[: len(pos)]) != set(pos):
-        raise ValueError("sample.order=given: the given positions must come first in the order")
-
-  def prefix_steps(self, variant: str) -> int:
-    """Leading steps of the order whose tokens are all given (static)."""
-    if variant != "ar":
-      return len(self.given)
-    pos, n = {p for p, _ in self.given}, 0
-    while n in pos:
-      n += 1
-    return n
-
-
-def init_cache(mcfg, batch: int, rows: int, dtype=None):
-  """Per layer (k, v), each B x H x S x K; S = rows, padded as the decode kernel needs."""
-  S = cached_attention.cache_rows(rows, mcfg.decode_impl)
-  shape = (batch, mcfg.num_heads, S, mcfg.head_dim)
-  dtype = dtype or mcfg.compute_dtype
-  return [(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)) for _ in range(mcfg.num_layers)]
+from aoarm.sample_spec import SampleSpec
 
 
 def pick(logits_BxNxV, rng, temperature: float, top_p: float):
@@ -150,17 +97,18 @@ def _rows(prev_BxN, own_BxN, tgt_BxN, first_step):
 
 
 def sample_single_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
-  """ar / decoupled_rope / sigma_gpt: one row per step along a pre-drawn order."""
+  """The `next_row` sampler: one row per step along a pre-drawn order."""
   L, V = spec.length, mcfg.vocab_size
+  traits = models.traits(mcfg.variant)
   r_order, r_tok = jax.random.split(rng)
-  if mcfg.variant == "ar":
+  if not traits.random_orders:
     spec = dataclasses.replace(spec, order="l2r", given=tuple(sorted(spec.given)))
     sigma = jnp.broadcast_to(jnp.arange(L, dtype=jnp.int32), (batch, L))
   else:
     sigma = draw_order(spec, r_order, batch)
   forced_BxL, forced_tok_BxL = _forced(spec, sigma)
   # P leading steps are all given: their rows (plus the first open row) run as one prefill
-  P = spec.prefix_steps(mcfg.variant)
+  P = spec.prefix_steps(traits)
   apply = _f32(lambda *a: model.apply({"params": params}, *a, method=model.decode))
   cache = init_cache(mcfg, batch, L)
   n0 = min(P + 1, L)
@@ -317,13 +265,13 @@ def sample_mdm(model, params, mcfg, spec: SampleSpec, rng, batch: int):
 
 
 def sample(model, params, mcfg, spec: SampleSpec, rng, batch: int):
-  """Dispatch on the variant. Call under jax.jit with spec static (see `make_sampler`)."""
+  """Dispatch on the variant's sampler family. Call under jax.jit with spec static (see
+  `make_sampler`)."""
   spec.validate(mcfg.variant, mcfg.vocab_size)
-  if mcfg.variant == "mdm":
-    return sample_mdm(model, params, mcfg, spec, rng, batch)
-  if mcfg.variant == "two_stream":
-    return sample_two_stream(model, params, mcfg, spec, rng, batch)
-  return sample_single_stream(model, params, mcfg, spec, rng, batch)
+  return SAMPLERS[models.traits(mcfg.variant).sampler](model, params, mcfg, spec, rng, batch)
+
+
+SAMPLERS = {"next_row": sample_single_stream, "query": sample_two_stream, "unmask": sample_mdm}
 
 
 def make_sampler(model, mcfg, spec: SampleSpec, batch: int, rules=(), mesh=None):

@@ -47,26 +47,6 @@ def activate(mesh: Mesh | None, rule_table):
     yield
 
 
-KERNEL_IMPLS = ("auto", "xla", "pallas")
-
-
-def resolve_kernel(impl: str, what: str) -> str:
-  """An `auto | xla | pallas` choice for `what` (named in the error), `auto` resolved."""
-  if impl not in KERNEL_IMPLS:
-    raise ValueError(f"{what} must be one of {KERNEL_IMPLS}, got {impl!r}")
-  if impl == "auto":
-    return "pallas" if pallas_by_default() else "xla"
-  return impl
-
-
-def pallas_by_default() -> bool:
-  """What an `auto` kernel choice (`resolve_kernel`: decode attention, log-sum-exp, RMSNorm)
-  does: a Pallas kernel on a single GPU only. GSPMD does not partition a Pallas call, so under a
-  mesh of several devices its sharded operands would be gathered onto each one (unless split by
-  `per_device`, whose speed is not measured yet); there the XLA path is kept."""
-  return jax.default_backend() == "gpu" and jax.device_count() == 1
-
-
 def per_device(f, args, in_specs, out_specs):
   """f on each device's block of the operands (shard_map over the mesh in context), or f itself
   where no mesh of several devices is in context. For Pallas kernels, which GSPMD does not

@@ -22,7 +22,8 @@ import optax
 from aoarm import flops, interrupts, losses, sharding
 from aoarm.checkpointing import abstract_with_shardings
 from aoarm.errors import UserError
-from aoarm.models import ModelConfig, get_model
+from aoarm.models import ModelConfig
+from aoarm.placed_model import PlacedModel
 
 log = logging.getLogger("aoarm")
 
@@ -60,7 +61,7 @@ def make_optimizer(opt_cfg, num_steps: int) -> optax.GradientTransformation:
 
 @dataclasses.dataclass
 class Trainer:
-  """The model, optimizer, mesh and the jitted functions of one run."""
+  """The placed model, its optimizer and the jitted functions of one training run."""
 
   cfg: Any  # the full ConfigDict
   mcfg: ModelConfig
@@ -68,13 +69,11 @@ class Trainer:
 
   def __post_init__(self):
     c = self.cfg
-    self.model = get_model(self.mcfg)
+    self.placed = PlacedModel(self.mcfg, self.mesh)
+    self.model, self.rules = self.placed.model, self.placed.rules
+    self.param_shardings = self.placed.param_shardings
     self.tx = make_optimizer(c.opt, c.train.num_steps)
-    self.rules = sharding.rules()
-    self._x_abstract = jnp.zeros((1, self.mcfg.seq_len), jnp.int32)
-    boxed = jax.eval_shape(self._init_boxed, jax.random.key(0))
-    self.param_shardings = sharding.logical_shardings(boxed, self.mesh, self.rules)
-    abstract_params = nn.unbox(boxed)
+    abstract_params = self.placed.abstract_params
     abstract_opt = jax.eval_shape(self.tx.init, abstract_params)
     repl = sharding.replicated(self.mesh)
     opt_shardings = optax.tree_map_params(
@@ -104,14 +103,10 @@ class Trainer:
     self.flops_per_token = flops.train_flops_per_token(self.mcfg)
 
   # -- state -------------------------------------------------------------------------------
-  def _init_boxed(self, rng):
-    x = self._x_abstract
-    return self.model.init(rng, x, x + jnp.arange(x.shape[1]))["params"]
-
   def _init_state(self, rng):
     # Rules only: the state's shardings come from out_shardings.
     with nn.logical_axis_rules(self.rules):
-      params = nn.unbox(self._init_boxed(rng))
+      params = nn.unbox(self.placed.init_boxed(rng))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
 
   # -- step --------------------------------------------------------------------------------
@@ -122,7 +117,7 @@ class Trainer:
       params,
       x_BxL,
       rng,
-      self.mcfg.variant,
+      self.placed.traits,
       self.mcfg.vocab_size,
       o.train,
       o.l2r_prob,
@@ -178,21 +173,25 @@ def profile_window(spec: str) -> tuple[int, int]:
   return int(a), int(b)
 
 
-def run_loop(
-  trainer: Trainer,
-  state,
-  batches,
-  ckpt,
-  writer,
-  start_step: int,
-  meta_fn,
-  evaluate_fn=None,
-  workdir: str = ".",
-) -> int:
+@dataclasses.dataclass
+class LoopIO:
+  """What the training loop reads and writes besides the state."""
+
+  batches: Any  # data.pipeline.TrainBatches
+  ckpt: Any  # checkpointing.Checkpointer
+  writer: Any  # metrics.MetricWriter
+  meta_fn: Any  # step -> the checkpoint's meta
+  evaluate_fn: Any = None  # params -> {metric: value}, every train.eval_every and at the end
+  workdir: str = "."
+
+
+def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
   """Steps from start_step to num_steps. Returns the exit code: 0, 1 after a NaN, or after a
   SIGTERM (0) or Ctrl-C (130) the code of that stop, once its checkpoint is saved."""
   from aoarm.metrics import Progress
 
+  batches, ckpt, writer, meta_fn = io.batches, io.ckpt, io.writer, io.meta_fn
+  evaluate_fn, workdir = io.evaluate_fn, io.workdir
   c = trainer.cfg
   n = c.train.num_steps
   interrupted = contextlib.ExitStack()

@@ -21,6 +21,9 @@ def pytest_configure(config):
   import tempfile
 
   os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="aoarm-test-cache-")
+  # The suite checks the Pallas kernels on the CPU in Pallas's interpreter, which aoarm runs only
+  # when asked by name (a user's `pallas` off GPU is an error: tests/test_kernels_door.py).
+  os.environ["AOARM_KERNELS_INTERPRET"] = "1"
   import jax
 
   jax.config.update("jax_default_matmul_precision", "highest")

@@ -5,6 +5,8 @@ import jax
 
 from aoarm import orders
 from aoarm.models import ModelConfig, get_model
+from aoarm.models.model_config import CHOICES as KERNEL_CHOICES
+from aoarm.models.model_config import Kernels
 
 AO_VARIANTS = ("two_stream", "decoupled_rope", "sigma_gpt")
 CAUSAL_VARIANTS = ("ar",) + AO_VARIANTS
@@ -20,7 +22,10 @@ def tiny(variant, vocab=11, seq_len=8, **kw):
   kw.setdefault("num_layers", 2)
   kw.setdefault("d_model", 32)
   kw.setdefault("num_heads", 4)
-  return ModelConfig(variant=variant, vocab_size=vocab, seq_len=seq_len, **kw)
+  kern = {k: kw.pop(k) for k in list(kw) if k in KERNEL_CHOICES}  # e.g. mlp="pallas"
+  return ModelConfig(
+    variant=variant, vocab_size=vocab, seq_len=seq_len, kernels=Kernels(**kern), **kw
+  )
 
 
 def init(cfg, batch=2, seed=0, sharpen=4.0):
@@ -54,8 +59,11 @@ def tiny_run_config(variant="two_stream", **over):
   c.ckpt.update(every_steps=4, async_save=False)
   c.eval.update(batch_size=8, max_windows=32)
   for k, v in over.items():
-    section, key = k.split(".")
-    c[section][key] = v
+    *path, key = k.split(".")
+    node = c
+    for p in path:
+      node = node[p]
+    node[key] = v
   return c
 
 

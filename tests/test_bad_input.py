@@ -6,7 +6,7 @@ import concurrent.futures
 import pytest
 from cli import expect_error
 
-from aoarm import experiment
+from aoarm import modes
 
 from helpers import tiny_run_config
 
@@ -75,7 +75,7 @@ def test_restore_with_other_vocabulary_or_shape(tmp_path, texts):
     source="text_files", train_path=str(texts / "train.txt"), valid_path=str(texts / "valid.txt")
   )
   c.train.num_steps = 4
-  assert experiment.train(c, wd) == 0
+  assert modes.train(c, wd) == 0
   common = _files(texts) + [
     "--config.data.seq_len=16",
     "--config.model.num_heads=2",
@@ -94,10 +94,10 @@ REFUSED = [
   (["--config.opt.grad_accum=0"], "config.opt.grad_accum must be >= 1, got 0"),
   (["--config.order.train=zigzag"], "config.order.train must be one of random|l2r|mixture"),
   (["--config.order.l2r_prob=2"], "config.order.l2r_prob must be in [0, 1], got 2"),
-  (["--config.model.attention_impl=bogus"], "config.model.attention_impl must be one of"),
+  (["--config.model.attention=bogus"], "config.model.kernels.attention must be one of"),
   (
-    ["--config.model.attention_impl=cudnn"],
-    "attention_impl=cudnn needs a GPU; this backend is cpu",
+    ["--config.model.attention=cudnn"],
+    "attention=cudnn needs a GPU; this backend is cpu",
   ),
   (["--config.model.mlp_dim=-5"], "config.model.mlp_dim must be >= 0, got -5"),
   (["--config.seed=-1"], "config.seed must be >= 0, got -1"),

@@ -84,7 +84,7 @@ class _Dict(dict):
 
 def test_cudnn_needs_a_gpu():
   cfg = config_lib.base_config("ar", None)
-  cfg.model.attention_impl = "cudnn"
+  cfg.model.kernels.attention = "cudnn"
   config_check.validate(cfg, "gpu")
   with pytest.raises(UserError, match="needs a GPU; this backend is tpu"):
     config_check.validate(cfg, "tpu")

@@ -11,8 +11,8 @@ from helpers import init, tiny
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_onehot_lookup_equals_gather(dtype):
-  cfg_g = tiny("mdm", vocab=27, dtype=dtype, embed_impl="gather")
-  cfg_o = tiny("mdm", vocab=27, dtype=dtype, embed_impl="onehot")
+  cfg_g = tiny("mdm", vocab=27, dtype=dtype, embed="gather")
+  cfg_o = tiny("mdm", vocab=27, dtype=dtype, embed="onehot")
   assert cfg_o.onehot_embed and not cfg_g.onehot_embed
   model_g, params, x, _ = init(cfg_g, batch=3)
   model_o = type(model_g)(cfg_o)
@@ -38,5 +38,5 @@ def test_onehot_lookup_equals_gather(dtype):
 def test_auto_picks_onehot_only_for_small_tables():
   assert tiny("ar", vocab=27).onehot_embed
   assert not tiny("ar", vocab=50304).onehot_embed
-  with pytest.raises(ValueError, match="embed_impl"):
-    tiny("ar", embed_impl="table")
+  with pytest.raises(ValueError, match="embed"):
+    tiny("ar", embed="table")

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from aoarm import experiment, gen_eval, sample
+from aoarm import gen_eval, modes
 
 from helpers import tiny_run_config
 
@@ -18,7 +18,7 @@ def runs(tmp_path_factory):
   out = {}
   for v in ("ar", "two_stream"):
     c = tiny_run_config(v, **{"train.num_steps": 40})
-    assert experiment.train(c, str(root / v)) == 0
+    assert modes.train(c, str(root / v)) == 0
     out[v] = (c, str(root / v))
   return out
 
@@ -27,7 +27,7 @@ def test_sample_mode_writes_jsonl(runs):
   c, wd = runs["two_stream"]
   c = c.copy_and_resolve_references()
   c.sample.update(num_samples=3, k=2, order="adaptive", infill="3=a;10=bc")
-  assert sample.run(c, wd) == 0
+  assert modes.sample(c, wd) == 0
   with open(os.path.join(wd, "samples", "step_40.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   assert len(rows) == 3

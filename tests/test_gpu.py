@@ -17,7 +17,7 @@ def test_cudnn_attention_matches_xla(variant):
   _, params, x, sigma = init(cfg, batch=4, sharpen=1.0)
   out = {}
   for impl in ("xla", "cudnn"):
-    c = dataclasses.replace(cfg, attention_impl=impl)
+    c = dataclasses.replace(cfg, attention=impl)
     from aoarm.models import get_model
 
     out[impl] = np.asarray(jax.jit(get_model(c).apply)({"params": params}, x, sigma))
@@ -38,7 +38,7 @@ def test_pallas_decode_matches_xla(variant, k):
   for impl in ("xla", "pallas"):
     from aoarm.models import get_model
 
-    c = dataclasses.replace(cfg, decode_impl=impl)
+    c = dataclasses.replace(cfg, decode=impl)
     out[impl] = make_sampler(get_model(c), c, spec, batch=4)(params, jax.random.key(0))
   lp_x, lp_p = (np.asarray(out[i]["logprob"]) for i in ("xla", "pallas"))
   same = np.asarray(out["xla"]["tokens"]) == np.asarray(out["pallas"]["tokens"])
@@ -49,14 +49,14 @@ def test_pallas_decode_matches_xla(variant, k):
 def test_compiled_logsumexp_kernel_matches_xla():
   """The compiled Triton log-sum-exp (not interpret mode) equals XLA's two passes, V not a
   multiple of the column block, bf16 and float32 logits."""
-  from aoarm import logsumexp
+  from aoarm.kernels import row_logsumexp as logsumexp
 
   x = 30 * jax.random.normal(jax.random.key(0), (256, 5003))
   for dtype in ("float32", "bfloat16"):
     xd = x.astype(dtype)
     want = jax.nn.logsumexp(xd.astype("float32"), axis=-1)
     for R, C in ((1, 4096), (4, 1024)):
-      got = jax.jit(lambda a, R=R, C=C: logsumexp.logsumexp(a, "pallas", R, C))(xd)
+      got = jax.jit(lambda a, R=R, C=C: logsumexp.logsumexp(a, R, C))(xd)
       np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
@@ -66,7 +66,8 @@ def test_compiled_rmsnorm_kernels_match_xla():
   kernel, the kept sum's cotangent added."""
   import jax.numpy as jnp
 
-  from aoarm import rmsnorm
+  from aoarm.kernels import rmsnorm
+  from aoarm.models import layers
 
   k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(k1, (4096, 768), jnp.bfloat16)
@@ -76,7 +77,9 @@ def test_compiled_rmsnorm_kernels_match_xla():
   for impl in ("xla", "pallas"):
 
     def f(x, a, s, i=impl):
-      return rmsnorm.norm(x, s, 1e-6, jnp.bfloat16, i, keep=True, add=a)
+      if i == "pallas":
+        return rmsnorm.norm(x, s, 1e-6, jnp.bfloat16, keep=True, add=a)
+      return x + a, layers.rms_norm(x + a, s, 1e-6, jnp.bfloat16)
 
     y, vjp = jax.vjp(f, x, dres, scale)
     out[impl] = (*y, *vjp((dres, dy)))
@@ -90,13 +93,13 @@ def test_compiled_logsumexp_kernel_past_2_31_elements():
   offsets must not wrap. Checked on the last rows against XLA."""
   import jax.numpy as jnp
 
-  from aoarm import logsumexp
+  from aoarm.kernels import row_logsumexp as logsumexp
 
   N, V = 65536, 50304
   x = jax.random.normal(jax.random.key(0), (N, V), jnp.bfloat16)
   x = x.at[-3:].multiply(8.0)
   want = jax.nn.logsumexp(x[-64:].astype(jnp.float32), axis=-1)
-  got = jax.jit(lambda a: logsumexp.logsumexp(a, "pallas"))(x)[-64:]
+  got = jax.jit(lambda a: logsumexp.logsumexp(a))(x)[-64:]
   np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
@@ -106,10 +109,11 @@ def test_compiled_gelu_matmul_kernels_match_reference():
   import flax.linen as nn
   import jax.numpy as jnp
 
-  from aoarm import gelu_matmul as gm
+  from aoarm import kernels
+  from aoarm.kernels import gelu_mlp as gm
   from aoarm.models.layers import gelu_derivative
 
-  if gm.resolve("auto") != "pallas":
+  if kernels.resolve("mlp") != "pallas":
     pytest.skip("not a single Hopper GPU")
   ks = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(ks[0], (4096, 768), jnp.bfloat16)
@@ -127,31 +131,32 @@ def test_compiled_gelu_matmul_kernels_match_reference():
 
 @pytest.mark.parametrize("variant", ["ar", "two_stream"])
 def test_compiled_mlp_kernels_model_matches_xla(variant):
-  """The whole bf16 model with mlp_impl=pallas (compiled) against xla: loss and gradients."""
-  from aoarm import gelu_matmul as gm
+  """The whole bf16 model with mlp=pallas (compiled) against xla: loss and gradients."""
 
-  if gm.resolve("auto") != "pallas":
+  from aoarm import kernels
+
+  if kernels.resolve("mlp") != "pallas":
     pytest.skip("not a single Hopper GPU")
   kw = dict(seq_len=256, d_model=256, num_heads=4)
-  assert_kernel_matches_xla(variant, "mlp_impl", jit=True, **kw)
+  assert_kernel_matches_xla(variant, "mlp", jit=True, **kw)
 
 
 @pytest.mark.parametrize("variant", ["ar", "decoupled_rope", "two_stream"])
 def test_compiled_qkv_kernel_model_matches_xla(variant):
-  """The whole bf16 model with qkv_impl=pallas (compiled; 6 heads of 64, two 192-wide column
+  """The whole bf16 model with qkv=pallas (compiled; 6 heads of 64, two 192-wide column
   tiles per region) against xla: loss and gradients. Decoupled RoPE rotates q and k by
   different ids (target and own position)."""
-  from aoarm import qkv_rope as qr
+  from aoarm import kernels
 
-  if qr.resolve("auto") != "pallas":
+  if kernels.resolve("qkv") != "pallas":
     pytest.skip("not a single Hopper GPU")
   kw = dict(seq_len=256, d_model=384, num_heads=6)
-  assert_kernel_matches_xla(variant, "qkv_impl", jit=True, **kw)
+  assert_kernel_matches_xla(variant, "qkv", jit=True, **kw)
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 1), (1, 1, 2)], ids=["data", "tensor"])
 def test_compiled_mlp_kernels_per_device_on_two_gpus(shape):
-  """mlp_impl=pallas under a mesh of 2 Hopper GPUs: each device runs the kernels on its rows
+  """mlp=pallas under a mesh of 2 Hopper GPUs: each device runs the kernels on its rows
   and its `tensor` slice of the MLP width (`sharding.per_device`); value and gradients equal
   the one-device call. (Mosaic GPU's interpret mode does not finish under shard_map on CPU.)"""
   import jax.numpy as jnp
@@ -159,8 +164,8 @@ def test_compiled_mlp_kernels_per_device_on_two_gpus(shape):
   from jax.sharding import NamedSharding
   from jax.sharding import PartitionSpec as P
 
-  from aoarm import gelu_matmul as gm
   from aoarm import sharding
+  from aoarm.kernels import gelu_mlp as gm
 
   devs = jax.devices()
   if len(devs) < 2 or not str(getattr(devs[0], "compute_capability", "")).startswith("9"):
@@ -198,8 +203,8 @@ def test_compiled_mlp_kernels_per_device_on_two_gpus(shape):
 
 
 def step_y(mesh, x, a, b):
-  from aoarm import gelu_matmul as gm
   from aoarm import sharding
+  from aoarm.kernels import gelu_mlp as gm
 
   with sharding.activate(mesh, sharding.rules()):
     return gm.mlp(x, a, b)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aoarm import rmsnorm
+from aoarm import kernels
 from aoarm.models import layers
 
 
@@ -34,8 +34,8 @@ def test_gelu_custom_backward_matches_autodiff():
 
 def test_rmsnorm_impl_is_checked():
   with pytest.raises(ValueError, match="'triton'"):
-    rmsnorm.resolve("triton")
-  with pytest.raises(ValueError, match="norm_impl"):
+    kernels.resolve("norm", "triton")
+  with pytest.raises(ValueError, match="norm"):
     from helpers import tiny
 
-    tiny("ar", norm_impl="fast")
+    tiny("ar", norm="fast")

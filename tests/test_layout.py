@@ -14,8 +14,8 @@ CASES = CAUSAL_CASES + [
   ("two_stream", {"tie_embeddings": False}),
   ("two_stream", {"num_layers": 1}),
   ("sigma_gpt", {"num_layers": 3}),
-  ("mdm", {"embed_impl": "gather"}),  # small tables default to the one-hot lookup
-  ("two_stream", {"embed_impl": "gather"}),
+  ("mdm", {"embed": "gather"}),  # small tables default to the one-hot lookup
+  ("two_stream", {"embed": "gather"}),
 ]
 
 

@@ -75,7 +75,7 @@ def test_two_stream_logits_t_ignore_y_t():
 
 def test_mdm_masked_tokens_hidden_and_attention_bidirectional():
   """mdm's loss sees only z: a masked token's value moves no logit, a visible one moves all."""
-  from aoarm.models.mdm import mask_tokens
+  from aoarm.losses import mask_tokens
 
   cfg = tiny("mdm")
   model, params, x, _ = init(cfg, batch=1)

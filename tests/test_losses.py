@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from aoarm import logsumexp, losses, orders
+from aoarm import kernels, losses, orders
 from aoarm.models import VARIANTS
 
 from helpers import init, tiny
@@ -71,7 +71,7 @@ def test_mdm_training_loss_is_unbiased_estimate():
   )
   B = 8192
   _, per_seq = losses.compute_loss(
-    model.apply, params, jnp.broadcast_to(x, (B, L)), jax.random.key(0), "mdm", V
+    model.apply, params, jnp.broadcast_to(x, (B, L)), jax.random.key(0), model.traits, V
   )
   per_seq = np.asarray(per_seq)
   se = per_seq.std() / np.sqrt(B)
@@ -120,7 +120,7 @@ def test_few_adam_steps_lower_the_loss(variant):
 
   @jax.jit
   def step(params, state, rng):
-    loss_fn = lambda p: losses.compute_loss(model.apply, p, x, rng, variant, 7)[0]  # noqa: E731
+    loss_fn = lambda p: losses.compute_loss(model.apply, p, x, rng, model.traits, 7)[0]  # noqa: E731
     loss, g = jax.value_and_grad(loss_fn)(params)
     upd, state = opt.update(g, state, params)
     return optax.apply_updates(params, upd), state, loss
@@ -129,7 +129,7 @@ def test_few_adam_steps_lower_the_loss(variant):
     return float(
       np.mean(
         [
-          losses.compute_loss(model.apply, params, x, r, variant, 7)[0]
+          losses.compute_loss(model.apply, params, x, r, model.traits, 7)[0]
           for r in jax.random.split(jax.random.key(1), 8)
         ]
       )
@@ -163,4 +163,4 @@ def test_fused_token_nll_equals_optax(dtype):
 
 def test_logsumexp_impl_is_checked():
   with pytest.raises(ValueError, match="'cuda'"):
-    logsumexp.resolve("cuda")
+    kernels.resolve("logsumexp", "cuda")

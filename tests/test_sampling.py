@@ -38,8 +38,8 @@ PALLAS_CASES = [
   + [pytest.param(*c, "pallas", marks=pytest.mark.kernels) for c in PALLAS_CASES],
 )
 def test_cached_logprobs_equal_full_forward(variant, k, order, decode_impl):
-  """decode_impl=pallas runs the Triton decode kernel in interpret mode off GPU."""
-  cfg = tiny(variant, seq_len=10, decode_impl=decode_impl)
+  """decode=pallas runs the Triton decode kernel in interpret mode off GPU."""
+  cfg = tiny(variant, seq_len=10, decode=decode_impl)
   model, params, _, _ = init(cfg, sharpen=2.0)
   given = ((4, 3), (7, 1)) if variant != "ar" else ((0, 2), (1, 5), (6, 1))
   spec = SampleSpec(length=10, k=k, order=order, given=given)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aoarm import experiment, sharding
+from aoarm import modes, prepare, sharding
 from aoarm.checkpointing import Checkpointer
 from aoarm.data.markov import MarkovSource
 from aoarm.data.pipeline import TrainBatches
@@ -37,9 +37,9 @@ pytestmark = pytest.mark.slow  # every test here trains a run (in-process or a s
   ],
 )
 def test_8_device_meshes_match_one_device(variant, norm_impl):
-  """norm_impl=pallas: the RMSNorm kernels (interpret mode) per device under the meshes."""
+  """norm=pallas: the RMSNorm kernels (interpret mode) per device under the meshes."""
   assert len(jax.devices()) == 8
-  c = tiny_run_config(variant, **{"model.norm_impl": norm_impl})
+  c = tiny_run_config(variant, **{"model.kernels.norm": norm_impl})
   c.opt.grad_accum = 2
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=8), seq_len=16)
   batches = TrainBatches(MarkovSource(8).sample(5000), 16, 8, seed=0)
@@ -79,15 +79,15 @@ def test_activation_constraints_are_live_under_a_mesh():
 
 def test_resume_after_kill_reproduces_losses(tmp_path):
   full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
-  assert experiment.train(tiny_run_config(), full) == 0
+  assert modes.train(tiny_run_config(), full) == 0
   # A run killed after step 6: its checkpoint at 4 survives, the one being written at 6 is lost.
   c = tiny_run_config()
   c.train.num_steps = 12
   c.ckpt.every_steps = 2
-  assert experiment.train(_stopping_at(c, 6), killed) == 0
+  assert modes.train(_stopping_at(c, 6), killed) == 0
   assert sorted(os.listdir(os.path.join(killed, "ckpt")))[-1] == "6"
   shutil.rmtree(os.path.join(killed, "ckpt", "6"))
-  assert experiment.train(tiny_run_config(), killed) == 0  # resumes from step 4
+  assert modes.train(tiny_run_config(), killed) == 0  # resumes from step 4
   a, b = losses_by_step(full), losses_by_step(killed)
   assert sorted(a) == sorted(b) == list(range(1, 13))
   assert [a[s] for s in a] == [b[s] for s in a]  # exactly equal, every step
@@ -133,10 +133,10 @@ def test_sigterm_saves_and_exits_zero(tmp_path):
 
 def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
   wd = str(tmp_path / "run")
-  assert experiment.train(tiny_run_config(), wd) == 0  # checkpoints at 4, 8, 12 (keep 3)
+  assert modes.train(tiny_run_config(), wd) == 0  # checkpoints at 4, 8, 12 (keep 3)
   damage_checkpoint_arrays(os.path.join(wd, "ckpt", "12", "state"))
   caplog.set_level("WARNING")
-  out = experiment.evaluate(tiny_run_config(), wd)
+  out = modes.evaluate(tiny_run_config(), wd)
   assert out["step"] == 8
   assert any("is damaged" in r.message for r in caplog.records)
 
@@ -146,8 +146,8 @@ def test_eval_json_and_entropy_bound(tmp_path):
   c = tiny_run_config("two_stream", **{"train.num_steps": 150})
   c.eval.max_windows = 0  # the whole held-out split
   c.eval.num_orders = 2
-  assert experiment.train(c, wd) == 0
-  out = experiment.evaluate(c, wd)
+  assert modes.train(c, wd) == 0
+  out = modes.evaluate(c, wd)
   path = os.path.join(wd, "eval", "step_150.json")
   with open(path) as f:
     saved = json.load(f)
@@ -179,11 +179,11 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, caplog):
   c.opt.update(lr=1e12, clip_norm=0.0, warmup_steps=0)
   c.ckpt.every_steps = 1
   caplog.set_level("ERROR")
-  assert experiment.train(c, wd) == 1
+  assert modes.train(c, wd) == 1
   assert any("non-finite" in r.message for r in caplog.records)
   steps = [int(s) for s in os.listdir(os.path.join(wd, "ckpt")) if s.isdigit()]
   assert max(steps) < 12  # stopped early
-  run = experiment.prepare(c, wd, "eval")  # the kept checkpoint restores, all finite
+  run = prepare.prepare(c, wd, "eval")  # the kept checkpoint restores, all finite
   trainer = Trainer(c, run.mcfg, run.mesh)
   state, _, step, _ = Checkpointer(run.ckpt_dir, read_only=True).restore_latest(
     trainer.abstract_state
@@ -199,8 +199,8 @@ def test_eval_primary_order_per_variant(tmp_path, variant, primary):
   wd = str(tmp_path / variant)
   c = tiny_run_config(variant)
   c.eval.num_orders = 2
-  assert experiment.train(c, wd) == 0
-  out = experiment.evaluate(c, wd)
+  assert modes.train(c, wd) == 0
+  out = modes.evaluate(c, wd)
   assert set(out["by_order"]) == {primary} and out["order"] == primary
   assert out["num_orders"] == (1 if variant == "ar" else 2)
   assert out["nll_per_token"] > out["true_nll_per_token"] - 3 * out["stderr"]
@@ -208,7 +208,7 @@ def test_eval_primary_order_per_variant(tmp_path, variant, primary):
 
 def test_profile_window_writes_a_trace(tmp_path):
   wd = str(tmp_path / "run")
-  assert experiment.train(tiny_run_config(**{"train.profile": "2:4"}), wd) == 0
+  assert modes.train(tiny_run_config(**{"train.profile": "2:4"}), wd) == 0
   traces = [f for _, _, fs in os.walk(os.path.join(wd, "profile")) for f in fs]
   assert any(f.endswith(".xplane.pb") for f in traces), traces
 
@@ -219,7 +219,7 @@ def test_mfu_is_logged_against_the_devices_own_peak(tmp_path):
   assert flops.device_peak("NVIDIA H200") == flops.device_peak("NVIDIA H100 80GB HBM3") == 989e12
   assert flops.device_peak("TPU v5 lite") == 197e12 and flops.device_peak("cpu") is None
   wd = str(tmp_path / "run")
-  assert experiment.train(tiny_run_config(**{"train.num_steps": 2}), wd) == 0
+  assert modes.train(tiny_run_config(**{"train.num_steps": 2}), wd) == 0
   with open(os.path.join(wd, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   assert any("train/loss" in r for r in rows)

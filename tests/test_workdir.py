@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from aoarm import experiment, workdir
+from aoarm import modes, prepare, workdir
 from aoarm.checkpointing import Checkpointer
 from aoarm.data import cache, tokenizers
 from aoarm.errors import UserError
@@ -104,8 +104,8 @@ def test_damaged_token_cache_is_rebuilt(tmp_path, damage, caplog):
 def test_restore_without_tree_metadata_is_bitwise_the_same(tmp_path):
   wd = str(tmp_path / "run")
   c = tiny_run_config()
-  assert experiment.train(c, wd) == 0
-  run = experiment.prepare(c, wd, "eval")
+  assert modes.train(c, wd) == 0
+  run = prepare.prepare(c, wd, "eval")
   trainer = Trainer(c, run.mcfg, run.mesh)
   ck = Checkpointer(run.ckpt_dir, read_only=True)
   want, _ = ck.restore(12, trainer.abstract_state)
@@ -123,8 +123,9 @@ def test_resume_ignores_keys_that_one_version_of_the_config_lacks():
 
   cfg = config_lib.base_config("two_stream", "runlocal")
   saved = cfg.to_dict()
-  del saved["model"]["qkv_impl"], saved["train"]["compile_cache"]
+  del saved["model"]["kernels"]["qkv"], saved["train"]["compile_cache"]
   saved["model"]["retired_knob"] = 3
+  saved["model"]["norm_impl"] = "pallas"  # an old name of model.kernels.norm: not the maths
   meta = {"step": 4, "config": saved, "data": {"train": "abc"}}
   resume.check(meta, cfg, "abc", "/ckpt")  # no error
   saved["seed"] = 5

@@ -1,17 +1,22 @@
 """`ar`: the left-to-right baseline. Rows BOS, x_0 .. x_{L-2}; row t predicts x_t; queries and keys
 rotated by their own positions (BOS -1, row t: t-1); causal."""
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 
 from aoarm import orders
+from aoarm.models import decoding
 from aoarm.models.attention import RopeIds
 from aoarm.models.backbone import Backbone
 from aoarm.models.inputs import Rows, content_rows, full_rows
 from aoarm.models.model_config import ModelConfig
+from aoarm.models.variant import Traits
 
 
 class AR(nn.Module):
+  traits: ClassVar = Traits(objective="left_to_right")
   cfg: ModelConfig
 
   def setup(self):
@@ -28,4 +33,6 @@ class AR(nn.Module):
 
   def decode(self, prev_BxN, rows: Rows, cache, start):
     """Cached: content rows holding prev tokens (BOS = vocab_size) -> (logits, cache)."""
-    return self.backbone.extend(self.backbone.embed(prev_BxN), self._ids(rows), cache, start)
+    return decoding.extend(
+      self.backbone, self.backbone.embed(prev_BxN), self._ids(rows), cache, start
+    )

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aoarm import qkv_rope
+from aoarm import kernels
 from aoarm.models import cached_attention, layers
 from aoarm.models.rope import apply_rope, order_rotary_dims
 
@@ -43,8 +43,8 @@ class Attention(nn.Module):
   d_model: int
   causal: bool = True
   implementation: str = "xla"
-  decode_impl: str = "xla"  # cached decoding: xla | pallas (see cached_attention)
-  qkv_impl: str = "xla"  # q/k/v projection with RoPE: auto | xla | pallas (see aoarm.qkv_rope)
+  decode_impl: str = "xla"  # cached decoding: xla | pallas (resolved; see cached_attention)
+  qkv_impl: str = "xla"  # q/k/v projection with RoPE: auto | xla | pallas (aoarm.kernels)
   use_rope: bool = True
   rope_base: float = 10_000.0
   order_frac: float = 0.0
@@ -92,7 +92,7 @@ class Attention(nn.Module):
 
   def query_key_value(self, x_BxLxD: jax.Array, ids: RopeIds):
     """q, k, v of the same rows in one matmul (with the rotation in its epilogue where
-    `qkv_impl` takes the kernel: rotary ids per row, no generation-step dims; without RoPE
+    `model.kernels.qkv` takes the kernel: rotary ids per row, no generation-step dims; without RoPE
     (sigma_gpt) the kernel rotates by angle 0, which leaves q and k bit-equal)."""
     if self.use_rope:
       q_pos, k_pos = ids.q_pos, ids.k_pos
@@ -102,10 +102,10 @@ class Attention(nn.Module):
       q_pos = k_pos = jnp.zeros(x_BxLxD.shape[:-1], jnp.int32)
       rope_ok = True
     hk = self.num_heads * self.head_dim
-    if qkv_rope.use_kernel(self.qkv_impl, x_BxLxD.astype(self.dtype), hk, self.head_dim, rope_ok):
+    if kernels.use_qkv(self.qkv_impl, x_BxLxD.astype(self.dtype), hk, self.head_dim, rope_ok):
       w = jnp.stack([w().astype(self.dtype) for w in (self.wq, self.wk, self.wv)], axis=1)
       return tuple(
-        qkv_rope.project(
+        kernels.qkv(
           x_BxLxD.astype(self.dtype),
           w.reshape(self.d_model, 3 * hk),
           q_pos,
@@ -137,12 +137,11 @@ class Attention(nn.Module):
     projection. Either every row of batch b sees cache rows [0, length_B[b]) (mask None), or
     `mask_BxTxS` says which rows each sees (always the XLA path)."""
     if mask_BxTxS is None and self.decode_impl == "pallas":
-      out_BxTxHxK = cached_attention.attend_pallas(q_BxTxHxK, k_BxHxSxK, v_BxHxSxK, length_B)
+      out_BxTxHxK = kernels.decode_attention(q_BxTxHxK, k_BxHxSxK, v_BxHxSxK, length_B)
     else:
       if mask_BxTxS is None:
         B, T, S = q_BxTxHxK.shape[0], q_BxTxHxK.shape[1], k_BxHxSxK.shape[2]
-        length_B = jnp.broadcast_to(jnp.asarray(length_B), (B,))
-        mask_BxTxS = jnp.broadcast_to((jnp.arange(S) < length_B[:, None])[:, None], (B, T, S))
+        mask_BxTxS = cached_attention.prefix_mask(B, T, S, length_B)
       out_BxTxHxK = cached_attention.attend_xla(q_BxTxHxK, k_BxHxSxK, v_BxHxSxK, mask_BxTxS)
     return self._out(out_BxTxHxK)
 

@@ -7,14 +7,18 @@ Beyond the paper: `target_heads` < 1 lets the remaining heads' queries use their
 alike), so heads can attend by recency in generation order.
 """
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from aoarm.models import decoding
 from aoarm.models.attention import RopeIds
 from aoarm.models.backbone import Backbone
 from aoarm.models.inputs import Rows, check_order, content_rows, full_rows
 from aoarm.models.model_config import ModelConfig
+from aoarm.models.variant import Traits
 
 
 def num_target_heads(cfg: ModelConfig) -> int:
@@ -35,6 +39,7 @@ def decoupled_ids(cfg: ModelConfig, rows: Rows) -> RopeIds:
 
 
 class DecoupledRope(nn.Module):
+  traits: ClassVar = Traits(objective="any_order", rope_options=True)
   cfg: ModelConfig
 
   def setup(self):
@@ -49,4 +54,4 @@ class DecoupledRope(nn.Module):
   def decode(self, prev_BxN, rows: Rows, cache, start):
     """Cached: content rows holding prev tokens (BOS = vocab_size) -> (logits, cache)."""
     h = self.backbone.embed(prev_BxN)
-    return self.backbone.extend(h, decoupled_ids(self.cfg, rows), cache, start)
+    return decoding.extend(self.backbone, h, decoupled_ids(self.cfg, rows), cache, start)

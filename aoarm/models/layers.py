@@ -7,11 +7,13 @@ Logical axes used across the models (mapped to mesh axes by the rule table in th
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from aoarm import gelu_matmul, rmsnorm
-from aoarm.gelu_matmul import gelu_derivative
+from aoarm import kernels
 
 Dtype = jnp.dtype
+GELU_C = float(np.sqrt(2 / np.pi))  # tanh-approximate GELU: 0.5 x (1 + tanh(C (x + A3 x^3)))
+GELU_A3 = 0.044715
 
 
 def dense_init(std: float = 0.02):
@@ -23,11 +25,19 @@ def constrain(x_BxLxD: jax.Array) -> jax.Array:
   return nn.with_logical_constraint(x_BxLxD, ("batch", "length", "act_embed"))
 
 
+def rms_norm(x, scale_D, eps: float, dtype):
+  """The definition, in float32: x / sqrt(mean(x^2) + eps) * scale, cast to `dtype`."""
+  x = x.astype(jnp.float32)
+  x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
+  return (x * scale_D.astype(jnp.float32)).astype(dtype)
+
+
 class RMSNorm(nn.Module):
-  """Root-mean-square layer norm, computed in float32, learned scale. `impl` picks the fused
-  Pallas kernels or XLA (`aoarm.rmsnorm`); with keep=True the call returns (x, norm(x)), and x's
-  other uses should take that x, so the backward adds their gradient in the same kernel. With
-  `add`, x + add is normalised (and kept): a pending residual sum formed in the same kernel."""
+  """Root-mean-square layer norm, computed in float32, learned scale. `impl` ('xla' or
+  'pallas', resolved by `aoarm.kernels`) picks XLA or the one-read kernels; with keep=True the
+  call returns (x, norm(x)), and x's other uses should take that x, so the kernels' backward
+  adds their gradient in the same call. With `add`, x + add is normalised (and kept): a pending
+  residual sum, which the kernels form in the same call."""
 
   eps: float = 1e-6
   dtype: Dtype = jnp.float32
@@ -43,7 +53,20 @@ class RMSNorm(nn.Module):
       (D,),
       self.param_dtype,
     )
-    return rmsnorm.norm(x_BxLxD, scale_D, self.eps, self.dtype, self.impl, keep, add)
+    if self.impl == "pallas":
+      return kernels.rms_norm(x_BxLxD, scale_D, self.eps, self.dtype, keep, add)
+    if add is not None:
+      x_BxLxD = x_BxLxD + add.astype(x_BxLxD.dtype)
+    y = rms_norm(x_BxLxD, scale_D, self.eps, self.dtype)
+    return (x_BxLxD, y) if keep else y
+
+
+def gelu_derivative(x):
+  """d/dx of the tanh-approximate GELU, in x's dtype: `gelu`'s backward and the MLP kernel's
+  epilogue. jnp ops only, x^3 as x * x * x (which Mosaic GPU lowers; bitwise what `x**3`
+  gives)."""
+  t = jnp.tanh(GELU_C * (x + GELU_A3 * (x * x * x)))
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_C * (1 + 3 * GELU_A3 * x * x)
 
 
 @jax.custom_vjp
@@ -91,9 +114,8 @@ def _dot(x, w):
 
 class Mlp(nn.Module):
   """Two-layer GELU MLP, no biases. `impl` (auto | xla | pallas), decided per call by
-  `aoarm.gelu_matmul.use_kernels`: `xla` runs cuBLAS matmuls and the GELU as XLA fusions;
-  `pallas` runs both GELU steps (forward, and the backward's gelu') in the epilogues of
-  Mosaic-GPU matmul kernels."""
+  `aoarm.kernels.use_mlp`: XLA runs cuBLAS matmuls and the GELU as XLA fusions; the kernels
+  run both GELU steps (forward, and the backward's gelu') in matmul epilogues."""
 
   d_model: int
   mlp_dim: int
@@ -108,8 +130,8 @@ class Mlp(nn.Module):
     w_DxF = Kernel((D, F), ("embed", "mlp"), param_dtype=self.param_dtype, name="wi")()
     w_FxD = Kernel((F, D), ("mlp", "embed"), self.out_std, self.param_dtype, name="wo")()
     x_BxLxD, w_DxF, w_FxD = (a.astype(self.dtype) for a in (x_BxLxD, w_DxF, w_FxD))
-    if gelu_matmul.use_kernels(self.impl, x_BxLxD, F):
-      return gelu_matmul.mlp(x_BxLxD, w_DxF, w_FxD)
+    if kernels.use_mlp(self.impl, x_BxLxD, F):
+      return kernels.mlp(x_BxLxD, w_DxF, w_FxD)
     h_BxLxF = nn.with_logical_constraint(gelu(_dot(x_BxLxD, w_DxF)), ("batch", "length", "act_mlp"))
     return _dot(h_BxLxF, w_FxD)
 

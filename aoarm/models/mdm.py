@@ -2,17 +2,20 @@
 by MASK (the extra embedding row); bidirectional attention; RoPE by own position 0..L-1. Logits
 in the original layout, one row per position."""
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from aoarm import orders
 from aoarm.models.attention import RopeIds
 from aoarm.models.backbone import Backbone
 from aoarm.models.model_config import ModelConfig
+from aoarm.models.variant import Traits
 
 
 class MDM(nn.Module):
+  traits: ClassVar = Traits(objective="masked", causal=False, sampler="unmask")
   cfg: ModelConfig
 
   def setup(self):
@@ -28,9 +31,3 @@ class MDM(nn.Module):
     h_BxLxD = self.perturb("tokens", self.backbone.embed(z_BxL))
     pos_BxL = orders.identity_orders(B, L)
     return self.backbone(h_BxLxD, RopeIds(q_pos=pos_BxL, k_pos=pos_BxL))
-
-
-def mask_tokens(rng: jax.Array, x_BxL: jax.Array, mask_id: int, lam_B: jax.Array):
-  """Replace each token by MASK independently with probability lam_B[b]."""
-  masked_BxL = jax.random.uniform(rng, x_BxL.shape) < lam_B[:, None]
-  return jnp.where(masked_BxL, mask_id, x_BxL), masked_BxL

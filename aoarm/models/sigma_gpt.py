@@ -2,18 +2,22 @@
 Emb(token) + P_own(own position) + P_tgt(sigma_t) with learned tables (the BOS row: Emb(BOS) +
 P_tgt only). No RoPE. Causal."""
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aoarm.models import layers
+from aoarm.models import decoding, layers
 from aoarm.models.attention import RopeIds
 from aoarm.models.backbone import Backbone
 from aoarm.models.inputs import Rows, check_order, content_rows, full_rows
 from aoarm.models.model_config import ModelConfig
+from aoarm.models.variant import Traits
 
 
 class SigmaGPT(nn.Module):
+  traits: ClassVar = Traits(objective="any_order", position_tables=True)
   cfg: ModelConfig
 
   def setup(self):
@@ -42,4 +46,4 @@ class SigmaGPT(nn.Module):
   def decode(self, prev_BxN, rows: Rows, cache, start):
     """Cached: content rows holding prev tokens (BOS = vocab_size) -> (logits, cache)."""
     h, ids = self._add_positions(self.backbone.embed(prev_BxN), rows)
-    return self.backbone.extend(h, ids, cache, start)
+    return decoding.extend(self.backbone, h, ids, cache, start)

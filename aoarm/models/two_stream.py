@@ -1,4 +1,5 @@
-"""`two_stream`: XLNet-style two-stream attention; both streams share every weight (SPEC §2).
+"""`two_stream`: XLNet-style two-stream attention; both streams share every weight
+(docs/variants.md).
 
 Content stream: rows BOS, Emb(y_0) .. Emb(y_{L-2}), positions (-1, sigma_0, .., sigma_{L-2}),
 causal self-attention. Query stream: g_t = w (one learned vector) at position sigma_t; at layer l
@@ -6,22 +7,27 @@ row t attends the content stream's layer-l keys/values of rows 0..t (BOS, y_0 ..
 its own token. Logits come from the query stream; row t predicts y_t. Both attentions are plain
 causal over L rows, so both use the fused kernel.
 
-Cached decoding (SPEC §4): `extend` appends content rows to the k/v cache; `query` scores any
-target positions against the cache, so k targets can be predicted per step in any order.
+Cached decoding (docs/sampling.md, `models.decoding.QueryDecoder`): `step` appends content rows
+to the k/v cache and scores target positions in the same pass; `query` scores any target
+positions against the cache, so k targets can be predicted per step in any order.
 """
+
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aoarm.models import layers
+from aoarm.models import decoding, layers
 from aoarm.models.attention import RopeIds
 from aoarm.models.backbone import Backbone
 from aoarm.models.inputs import Rows, check_order, content_rows, full_rows
 from aoarm.models.model_config import ModelConfig
+from aoarm.models.variant import Traits
 
 
 class TwoStream(nn.Module):
+  traits: ClassVar = Traits(objective="any_order", streams=2, sampler="query")
   cfg: ModelConfig
 
   def setup(self):
@@ -54,9 +60,9 @@ class TwoStream(nn.Module):
     h = self.backbone.embed(prev_BxN)
     g, g_ids = self._g(tgt_BxM)
     ids = RopeIds(q_pos=rows.own, k_pos=rows.own)
-    return self.backbone.extend_query(h, ids, g, g_ids, cache, start)
+    return decoding.extend_query(self.backbone, h, ids, g, g_ids, cache, start)
 
   def query(self, tgt_BxN, cache, length):
     """Logits B x N x V for target positions tgt against cache rows [0, length)."""
     g, g_ids = self._g(tgt_BxN)
-    return self.backbone.query(g, g_ids, cache, length)
+    return decoding.query(self.backbone, g, g_ids, cache, length)

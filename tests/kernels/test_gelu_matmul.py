@@ -1,6 +1,6 @@
-"""The MLP's matmul kernels with the GELU in their epilogues (`aoarm.gelu_matmul`), run in Mosaic
-GPU's interpret mode on CPU: the kernels against the reference, the MLP's gradients against
-XLA's, the whole model with `mlp_impl=pallas` against `xla`, and the choice of path."""
+"""The MLP's matmul kernels with the GELU in their epilogues (`aoarm.kernels.gelu_mlp`), run in
+Mosaic GPU's interpret mode on CPU: the kernels against the reference, the MLP's gradients against
+XLA's, the whole model with `mlp=pallas` against `xla`, and the choice of path."""
 
 import flax.linen as nn
 import jax
@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aoarm import gelu_matmul as gm
+from aoarm import kernels
+from aoarm.kernels import gelu_mlp as gm
 from aoarm.models import layers
 
 from helpers import assert_kernel_matches_xla, init, tiny
@@ -98,33 +99,33 @@ def test_mlp_gradients_equal_xla():
 
 @pytest.mark.parametrize("variant", ["ar", "two_stream"])
 def test_model_with_mlp_kernels_equals_xla(variant):
-  """Whole model in bf16, loss and every parameter's gradient, mlp_impl=pallas vs xla (the
+  """Whole model in bf16, loss and every parameter's gradient, mlp=pallas vs xla (the
   parameter tree is the same; two_stream runs both streams through the kernels)."""
-  assert_kernel_matches_xla(variant, "mlp_impl", seq_len=64, d_model=64)
+  assert_kernel_matches_xla(variant, "mlp", seq_len=64, d_model=64)
 
 
 def test_mlp_impl_choice():
   """auto is XLA off GPU; pallas is refused, naming why, for float32 and for a width that does
   not tile; a bad name is refused by the config."""
-  assert gm.resolve("auto") == "xla"
+  assert kernels.resolve("mlp", "auto") == "xla"
   with pytest.raises(ValueError, match="'cuda'"):
-    gm.resolve("cuda")
-  with pytest.raises(ValueError, match="mlp_impl"):
-    tiny("ar", mlp_impl="fast")
+    kernels.resolve("mlp", "cuda")
+  with pytest.raises(ValueError, match="mlp"):
+    tiny("ar", mlp="fast")
   x32 = jnp.zeros((2, 64, 64), jnp.float32)
-  assert not gm.use_kernels("auto", x32, 256)
+  assert not kernels.use_mlp("auto", x32, 256)
   with pytest.raises(ValueError, match="float32"):
-    gm.use_kernels("pallas", x32, 256)
+    kernels.use_mlp("pallas", x32, 256)
   with pytest.raises(ValueError, match="mlp_dim=320 is not a multiple of 128"):
-    gm.use_kernels("pallas", x32.astype(jnp.bfloat16), 320)
+    kernels.use_mlp("pallas", x32.astype(jnp.bfloat16), 320)
   assert gm.tilings(384)[0].tile_n == 192 and gm.tilings(256)[0].tile_n == 128
-  assert gm.use_kernels("pallas", x32.astype(jnp.bfloat16), 256)
+  assert kernels.use_mlp("pallas", x32.astype(jnp.bfloat16), 256)
   # auto: small calls (cached decoding) keep XLA. Off GPU auto is XLA anyway, so pretend.
   import unittest.mock
 
-  with unittest.mock.patch.object(gm, "resolve", lambda impl: "pallas"):
-    assert not gm.use_kernels("auto", x32.astype(jnp.bfloat16), 256)
-    assert gm.use_kernels("auto", jnp.zeros((64, 64, 64), jnp.bfloat16), 256)
+  with unittest.mock.patch.object(kernels, "resolve", lambda site, impl: "pallas"):
+    assert not kernels.use_mlp("auto", x32.astype(jnp.bfloat16), 256)
+    assert kernels.use_mlp("auto", jnp.zeros((64, 64, 64), jnp.bfloat16), 256)
 
 
 def test_model_auto_falls_back_where_the_kernels_do_not_fit():
@@ -133,8 +134,8 @@ def test_model_auto_falls_back_where_the_kernels_do_not_fit():
   XLA anyway, so the GPU's choice is pretended."""
   import unittest.mock
 
-  gpu_like = lambda impl: "xla" if impl == "xla" else "pallas"  # noqa: E731
-  with unittest.mock.patch.object(gm, "resolve", gpu_like):
+  gpu_like = lambda site, impl="auto": "xla" if impl == "xla" or site != "mlp" else "pallas"  # noqa: E731
+  with unittest.mock.patch.object(kernels, "resolve", gpu_like):
     for kw in (dict(), dict(seq_len=64, d_model=64, dtype="bfloat16")):
-      model, params, x, sigma = init(tiny("ar", mlp_impl="auto", **kw), batch=2)
+      model, params, x, sigma = init(tiny("ar", mlp="auto", **kw), batch=2)
       assert np.isfinite(np.asarray(model.apply({"params": params}, x, sigma))).all()

@@ -11,11 +11,11 @@ from aoarm import orders
 from helpers import init, tiny
 
 KERNELS = {  # the hand-written kernels inside custom VJPs (interpret mode off GPU)
-  "mlp": dict(mlp_impl="pallas", dtype="bfloat16"),  # bf16, tile-sized: 128 rows, 64 x 256
-  "norm": dict(norm_impl="pallas"),
+  "mlp": dict(mlp="pallas", dtype="bfloat16"),  # bf16, tile-sized: 128 rows, 64 x 256
+  "norm": dict(norm="pallas"),
   # 3 heads of 64 (the kernel's 192-wide tiles), 128 rows; its backward is XLA's, but its
   # forward writes q, k, v through tiles of the stacked matmul
-  "qkv": dict(qkv_impl="pallas", dtype="bfloat16", d_model=192, num_heads=3),
+  "qkv": dict(qkv="pallas", dtype="bfloat16", d_model=192, num_heads=3),
 }
 
 

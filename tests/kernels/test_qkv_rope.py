@@ -1,6 +1,6 @@
-"""The q/k/v projection with RoPE in the matmul's epilogue (`aoarm.qkv_rope`), run in Mosaic
+"""The q/k/v projection with RoPE in the matmul's epilogue (`aoarm.kernels.qkv_rope`), run in Mosaic
 GPU's interpret mode on CPU: q, k (rotated) and v against XLA's projection and `apply_rope`, the
-gradients against autodiff of that, the whole model with `qkv_impl=pallas` against `xla`, and
+gradients against autodiff of that, the whole model with `qkv=pallas` against `xla`, and
 the choice of path."""
 
 import jax
@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aoarm import pingpong
-from aoarm import qkv_rope as qr
+from aoarm import kernels
+from aoarm.kernels import hopper_matmul as pingpong
+from aoarm.kernels import qkv_rope as qr
 from aoarm.models.rope import apply_rope
 
 from helpers import assert_kernel_matches_xla, init, tiny
@@ -62,31 +63,31 @@ def test_gradients_equal_autodiff_of_xla():
 
 @pytest.mark.parametrize("variant", ["ar", "two_stream", "sigma_gpt"])
 def test_model_with_qkv_kernel_equals_xla(variant):
-  """Whole bf16 model (3 heads of 64), loss and every parameter's gradient, qkv_impl=pallas
+  """Whole bf16 model (3 heads of 64), loss and every parameter's gradient, qkv=pallas
   against xla; two_stream's content stream takes the kernel, its query stream XLA's path;
   sigma_gpt has no RoPE (the kernel rotates by angle 0)."""
-  assert_kernel_matches_xla(variant, "qkv_impl", seq_len=64, d_model=192, num_heads=3)
+  assert_kernel_matches_xla(variant, "qkv", seq_len=64, d_model=192, num_heads=3)
 
 
 def test_qkv_impl_choice():
   """auto is XLA off GPU; pallas is refused, naming why: float32, a head width that does not
   divide the tile, rotary ids per head (Decoupled RoPE); a bad name by the config."""
-  assert qr.resolve("auto") == "xla"
-  with pytest.raises(ValueError, match="qkv_impl"):
-    tiny("ar", qkv_impl="fast")
+  assert kernels.resolve("qkv", "auto") == "xla"
+  with pytest.raises(ValueError, match="qkv"):
+    tiny("ar", qkv="fast")
   x = jnp.zeros((2, 64, 192), jnp.bfloat16)
-  assert qr.use_kernel("pallas", x, 192, 64, True)
+  assert kernels.use_qkv("pallas", x, 192, 64, True)
   with pytest.raises(ValueError, match="float32"):
-    qr.use_kernel("pallas", x.astype(jnp.float32), 192, 64, True)
+    kernels.use_qkv("pallas", x.astype(jnp.float32), 192, 64, True)
   with pytest.raises(ValueError, match="head_dim=48"):
-    qr.use_kernel("pallas", x, 192, 48, True)
+    kernels.use_qkv("pallas", x, 192, 48, True)
   with pytest.raises(ValueError, match="per head"):
-    qr.use_kernel("pallas", x, 192, 64, False)
+    kernels.use_qkv("pallas", x, 192, 64, False)
   import unittest.mock
 
-  with unittest.mock.patch.object(qr, "resolve", lambda impl: "pallas"):
-    assert not qr.use_kernel("auto", x, 192, 64, False)  # falls back, no error
-    assert not qr.use_kernel("auto", x, 192, 64, True)  # 128 rows: below AUTO_MIN_ROWS
+  with unittest.mock.patch.object(kernels, "resolve", lambda site, impl: "pallas"):
+    assert not kernels.use_qkv("auto", x, 192, 64, False)  # falls back, no error
+    assert not kernels.use_qkv("auto", x, 192, 64, True)  # 128 rows: below AUTO_MIN_ROWS
   kw = dict(seq_len=64, d_model=192, num_heads=3, dtype="bfloat16")
   with pytest.raises(ValueError, match="per head"):  # Decoupled RoPE's target heads
-    init(tiny("decoupled_rope", target_heads=0.5, qkv_impl="pallas", **kw))
+    init(tiny("decoupled_rope", target_heads=0.5, qkv="pallas", **kw))

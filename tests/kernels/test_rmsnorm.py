@@ -1,11 +1,21 @@
-"""The RMSNorm kernels (`aoarm.rmsnorm`, Pallas; interpret mode off GPU) against XLA."""
+"""The RMSNorm kernels (`aoarm.kernels.rmsnorm`, Pallas; interpreted off GPU) against XLA."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aoarm import rmsnorm
+from aoarm.kernels import rmsnorm
+from aoarm.models import layers
+
+
+def _norm(x, scale, eps, dtype, impl, keep=False, add=None, blocks=None):
+  """The kernels ('pallas') or the model's XLA path ('xla'), as `layers.RMSNorm` calls them."""
+  if impl == "pallas":
+    return rmsnorm.norm(x, scale, eps, dtype, keep, add, blocks)
+  x = x if add is None else x + add.astype(x.dtype)
+  y = layers.rms_norm(x, scale, eps, dtype)
+  return (x, y) if keep else y
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
@@ -23,7 +33,7 @@ def test_rmsnorm_kernels_equal_xla(dtype, keep, add, blocks):
   w, w2 = jax.random.normal(jax.random.key(2), (2, 2, 32, 96))
 
   def loss(x, a, scale, impl):
-    out = rmsnorm.norm(x, scale, 1e-6, dtype, impl, keep, a if add else None, blocks)
+    out = _norm(x, scale, 1e-6, dtype, impl, keep, a if add else None, blocks)
     x_kept, y = out if keep else (None, out)
     total = jnp.sum(w * y.astype(jnp.float32))
     if keep:  # the residual branch: its cotangent joins the norm's in one backward call
@@ -44,7 +54,7 @@ def test_rmsnorm_kernels_equal_xla(dtype, keep, add, blocks):
 
 @pytest.mark.parametrize("variant", ["ar", "two_stream"])
 def test_model_with_rmsnorm_kernels_equals_xla(variant):
-  """Whole model, loss and every parameter's gradient, norm_impl=pallas vs xla (two_stream:
+  """Whole model, loss and every parameter's gradient, norm=pallas vs xla (two_stream:
   both streams share the norms and keep their residuals)."""
   from aoarm import losses
 
@@ -52,7 +62,7 @@ def test_model_with_rmsnorm_kernels_equals_xla(variant):
 
   out = {}
   for impl in ("xla", "pallas"):
-    cfg = tiny(variant, norm_impl=impl)
+    cfg = tiny(variant, norm=impl)
     model, params, x, sigma = init(cfg, batch=2)
 
     def f(p, model=model, x=x, sigma=sigma):
@@ -70,7 +80,7 @@ def test_rmsnorm_kept_x_gradient_joins_the_kernel():
   scale = jnp.ones(96)
 
   def loss(x):
-    x_kept, y = rmsnorm.norm(x, scale, 1e-6, jnp.float32, "pallas", keep=True)
+    x_kept, y = rmsnorm.norm(x, scale, 1e-6, jnp.float32, keep=True)
     return jnp.sum(jnp.sin(x_kept) * y)
 
   eqns = jax.make_jaxpr(jax.grad(loss))(x).eqns
@@ -98,7 +108,7 @@ def test_rmsnorm_kernels_per_device_under_a_mesh(mesh_shape):
 
   def loss(x, a, scale, impl):
     with sharding.activate(mesh, sharding.rules()):
-      kept, y = rmsnorm.norm(x, scale, 1e-6, jnp.float32, impl, keep=True, add=a)
+      kept, y = _norm(x, scale, 1e-6, jnp.float32, impl, keep=True, add=a)
     return jnp.sum(w * y) + jnp.sum(jnp.sin(kept) * w)
 
   grad = jax.jit(jax.value_and_grad(loss, (0, 1, 2)), static_argnums=3)

@@ -10,18 +10,15 @@ to 253-260 us forward and 334 to 278-285 backward (H100, 32768 x 768 x 3072).
 
 The caller's epilogue writes the outputs: `start(tile)` runs as a tile begins (before its main
 loop: e.g. prefetch an operand), `finish(tile, acc)` after it, with the accumulator.
-`aoarm.gelu_matmul` (the MLP) and `aoarm.qkv_rope` (attention's projection) use it.
+`kernels.gelu_mlp` (the MLP) and `kernels.qkv_rope` (attention's projection) use it.
 """
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-
-from aoarm import sharding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,46 +213,6 @@ def _interpret_params():
   except ImportError as e:
     raise ValueError(
       f"this jax ({jax.__version__}) has no Mosaic GPU interpret mode: off GPU use the xla "
-      "implementation (model.mlp_impl / model.qkv_impl = 'xla')"
+      "implementation (model.kernels.mlp / model.kernels.qkv = 'xla')"
     ) from e
   return InterpretGPUParams()
-
-
-def hopper() -> bool:
-  return str(getattr(jax.devices()[0], "compute_capability", "")).startswith("9")
-
-
-def resolve(impl: str, field: str) -> str:
-  """`model.<field>` (auto | xla | pallas) resolved: `auto` takes a kernel on a single Hopper
-  GPU (like the other kernels, `sharding.resolve_kernel`); `pallas` off GPU runs it in
-  interpret mode (tests) and is an error on another GPU."""
-  r = sharding.resolve_kernel(impl, f"model.{field}")
-  if r == "pallas" and jax.default_backend() == "gpu" and not hopper():
-    if impl == "auto":
-      return "xla"
-    kind = jax.devices()[0].device_kind
-    raise ValueError(f"model.{field}='pallas' needs a Hopper GPU (sm_90), not {kind}")
-  return r
-
-
-AUTO_MIN_ROWS = 4096  # `auto` takes the kernels from this many rows (measured at 32768)
-
-
-def take(impl: str, field: str, rows: int, why: str | None) -> bool:
-  """Whether a call of `rows` rows takes the kernel, `why` naming what it cannot run (None: it
-  fits): `auto` falls back to XLA there and below AUTO_MIN_ROWS rows (cached decoding's few
-  rows per call, where the kernels' speed is unmeasured); `pallas` raises, naming it."""
-  if why is not None and impl == "pallas":
-    raise ValueError(f"model.{field}='pallas' cannot run this call: {why}")
-  if impl == "auto" and rows < AUTO_MIN_ROWS:
-    return False
-  return why is None
-
-
-def shards() -> tuple[int, int]:
-  """(row shards, `tensor` shards) under the mesh in context: each device's kernel call sees
-  its block (`sharding.per_device`)."""
-  mesh = jax.sharding.get_abstract_mesh()
-  if mesh.empty:
-    return 1, 1
-  return math.prod(mesh.shape[a] for a in sharding.BATCH_AXES), mesh.shape["tensor"]

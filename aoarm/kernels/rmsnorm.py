@@ -4,10 +4,10 @@ XLA splits an RMSNorm into passes: forward, a row reduction then a normalising p
 twice); backward, a fusion for d x and a column reduction for d scale (x and d y read again).
 `norm` does each direction in one kernel. With `keep=True` it also returns x itself, so that
 the cotangent of x's other use (the residual branch) arrives in the same backward call and is
-added there rather than by one more pass over B x L x D. `auto` takes the kernels on a single GPU
-only, like the log-sum-exp (`sharding.pallas_by_default`); `pallas` under a mesh of several
-devices runs them on each device's rows (`sharding.per_device`). Off GPU they run in Pallas
-interpret mode, which is how the CPU tests check them.
+added there rather than by one more pass over B x L x D. The XLA definition is
+`models.layers.rms_norm`; when the model takes the kernels is `aoarm.kernels`'s `AUTO` table.
+Under a mesh of several devices each device runs them on its own rows (`sharding.per_device`).
+Off GPU they run only in Pallas's interpreter, where tests ask for it (`aoarm.kernels`).
 """
 
 import functools
@@ -21,26 +21,12 @@ from jax.sharding import PartitionSpec as P
 
 from aoarm import sharding
 
-IMPLS = sharding.KERNEL_IMPLS
-
-
-def resolve(impl: str = "auto") -> str:
-  return sharding.resolve_kernel(impl, "RMSNorm implementation")
-
-
-def reference(x, scale_D, eps: float, dtype):
-  """The float32 definition: x / sqrt(mean(x^2) + eps) * scale, cast to `dtype`."""
-  x = x.astype(jnp.float32)
-  x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
-  return (x * scale_D.astype(jnp.float32)).astype(dtype)
-
 
 def norm(
   x_BxLxD,
   scale_D,
   eps: float,
   dtype,
-  impl: str = "auto",
   keep: bool = False,
   add=None,
   blocks: tuple[int, int, int] | None = None,
@@ -49,11 +35,6 @@ def norm(
   (in x's dtype) takes x's place: the residual sum is formed in the same kernel. `blocks`: rows
   per program, rows per step inside it, warps (the backward's d scale is summed per program);
   default: up to 64 and 8 rows (powers of two dividing the row count), 8 warps."""
-  if resolve(impl) == "xla":
-    if add is not None:
-      x_BxLxD = x_BxLxD + add.astype(x_BxLxD.dtype)
-    y = reference(x_BxLxD, scale_D, eps, dtype)
-    return (x_BxLxD, y) if keep else y
   spec = P(sharding.BATCH_AXES)  # under a mesh: each device normalises its own rows
   if add is None:
     return sharding.per_device(

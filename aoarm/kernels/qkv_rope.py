@@ -1,9 +1,9 @@
 """Attention's q/k/v projection with RoPE in the matmul's epilogue (Mosaic GPU, Hopper).
 
 XLA runs `x @ [wq wk wv]` as one GEMM into B x L x 3 x H x K, then a pass that slices q and k
-out of it and rotates them (SPEC §1 RoPE), and one that copies v out (cuDNN attention takes
+out of it and rotates them (RoPE, docs/model.md), and one that copies v out (cuDNN attention takes
 contiguous operands): 121 us per layer at the GPT-2 shape, batch 32, on an H100. Here one
-`aoarm.pingpong` kernel writes q and k already rotated, and v, each its own contiguous
+`kernels.hopper_matmul` kernel writes q and k already rotated, and v, each its own contiguous
 B x L x H x K array. The rotation uses cos and sin tables of the rows' position ids, computed as
 `rope._rotate` computes them (float32 angles), from the bf16-rounded product, as XLA's path
 does.
@@ -18,14 +18,14 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from aoarm import pingpong, sharding
+from aoarm import sharding
+from aoarm.kernels import hopper_matmul
 from aoarm.models import rope
 
 # 128 x 192 output tiles (3 heads of 64 each), as the MLP's kernels measured best at this width.
-TILING = pingpong.Tiling(tile_n=192, slots=2)
+TILING = hopper_matmul.Tiling(tile_n=192, slots=2)
 
 
 def tables(pos_M: jax.Array, head_dim: int, base: float) -> tuple[jax.Array, jax.Array]:
@@ -40,8 +40,8 @@ def _build(m: int, d: int, hk: int, head_dim: int, dtype, t):
   half, per = head_dim // 2, hk // t.tile_n  # column tiles per region (q, k, v)
   heads = t.tile_n // head_dim
   rows = [slice(i * t.epi_m, (i + 1) * t.epi_m) for i in range(t.tile_m // t.epi_m)]
-  out_tf = pingpong.smem_transforms(half, dtype)
-  tab_tf = pingpong.smem_transforms(half, jnp.float32)
+  out_tf = hopper_matmul.smem_transforms(half, dtype)
+  tab_tf = hopper_matmul.smem_transforms(half, jnp.float32)
 
   def load_tables(tile, region, r):
     """Rows r of the tile's cos and sin tables (q's or k's) into this consumer's buffers."""
@@ -107,7 +107,7 @@ def _build(m: int, d: int, hk: int, head_dim: int, dtype, t):
     plgpu.SMEM((2, 2, t.epi_m, half), jnp.float32, transforms=tab_tf),  # cos, sin rows
     plgpu.Barrier(num_barriers=4),  # table rows loaded, per (consumer, cos/sin)
   )
-  return pingpong.kernel(m, 3 * hk, d, dtype, t, (out, out, out), finish, start, scratch)
+  return hopper_matmul.kernel(m, 3 * hk, d, dtype, t, (out, out, out), finish, start, scratch)
 
 
 def unfit(m: int, d: int, hk: int, head_dim: int, dtype, t=TILING) -> str | None:
@@ -132,7 +132,7 @@ def _fwd(x, w, cq, sq, ck, sk, head_dim, t):
   why = unfit(m, d, hk, head_dim, x.dtype, t)
   if why is not None:
     raise ValueError(f"the q/k/v kernel cannot run this projection: {why}")
-  pingpong.check(x, w, t)
+  hopper_matmul.check(x, w, t)
   q, k, v = _build(m, d, hk, head_dim, x.dtype, t)(x, w, cq, sq, ck, sk)
   return (q, k, v), (x, w, cq, sq, ck, sk)
 
@@ -184,19 +184,3 @@ def project(x_BxLxD, w_DxN, q_pos, k_pos, head_dim: int, base: float, t=TILING):
   f = lambda *a: _project(*a, head_dim, t)  # noqa: E731
   outs = sharding.per_device(f, args, (ROWS, P(None, None), ROWS, ROWS, ROWS, ROWS), (ROWS,) * 3)
   return [o.reshape(*lead, hk // head_dim, head_dim) for o in outs]
-
-
-def resolve(impl: str = "auto") -> str:
-  return pingpong.resolve(impl, "qkv_impl")
-
-
-def use_kernel(impl: str, x_BxLxD, hk: int, head_dim: int, rope_ok: bool) -> bool:
-  """Whether the projection takes the kernel (`pingpong.take`). `rope_ok`: position ids per
-  row, no generation-step dims."""
-  if resolve(impl) == "xla":
-    return False
-  *lead, d = x_BxLxD.shape
-  rows = int(np.prod(lead))
-  why = None if rope_ok else "rotary ids per head or rope.order_dims > 0 (XLA's rotation only)"
-  why = why or unfit(rows // pingpong.shards()[0], d, hk, head_dim, x_BxLxD.dtype)
-  return pingpong.take(impl, "qkv_impl", rows, why)

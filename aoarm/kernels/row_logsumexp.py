@@ -2,11 +2,11 @@
 
 XLA takes log-sum-exp in two passes over the logits (the row max, then the sum of exp): at
 12/768, V=50304, B=32, L=1024 each pass reads 3.3 GB (~1.1-1.3 ms on an H100). The kernel keeps
-a running max and sum per row (the online softmax) and reads each logit once. `auto` takes it on
-a single GPU only (GSPMD does not partition a Pallas call, so a sharded batch would be gathered);
-`pallas` under a mesh of several devices runs it on each device's rows and, when the vocabulary
-is split over `tensor`, combines the slices (`sharding.per_device`). Off GPU the kernel runs in
-Pallas interpret mode, which is how the CPU tests check it.
+a running max and sum per row (the online softmax) and reads each logit once. `losses.token_nll`
+holds the XLA definition and takes the kernel where `aoarm.kernels`'s `AUTO` table says. Under a
+mesh of several devices it runs on each device's rows and, when the vocabulary is split over
+`tensor`, combines the slices (`sharding.per_device`). Off GPU it runs only in Pallas's
+interpreter, where tests ask for it.
 """
 
 import functools
@@ -19,20 +19,12 @@ from jax.sharding import PartitionSpec as P
 
 from aoarm import sharding
 
-IMPLS = sharding.KERNEL_IMPLS
-
-
-def resolve(impl: str = "auto") -> str:
-  return sharding.resolve_kernel(impl, "log-sum-exp implementation")
-
 
 def logsumexp(
-  x_NxV: jax.Array, impl: str = "auto", block_rows: int = 1, block_v: int = 4096, warps: int = 4
+  x_NxV: jax.Array, block_rows: int = 1, block_v: int = 4096, warps: int = 4
 ) -> jax.Array:
   """log sum_v exp(x[n, v]) in float32, shape N, for logits in any float dtype. The kernel
   takes block_rows rows per program and block_v columns per step (powers of 2)."""
-  if resolve(impl) == "xla":
-    return _xla(x_NxV)
   mesh = jax.sharding.get_abstract_mesh()
   t = 1 if mesh.empty else mesh.shape.get("tensor", 1)
   split_v = t > 1 and x_NxV.shape[1] % t == 0  # each tensor rank takes a slice of the vocabulary

@@ -1,29 +1,29 @@
-"""One run's setup and entry points: every check first, then the workdir is written.
+"""A run's setup: every check first, then the workdir is written.
 
 `prepare` loads and checks data, model config, mesh, batch sizes and any existing checkpoint's
-vocabulary and model shape, all before compiling or writing anything; `train` and `evaluate` run
-on top of it. Training holds the workdir's lock and moves damaged checkpoints aside
-(`workdir`); what a resume may change is `resume`'s. Workdir layout: config.json, vocab.json,
-train.lock, ckpt/<step>/, ckpt_aside/, metrics.jsonl, tb/, eval/step_<N>.json, cache/.
+vocabulary and model shape, all before compiling or writing anything; the modes
+(`aoarm.modes`: train, eval, sample) run on top of it. `resume_state` finds the state training
+starts from and moves damaged checkpoints aside (`workdir`); what a resume may change is
+`resume`'s; `restore_params` reads parameters only, for every other mode and tool. Workdir
+layout: config.json, vocab.json, train.lock, ckpt/<step>/, ckpt_aside/, metrics.jsonl, tb/,
+eval/step_<N>.json, samples/, cache/.
 """
 
-import contextlib
 import dataclasses
-import json
 import logging
 import os
 
 import jax
 
-from aoarm import config_check, interrupts, resume, sharding
+from aoarm import config_check, config_lib, models, resume, sharding
 from aoarm import data as data_lib
-from aoarm import evaluate as eval_lib
 from aoarm import workdir as workdir_lib
 from aoarm.checkpointing import Checkpointer, incomplete_steps
 from aoarm.data import pipeline, tokenizers
 from aoarm.errors import UserError
 from aoarm.models import ModelConfig
-from aoarm.train import Trainer, check_batch, run_loop
+from aoarm.placed_model import PlacedModel
+from aoarm.train import check_batch
 
 log = logging.getLogger("aoarm")
 
@@ -42,6 +42,7 @@ class Run:
       "step": step,
       "data_position": step,
       "model": dataclasses.asdict(self.mcfg),
+      "traits": dataclasses.asdict(models.traits(self.mcfg.variant)),  # what the variant is
       "vocab": self.data.tokenizer.to_json(),
       "seed": self.cfg.seed,
       "config": self.cfg.to_dict(),  # compared on resume (aoarm.resume)
@@ -72,7 +73,8 @@ def check_meta(run: Run, meta: dict):
       f"({_vocab_desc(run.data.tokenizer.to_json())})"
     )
   saved, now = meta.get("model", {}), dataclasses.asdict(run.mcfg)
-  keys = [k for k in SHAPE_KEYS if k != "seq_len" or now["variant"] == "sigma_gpt"]
+  tables = models.traits(run.mcfg.variant).position_tables
+  keys = [k for k in SHAPE_KEYS if k != "seq_len" or tables]
   diff = {k: (saved[k], now[k]) for k in keys if k in saved and saved[k] != now[k]}
   if diff:
     desc = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
@@ -152,6 +154,7 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
   if not workdir:
     raise UserError("--workdir is required")
   workdir = os.path.abspath(workdir)
+  config_lib.apply_aliases(cfg)
   config_check.validate(cfg, jax.default_backend())
   _model_config(cfg, vocab_size=1)  # the model section is checked before any data is read
   ckpt_dir, cache = _check_paths(cfg, workdir, mode)
@@ -185,7 +188,7 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
   return run
 
 
-def _write_run_files(run: Run):
+def write_run_files(run: Run):
   if jax.process_index() != 0:
     return
   os.makedirs(run.workdir, exist_ok=True)
@@ -196,7 +199,7 @@ def _write_run_files(run: Run):
   run.data.commit_cache()
 
 
-def _resume(run: Run, trainer: Trainer):
+def resume_state(run: Run, trainer):
   """(state, step): the newest readable checkpoint's state, or a fresh one at step 0 where there
   is no checkpoint. Step folders that are not checkpoints (empty, an item missing) and damaged
   steps newer than the restored one are moved to DIR/ckpt_aside/, never deleted; a run whose
@@ -232,107 +235,19 @@ def _sync(name: str):
     multihost_utils.sync_global_devices(name)
 
 
-def train(cfg, workdir: str) -> int:
-  """Train (or resume) the run in `workdir`; returns the exit code (see train.run_loop)."""
-  with interrupts.catch() as stop:
-    log.info("preparing the run in %s", os.path.abspath(workdir or "."))
-    run = prepare(cfg, workdir, "train")
-    lock = workdir_lib.TrainLock(run.workdir)
-    with lock if jax.process_index() == 0 else contextlib.nullcontext():
-      trainer = Trainer(cfg, run.mcfg, run.mesh)
-      state, start = _resume(run, trainer)
-      _write_run_files(run)
-      if stop.requested:
-        log.warning("stopped before the first step: nothing new to save")
-        return stop.exit_code
-      return _train_from(run, trainer, state, start)
-
-
-def _train_from(run: Run, trainer: Trainer, state, start: int) -> int:
-  from aoarm.metrics import MetricWriter
-
-  cfg = run.cfg
-  ckpt = Checkpointer(run.ckpt_dir, keep=cfg.ckpt.keep, async_save=cfg.ckpt.async_save)
-  batches = pipeline.TrainBatches(
-    run.data.splits["train"],
-    run.mcfg.seq_len,
-    cfg.train.batch_size,
-    cfg.seed,
-    jax.process_index(),
-    jax.process_count(),
-  )
-  valid = run.data.splits[cfg.eval.split]
-  quick = cfg.eval.copy_and_resolve_references()
-  quick.max_windows = cfg.train.eval_batches * cfg.eval.batch_size
-
-  def in_training_eval(params):
-    r = eval_lib.evaluate(
-      trainer.model,
-      run.mcfg,
-      run.mesh,
-      trainer.rules,
-      params,
-      valid,
-      quick,
-      eval_lib.orders_to_report(run.mcfg, cfg.eval)[0],
-      cfg.eval.split,
-      run.data.true_nll,
-    )
-    return {
-      f"eval/{cfg.eval.split}_nll": r["nll_per_token"],
-      f"eval/{cfg.eval.split}_bits": r["bits_per_token"],
-    }
-
-  writer = MetricWriter(run.workdir)
-  try:
-    code = run_loop(
-      trainer, state, batches, ckpt, writer, start, run.meta, in_training_eval, run.workdir
-    )
-  finally:
-    writer.close()
-    ckpt.close()
-  return code
-
-
 def restore_params(cfg, workdir: str, mode: str):
-  """(run, trainer, params, step): the newest readable checkpoint's parameters, restored onto
-  this process's mesh (params only), after every check of `prepare`."""
+  """(run, placed, params, step): the newest readable checkpoint's parameters, restored onto
+  this process's mesh, after every check of `prepare`. Only the parameters are read and no
+  optimizer is built (`placed_model.PlacedModel`)."""
   run = prepare(cfg, workdir, mode)
-  trainer = Trainer(cfg, run.mcfg, run.mesh)
+  placed = PlacedModel(run.mcfg, run.mesh)
   if not os.path.isdir(run.ckpt_dir):
     raise UserError(f"no checkpoint in {run.ckpt_dir}")
   ckpt = Checkpointer(run.ckpt_dir, read_only=True)
-  abstract = {"params": trainer.abstract_state.params}  # already carries the mesh's shardings
+  abstract = {"params": placed.abstract_params}  # already carries the mesh's shardings
   restored = ckpt.restore_latest(abstract, partial=True, check_meta=lambda m: check_meta(run, m))
   ckpt.close()
   if restored is None:
     raise UserError(f"no readable checkpoint in {run.ckpt_dir}")
   tree, _, step, _ = restored
-  return run, trainer, tree["params"], step
-
-
-def evaluate(cfg, workdir: str) -> dict:
-  run, trainer, params, step = restore_params(cfg, workdir, "eval")
-  split = cfg.eval.split
-  results = {}
-  for order in eval_lib.orders_to_report(run.mcfg, cfg.eval):
-    results[order] = eval_lib.evaluate(
-      trainer.model,
-      run.mcfg,
-      run.mesh,
-      trainer.rules,
-      params,
-      run.data.splits[split],
-      cfg.eval,
-      order,
-      split,
-      run.data.true_nll,
-    )
-  primary = eval_lib.orders_to_report(run.mcfg, cfg.eval)[0]
-  out = dict(results[primary], step=step, by_order=results)
-  if jax.process_index() == 0:
-    os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
-    path = os.path.join(run.workdir, "eval", f"step_{step}.json")
-    workdir_lib.write_atomic(path, json.dumps(out, indent=2, sort_keys=True))
-    print(json.dumps(out, indent=2, sort_keys=True))
-  return out
+  return run, placed, tree["params"], step

@@ -9,33 +9,25 @@ steps run in the GEMM's epilogue, on the float32 accumulator in registers:
 - `matmul_dgelu(g, w_t, pre)`: one kernel writes (g @ w_t) * gelu'(pre), with pre's tile fetched
   into shared memory while the tile's matmul runs.
 
-The matmul is `aoarm.pingpong`'s (persistent, warp-specialised, two consumer warpgroups taking
-whole output tiles in turn). Hopper (sm_90) only; the model takes it through `model.mlp_impl`
-(`auto`: a single Hopper GPU).
+The matmul is `kernels.hopper_matmul`'s (persistent, warp-specialised, two consumer warpgroups
+taking whole output tiles in turn). Hopper (sm_90) only; the model takes it through
+`model.kernels.mlp` (`auto`: a single Hopper GPU; `aoarm.kernels`).
 """
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from aoarm import pingpong, sharding
-
-C = float(np.sqrt(2 / np.pi))
-A3 = 0.044715
+from aoarm import sharding
+from aoarm.kernels import hopper_matmul
+from aoarm.models.layers import GELU_A3 as A3
+from aoarm.models.layers import GELU_C as C
+from aoarm.models.layers import gelu_derivative
 
 
 def gelu_tanh(x):
   """The same GELU through tanh, which `approx` maps to one hardware instruction."""
   return 0.5 * x * (1.0 + jnp.tanh(C * (x + A3 * x * x * x)))
-
-
-def gelu_derivative(x):
-  """d/dx of the tanh-approximate GELU, in x's dtype: the XLA path's custom backward
-  (`layers.gelu`) and the backward kernel's epilogue. jnp ops only, x^3 as x * x * x (which
-  Mosaic GPU lowers; bitwise what `x**3` gives)."""
-  t = jnp.tanh(C * (x + A3 * (x * x * x)))
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * C * (1 + 3 * A3 * x * x)
 
 
 def gelu_f32(x):
@@ -51,7 +43,7 @@ def dgelu_f32(x):
   return s + 2.0 * x * s * (1.0 - s) * (C * (1.0 + 3.0 * A3 * x * x))
 
 
-Tiling = pingpong.Tiling
+Tiling = hopper_matmul.Tiling
 
 
 def _build(mode: str, m: int, n: int, k: int, dtype, t: Tiling):
@@ -66,7 +58,7 @@ def _build(mode: str, m: int, n: int, k: int, dtype, t: Tiling):
   else:
     act_fn, dact_fn = gelu_f32, dgelu_f32
   epis = t.slices()
-  out_tf = pingpong.smem_transforms(t.epi_n, dtype)
+  out_tf = hopper_matmul.smem_transforms(t.epi_n, dtype)
 
   def finish_gelu(tile, acc):
     """Per slice: wait until the slot's last stores have read it, then pre and act in."""
@@ -110,28 +102,27 @@ def _build(mode: str, m: int, n: int, k: int, dtype, t: Tiling):
   out = jax.ShapeDtypeStruct((m, n), dtype)
   if mode == "gelu":  # per consumer: `slots` (pre, act) slice pairs in flight to HBM
     smem = plgpu.SMEM((2, t.slots, 2, t.epi_m, t.epi_n), dtype, transforms=out_tf)
-    return pingpong.kernel(m, n, k, dtype, t, (out, out), finish_gelu, scratch=(smem,))
+    return hopper_matmul.kernel(m, n, k, dtype, t, (out, out), finish_gelu, scratch=(smem,))
   # per consumer: two slices, pre's next slice loading while the last result stores
   smem = plgpu.SMEM((2, 2, t.epi_m, t.epi_n), dtype, transforms=out_tf)
   bar = plgpu.Barrier(num_barriers=4)  # pre slice loaded, per (consumer, slot)
-  return pingpong.kernel(m, n, k, dtype, t, out, finish_dgelu, start_dgelu, (smem, bar))
+  return hopper_matmul.kernel(m, n, k, dtype, t, out, finish_dgelu, start_dgelu, (smem, bar))
 
 
 def matmul_gelu(x_MxK, w_KxN, tiling: Tiling | None = None):
   """(pre, act): pre = x @ w in x's dtype (float32 accumulation), act = gelu(pre)."""
   tiling = tiling or tilings(w_KxN.shape[1])[0]
-  m, n, k = pingpong.check(x_MxK, w_KxN, tiling)
+  m, n, k = hopper_matmul.check(x_MxK, w_KxN, tiling)
   return _build("gelu", m, n, k, x_MxK.dtype, tiling)(x_MxK, w_KxN)
 
 
 def matmul_dgelu(g_MxK, w_KxN, pre_MxN, tiling: Tiling | None = None):
   """(g @ w) * gelu'(pre) in g's dtype: the MLP's backward through the GELU."""
   tiling = tiling or tilings(w_KxN.shape[1])[1]
-  m, n, k = pingpong.check(g_MxK, w_KxN, tiling, (pre_MxN,))
+  m, n, k = hopper_matmul.check(g_MxK, w_KxN, tiling, (pre_MxN,))
   return _build("dgelu", m, n, k, g_MxK.dtype, tiling)(g_MxK, w_KxN, pre_MxN)
 
 
-IMPLS = sharding.KERNEL_IMPLS
 # The tilings measured fastest on the H100 at the GPT-2 MLP (32768 x 768 x 3072): 128 x 192 tiles
 # (forward 253-260 us, backward 278-285 over three calls); where the MLP width is not a multiple
 # of 192, 128 x 128 tiles, the backward with a deeper ring (308 and 295 us):
@@ -143,10 +134,6 @@ FWD_128, BWD_128 = Tiling(), Tiling(stages=6)
 def tilings(mlp_dim: int) -> tuple[Tiling, Tiling]:
   """(forward, backward) tilings for an MLP of this width."""
   return (FWD, BWD) if mlp_dim % FWD.tile_n == 0 else (FWD_128, BWD_128)
-
-
-def resolve(impl: str = "auto") -> str:
-  return pingpong.resolve(impl, "mlp_impl")
 
 
 def unfit(m: int, d: int, f: int, dtype) -> str | None:
@@ -161,16 +148,6 @@ def unfit(m: int, d: int, f: int, dtype) -> str | None:
     if d % t.tile_k:
       return f"d_model={d} is not a multiple of {t.tile_k}"
   return None
-
-
-def use_kernels(impl: str, x_BxLxD, mlp_dim: int) -> bool:
-  """Whether `impl` runs the MLP through the kernels for this input (`pingpong.take`)."""
-  if resolve(impl) == "xla":
-    return False
-  *lead, d = x_BxLxD.shape
-  rows, tensor = pingpong.shards()
-  why = unfit(int(np.prod(lead)) // rows, d, mlp_dim // tensor, x_BxLxD.dtype)
-  return pingpong.take(impl, "mlp_impl", int(np.prod(lead)), why)
 
 
 ROWS = P(sharding.BATCH_AXES, None)

@@ -1,0 +1,140 @@
+"""The three modes of `aoarm.main`, in one place: train, eval and sample a run's workdir.
+
+Each starts from `prepare` (every check before anything is compiled or written). Training builds
+the optimizer and holds the workdir's lock; eval and sample restore parameters only.
+"""
+
+import contextlib
+import json
+import logging
+import os
+
+import jax
+import numpy as np
+
+from aoarm import evaluate as eval_lib
+from aoarm import interrupts, sample_spec, sampling
+from aoarm import prepare as prepare_lib
+from aoarm import workdir as workdir_lib
+from aoarm.checkpointing import Checkpointer
+from aoarm.data import pipeline
+from aoarm.errors import UserError
+from aoarm.train import LoopIO, Trainer, run_loop
+
+log = logging.getLogger("aoarm")
+
+
+def _primary(run) -> str:
+  return eval_lib.orders_to_report(run.mcfg, run.cfg.eval)[0]
+
+
+def train(cfg, workdir: str) -> int:
+  """Train (or resume) the run in `workdir`; returns the exit code (see train.run_loop)."""
+  with interrupts.catch() as stop:
+    log.info("preparing the run in %s", os.path.abspath(workdir or "."))
+    run = prepare_lib.prepare(cfg, workdir, "train")
+    lock = workdir_lib.TrainLock(run.workdir)
+    with lock if jax.process_index() == 0 else contextlib.nullcontext():
+      trainer = Trainer(cfg, run.mcfg, run.mesh)
+      state, start = prepare_lib.resume_state(run, trainer)
+      prepare_lib.write_run_files(run)
+      if stop.requested:
+        log.warning("stopped before the first step: nothing new to save")
+        return stop.exit_code
+      return _train_from(run, trainer, state, start)
+
+
+def _train_from(run: prepare_lib.Run, trainer: Trainer, state, start: int) -> int:
+  from aoarm.metrics import MetricWriter
+
+  cfg = run.cfg
+  ckpt = Checkpointer(run.ckpt_dir, keep=cfg.ckpt.keep, async_save=cfg.ckpt.async_save)
+  batches = pipeline.TrainBatches(
+    run.data.splits["train"],
+    run.mcfg.seq_len,
+    cfg.train.batch_size,
+    cfg.seed,
+    jax.process_index(),
+    jax.process_count(),
+  )
+  valid = run.data.splits[cfg.eval.split]
+  quick = cfg.eval.copy_and_resolve_references()
+  quick.max_windows = cfg.train.eval_batches * cfg.eval.batch_size
+
+  def in_training_eval(params):
+    split = cfg.eval.split
+    r = eval_lib.evaluate(trainer.placed, params, valid, quick, _primary(run), split)
+    return {f"eval/{split}_nll": r["nll_per_token"], f"eval/{split}_bits": r["bits_per_token"]}
+
+  writer = MetricWriter(run.workdir)
+  try:
+    io = LoopIO(batches, ckpt, writer, run.meta, in_training_eval, run.workdir)
+    code = run_loop(trainer, state, start, io)
+  finally:
+    writer.close()
+    ckpt.close()
+  return code
+
+
+def evaluate(cfg, workdir: str) -> dict:
+  """Held-out NLL of the newest checkpoint on `eval.split`, for each order the variant reports;
+  written to DIR/eval/step_<N>.json and printed."""
+  run, placed, params, step = prepare_lib.restore_params(cfg, workdir, "eval")
+  split = cfg.eval.split
+  tokens = run.data.splits[split]
+  results = {
+    order: eval_lib.evaluate(placed, params, tokens, cfg.eval, order, split, run.data.true_nll)
+    for order in eval_lib.orders_to_report(run.mcfg, cfg.eval)
+  }
+  out = dict(results[_primary(run)], step=step, by_order=results)
+  if jax.process_index() == 0:
+    os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
+    path = os.path.join(run.workdir, "eval", f"step_{step}.json")
+    workdir_lib.write_atomic(path, json.dumps(out, indent=2, sort_keys=True))
+    print(json.dumps(out, indent=2, sort_keys=True))
+  return out
+
+
+def sample(cfg, workdir: str) -> int:
+  """Samples of the newest checkpoint (`config.sample`) to DIR/samples/step_<N>.jsonl, one JSON
+  object per sample: text, tokens, order (positions in generation order), per-token log-probs,
+  and the sampler settings."""
+  run, placed, params, step = prepare_lib.restore_params(cfg, workdir, "sample")
+  spec = sample_spec.from_config(cfg, run.data.tokenizer, run.mcfg.seq_len)
+  try:
+    spec.validate(run.mcfg.variant, run.mcfg.vocab_size)
+  except ValueError as e:
+    raise UserError(str(e)) from None
+  n = cfg.sample.num_samples
+  fn = sampling.make_sampler(placed.model, run.mcfg, spec, n, placed.rules, placed.mesh)
+  out = jax.device_get(fn(params, jax.random.key(cfg.sample.seed)))
+  settings = {k: v for k, v in cfg.sample.items()}
+  path = os.path.join(run.workdir, "samples", f"step_{step}.jsonl")
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      for b in range(n):
+        toks = np.asarray(out["tokens"][b])
+        row = {
+          "text": run.data.tokenizer.decode(toks),
+          "tokens": toks.tolist(),
+          "order": np.asarray(out["order"][b]).tolist(),
+          "logprob": np.asarray(out["logprob"][b]).round(5).tolist(),
+          "variant": run.mcfg.variant,
+          "step": step,
+          "settings": settings,
+        }
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(path + ".tmp", path)
+    for b in range(min(n, 4)):
+      print(repr(run.data.tokenizer.decode(np.asarray(out["tokens"][b]))))
+    print(f"wrote {path}")
+  return 0
+
+
+def _evaluate_mode(cfg, workdir: str) -> int:
+  evaluate(cfg, workdir)
+  return 0
+
+
+MODES = {"train": train, "eval": _evaluate_mode, "sample": sample}  # --mode -> exit code
