@@ -27,7 +27,7 @@ GPT2 = [
   "--config.model.num_heads=12",
   "--config.train.batch_size=32",
 ]
-XLA = [f"--config.model.{k}_impl=xla" for k in ("mlp", "qkv", "norm", "decode")]
+XLA = [f"--config.model.kernels.{k}=xla" for k in ("mlp", "qkv", "norm", "decode")]
 FIRST = re.compile(r"first step done in ([0-9.]+) s")
 
 

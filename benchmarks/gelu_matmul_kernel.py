@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from logsumexp_kernel import timed
 
-from aoarm import gelu_matmul as gm
+from aoarm.kernels import gelu_mlp as gm
 from aoarm.models import layers
 
 T = gm.Tiling

@@ -1,5 +1,5 @@
 """The MLP kernels' numerics at the GPT-2 shape (H100): run-to-run determinism of both kernels,
-and the first training losses with `mlp_impl=xla` against the kernels from the same init.
+and the first training losses with `model.kernels.mlp=xla` against the kernels from the same init.
 
   python benchmarks/mlp_kernel_numerics.py [--steps=30]
 """
@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import train_throughput
 
-from aoarm import gelu_matmul as gm
+from aoarm.kernels import gelu_mlp as gm
 
 
 def main():
@@ -32,7 +32,7 @@ def main():
   print(f"run-to-run max diff pre/act/d over {a.repeats} repeats:", worst, flush=True)
   out = {}
   for impl in ("xla", "pallas"):
-    trainer, state, xs = train_throughput.setup("ar", "gpt2", 32, model_kw={"mlp_impl": impl})
+    trainer, state, xs = train_throughput.setup("ar", "gpt2", 32, model_kw={"kernels.mlp": impl})
     losses = []
     for i in range(a.steps):
       state, m = trainer.train_step(state, xs[i % 4])

@@ -108,7 +108,7 @@ def main():
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--top", type=int, default=15)
   p.add_argument("--keep", default="")
-  p.add_argument("--model", default="", help="config.model overrides, e.g. norm_impl=xla")
+  p.add_argument("--model", default="", help="config.model overrides, e.g. kernels.norm=xla")
   p.add_argument("--json", default="")
   p.add_argument("--trace_dir", default="", help="summarise this trace (e.g. WORKDIR/profile)")
   a = p.parse_args()

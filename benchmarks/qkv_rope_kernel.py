@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from logsumexp_kernel import timed
 
-from aoarm import pingpong
-from aoarm import qkv_rope as qr
+from aoarm.kernels import hopper_matmul as pingpong
+from aoarm.kernels import qkv_rope as qr
 from aoarm.models.rope import apply_rope
 
 B, L, D, H, K = 32, 1024, 768, 12, 64

@@ -1,6 +1,7 @@
-"""RMSNorm of B*L x D bf16 activations: XLA's fusions vs the Pallas kernels (`aoarm/rmsnorm.py`)
-at several block shapes, on a GPU. Forward alone, and forward + backward as a block uses it
-(the residual sum formed in the forward, kept, and its other gradient added in the backward).
+"""RMSNorm of B*L x D bf16 activations: XLA's fusions vs the Pallas kernels
+(`aoarm/kernels/rmsnorm.py`) at several block shapes, on a GPU. Forward alone, and forward +
+backward as a block uses it (the residual sum formed in the forward, kept, and its other
+gradient added in the backward).
 
   python benchmarks/rmsnorm_kernel.py                 # 32768 x 768 (GPT-2 shape, B=32)
 
@@ -13,7 +14,8 @@ import jax
 import jax.numpy as jnp
 from logsumexp_kernel import timed
 
-from aoarm import rmsnorm
+from aoarm.kernels import rmsnorm
+from aoarm.models import layers
 
 CONFIGS = [None, (64, 8, 4), (64, 16, 8), (32, 8, 4), (16, 16, 8), (8, 8, 4)]
 
@@ -29,12 +31,19 @@ def main():
   dy, dres = jax.random.normal(k2, (2, a.rows, a.dim), jnp.bfloat16)
   scale = 1 + 0.1 * jax.random.normal(k3, (a.dim,))
 
+  def _norm(x, s, impl, keep=False, a=None, blocks=None):
+    if impl == "pallas":
+      return rmsnorm.norm(x, s, 1e-6, jnp.bfloat16, keep, a, blocks)
+    x = x if a is None else x + a
+    y = layers.rms_norm(x, s, 1e-6, jnp.bfloat16)
+    return (x, y) if keep else y
+
   def fwd(impl, blocks):
-    return jax.jit(lambda x, s: rmsnorm.norm(x, s, 1e-6, jnp.bfloat16, impl, blocks=blocks))
+    return jax.jit(lambda x, s: _norm(x, s, impl, blocks=blocks))
 
   def fwd_bwd(impl, blocks):  # as a block uses it: norm(x + a), x + a kept for the residual
     def norm(x, a, s):
-      return rmsnorm.norm(x, s, 1e-6, jnp.bfloat16, impl, True, a, blocks)
+      return _norm(x, s, impl, True, a, blocks)
 
     def f(x, s):
       y, vjp = jax.vjp(norm, x, dy, s)

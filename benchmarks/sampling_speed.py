@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from aoarm import sampling
 from aoarm.models import ModelConfig, get_model
+from aoarm.models.model_config import Kernels
 
 
 def time_sampler(variant, L, batch, reps, layers, d, heads, V, decode_impl, profile, **spec_kw):
@@ -35,8 +36,7 @@ def time_sampler(variant, L, batch, reps, layers, d, heads, V, decode_impl, prof
     d_model=d,
     num_heads=heads,
     dtype="bfloat16",
-    attention_impl="auto",
-    decode_impl=decode_impl,
+    kernels=Kernels(attention="auto", decode=decode_impl),
   )
   model = get_model(mcfg)
   x = jnp.zeros((1, L), jnp.int32)

@@ -48,10 +48,16 @@ def setup(
     d_model=d,
     num_heads=heads,
     dtype=dtype,
-    attention_impl=attention,
     remat=remat,
   )
-  c.model.update(model_kw or {})
+  c.model.kernels.attention = attention
+  for key, value in (model_kw or {}).items():  # 'kernels.norm' or an old flat name 'norm_impl'
+    *path, name = key.split(".")
+    node = c.model
+    for p in path:
+      node = node[p]
+    with node.unlocked():
+      node[name] = value
   c.train.batch_size = batch
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=V), seq_len=L)
   mesh = sharding.make_mesh(c.mesh, jax.devices()[: devices or None])
@@ -142,7 +148,7 @@ def main():
   p.add_argument("--attention", default="auto")
   p.add_argument("--remat", default="none")
   p.add_argument("--devices", default="", help="comma list: scaling runs, --batch per device")
-  p.add_argument("--model", default="", help="config.model overrides, e.g. norm_impl=xla")
+  p.add_argument("--model", default="", help="config.model overrides, e.g. kernels.norm=xla")
   p.add_argument("--json", default="")
   a = p.parse_args()
   model_kw = model_overrides(a.model)
