@@ -88,7 +88,9 @@ def _new_names(argv):
     key, eq, val = a.partition("=")
     old = key.removeprefix("--config.model.")
     if key.startswith("--config.model.") and old in LEGACY_KEYS:
-      a = f"--config.model.kernels.{LEGACY_KEYS[old]}{eq}{val}"
+      new = f"--config.model.kernels.{LEGACY_KEYS[old]}"
+      print(f"aoarm: note: {key} is now {new} (the old name goes soon)", file=sys.stderr)
+      a = f"{new}{eq}{val}"
     out.append(a)
   return out
 
@@ -96,6 +98,7 @@ def _new_names(argv):
 def parse_flags(argv):
   """absl's parser, but a bad config file, arg or override ends in one line and exit 2."""
   argv = _new_names(argv)
+  sys.argv[1:] = argv[1:]  # ml_collections reads the overrides from sys.argv as well
   overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
   has_config = any(a == "--config" or a.startswith("--config=") for a in argv[1:])
   if overrides and not has_config:

@@ -94,10 +94,10 @@ REFUSED = [
   (["--config.opt.grad_accum=0"], "config.opt.grad_accum must be >= 1, got 0"),
   (["--config.order.train=zigzag"], "config.order.train must be one of random|l2r|mixture"),
   (["--config.order.l2r_prob=2"], "config.order.l2r_prob must be in [0, 1], got 2"),
-  (["--config.model.attention=bogus"], "config.model.kernels.attention must be one of"),
+  (["--config.model.kernels.attention=bogus"], "config.model.kernels.attention must be one of"),
   (
-    ["--config.model.attention=cudnn"],
-    "attention=cudnn needs a GPU; this backend is cpu",
+    ["--config.model.attention_impl=cudnn"],  # the old name still lands on the new knob
+    "config.model.kernels.attention=cudnn needs a GPU; this backend is cpu",
   ),
   (["--config.model.mlp_dim=-5"], "config.model.mlp_dim must be >= 0, got -5"),
   (["--config.seed=-1"], "config.seed must be >= 0, got -1"),

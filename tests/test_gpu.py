@@ -17,7 +17,7 @@ def test_cudnn_attention_matches_xla(variant):
   _, params, x, sigma = init(cfg, batch=4, sharpen=1.0)
   out = {}
   for impl in ("xla", "cudnn"):
-    c = dataclasses.replace(cfg, attention=impl)
+    c = dataclasses.replace(cfg, kernels=dataclasses.replace(cfg.kernels, attention=impl))
     from aoarm.models import get_model
 
     out[impl] = np.asarray(jax.jit(get_model(c).apply)({"params": params}, x, sigma))
@@ -38,7 +38,7 @@ def test_pallas_decode_matches_xla(variant, k):
   for impl in ("xla", "pallas"):
     from aoarm.models import get_model
 
-    c = dataclasses.replace(cfg, decode=impl)
+    c = dataclasses.replace(cfg, kernels=dataclasses.replace(cfg.kernels, decode=impl))
     out[impl] = make_sampler(get_model(c), c, spec, batch=4)(params, jax.random.key(0))
   lp_x, lp_p = (np.asarray(out[i]["logprob"]) for i in ("xla", "pallas"))
   same = np.asarray(out["xla"]["tokens"]) == np.asarray(out["pallas"]["tokens"])
