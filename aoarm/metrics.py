@@ -1,5 +1,5 @@
 """Metric writers (process 0 only): tensorboardX + a JSONL file in the workdir, and a tqdm
-progress bar with loss, tokens/s and MFU (SPEC §6)."""
+progress bar with loss, tokens/s and MFU (docs/flops.md)."""
 
 import json
 import os

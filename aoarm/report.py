@@ -22,11 +22,12 @@ def _latest(paths):
 
 
 def label(cfg_model: dict) -> str:
+  """The variant, with any rope option that is not its default (the single-stream probes')."""
   v = cfg_model["variant"]
   rope = cfg_model.get("rope", {})
-  if v == "decoupled_rope" and rope.get("target_heads", 1.0) != 1.0:
+  if rope.get("target_heads", 1.0) != 1.0:
     v += f" (target_heads={rope['target_heads']})"
-  if v.startswith("decoupled_rope") and rope.get("order_dims", 0.0) != 0.0:
+  if rope.get("order_dims", 0.0) != 0.0:
     v += f" (order_dims={rope['order_dims']})"
   return v
 

@@ -1,4 +1,4 @@
-"""Training throughput per variant: tokens/s, step time, peak memory, MFU (SPEC §6).
+"""Training throughput per variant: tokens/s, step time, peak memory, MFU (docs/flops.md).
 
   python benchmarks/train_throughput.py --preset=runlocal            # CPU, runlocal size
   python benchmarks/train_throughput.py --preset=small --batch=32    # GPU: 6/384, V=27

@@ -4,12 +4,13 @@ import flax.linen as nn
 import jax
 
 from aoarm import orders
-from aoarm.models import ModelConfig, get_model
+from aoarm.models import VARIANTS, ModelConfig, get_model, traits
 from aoarm.models.model_config import CHOICES as KERNEL_CHOICES
 from aoarm.models.model_config import Kernels
 
-AO_VARIANTS = ("two_stream", "decoupled_rope", "sigma_gpt")
-CAUSAL_VARIANTS = ("ar",) + AO_VARIANTS
+# From the registry: a new variant enters every test parametrised by these lists.
+AO_VARIANTS = tuple(v for v in VARIANTS if traits(v).random_orders)
+CAUSAL_VARIANTS = tuple(v for v in VARIANTS if traits(v).has_order)
 # decoupled_rope's beyond-the-paper options get the same treatment as the paper's variants.
 CAUSAL_CASES = [(v, {}) for v in CAUSAL_VARIANTS] + [
   ("decoupled_rope", {"target_heads": 0.5}),

@@ -26,7 +26,7 @@ def _all_masks(L):
 
 def test_mdm_elbo_weighting_equals_any_order_expectation():
   """E_lambda E_mask[ELBO term] (our weighting, integrated exactly) equals the average any-order
-  NLL over all L! orders with the same conditionals (SPEC §3)."""
+  NLL over all L! orders with the same conditionals (docs/objectives.md)."""
   cfg, model, params, x = _mdm_setup()
   L, V = cfg.seq_len, cfg.vocab_size
   masks = _all_masks(L)  # 2^L x L

@@ -7,17 +7,15 @@ import numpy as np
 import pytest
 
 from aoarm import losses
+from aoarm.models import traits
 from aoarm.sampling import SampleSpec, make_sampler, pick, sample
 
-from helpers import init, tiny
+from helpers import CAUSAL_VARIANTS, init, tiny
 
-CASES = [
-  ("two_stream", 1, "random"),
+# every cached sampler (from the registry), and the `query` sampler's k > 1 and adaptive order
+CASES = [(v, 1, "random" if traits(v).random_orders else "l2r") for v in CAUSAL_VARIANTS] + [
   ("two_stream", 3, "random"),
   ("two_stream", 2, "adaptive"),
-  ("decoupled_rope", 1, "random"),
-  ("sigma_gpt", 1, "random"),
-  ("ar", 1, "l2r"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Rotary position embeddings with separate query and key position ids (SPEC §1).
+"""Rotary position embeddings with separate query and key position ids (docs/layout.md).
 
 Angles are pos * theta_i, theta_i = base^(-2i/d), computed in float32 whatever the compute dtype.
 Position ids may be per row (B x L) or per row and head (B x L x H), which is what Decoupled RoPE's

@@ -1,0 +1,51 @@
+"""A variant is one unit: the registry lists it, its class declares what it is, a config file
+builds it, and nothing outside aoarm/models/ compares variant names."""
+
+import os
+import re
+
+import pytest
+
+from aoarm.models import VARIANTS, traits
+from aoarm.models.variant import OBJECTIVES, SAMPLERS
+
+from helpers import CAUSAL_VARIANTS
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_variant_declares_itself_and_has_a_config(variant):
+  import importlib.util
+
+  t = traits(variant)
+  assert t.objective in OBJECTIVES and t.sampler in SAMPLERS
+  assert (t.sampler == "unmask") == (not t.has_order)
+  path = os.path.join(ROOT, "configs", f"{variant}.py")
+  spec = importlib.util.spec_from_file_location(f"cfg_{variant}", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  assert mod.get_config("runlocal").model.variant == variant
+
+
+def test_every_variant_with_an_order_is_in_the_causal_tests():
+  """The leakage, layout and sampling tests take their variants from the registry."""
+  assert set(CAUSAL_VARIANTS) == {v for v in VARIANTS if traits(v).has_order}
+
+
+def test_no_module_outside_models_compares_variant_names():
+  names = "|".join(VARIANTS)
+  compare = re.compile(rf"variant\s*(==|!=|in|not in)|[\"']({names})[\"']")
+  found = []
+  pkg = os.path.join(ROOT, "aoarm")
+  for root, _, files in os.walk(pkg):
+    if os.path.join("aoarm", "models") in root:
+      continue
+    for f in files:
+      if f.endswith(".py"):
+        path = os.path.join(root, f)
+        for i, line in enumerate(open(path, encoding="utf-8"), 1):
+          code = line.split("#")[0]
+          if compare.search(code):
+            found.append(f"{os.path.relpath(path, ROOT)}:{i}: {line.strip()}")
+  assert not found, "\n".join(found)
