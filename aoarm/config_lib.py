@@ -41,11 +41,23 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
 
   c.data = mlc.ConfigDict()
   c.data.source = a.source or "pydoc"  # pydoc | text_files | tfds | markov
-  c.data.train_path = ""  # text_files: training text (UTF-8)
+  # text_files: a file, or for subword tokenizers also a glob, a folder or a comma list of
+  # .txt / .jsonl / .gz files (UTF-8)
+  c.data.train_path = ""  # text_files: training text
   c.data.valid_path = ""  # text_files: held-out text
   c.data.test_path = ""  # text_files: test text (optional)
   c.data.text8 = False  # text_files/tfds: normalise to text8 (a-z and space)
-  c.data.tokenizer = "char"  # char (vocabulary of the training text, saved in workdir) | byte
+  # char (vocabulary of the training text, saved in workdir) | byte | sentencepiece | bpe
+  # (subword: streamed into a memory-mapped token store in data.cache_dir, docs/data.md)
+  c.data.tokenizer = "char"
+  c.data.vocab_size = 8192  # subword: entries of a tokenizer trained on the training split
+  c.data.spm_model_type = "unigram"  # sentencepiece: unigram | bpe
+  c.data.tokenizer_path = ""  # subword: a sentencepiece .model or a tokenizer.json to use as is
+  c.data.tokenizer_sample_bytes = 100_000_000  # subword: training text a tokenizer learns from
+  c.data.doc_per_line = False  # text files: one document per line (else one per file)
+  c.data.text_key = "text"  # .jsonl files: the field holding a document's text
+  c.data.num_workers = 0  # token store: tokenising processes (0 = one per CPU core)
+  c.data.shard_tokens = 1 << 26  # token store: tokens per shard file
   c.data.seq_len = a.seq_len or 128  # L, tokens per window
   c.data.valid_fraction = 0.05  # pydoc/markov: tail fraction of the stream held out
   c.data.tfds_name = ""  # tfds: dataset name, e.g. 'lm1b'

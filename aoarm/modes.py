@@ -86,6 +86,12 @@ def evaluate(cfg, workdir: str) -> dict:
     order: eval_lib.evaluate(placed, params, tokens, cfg.eval, order, split, run.data.true_nll)
     for order in eval_lib.orders_to_report(run.mcfg, cfg.eval)
   }
+  num_bytes = run.data.num_bytes.get(split)
+  if num_bytes:  # subword: bits per UTF-8 byte, so that tokenizers compare
+    bytes_per_token = num_bytes / len(tokens)  # the split's own ratio
+    for r in results.values():
+      r["bits_per_byte"] = r["bits_per_token"] / bytes_per_token
+      r["bytes_per_token"] = bytes_per_token
   out = dict(results[_primary(run)], step=step, by_order=results)
   if jax.process_index() == 0:
     os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)

@@ -84,7 +84,11 @@ def check_meta(run: Run, meta: dict):
 def _vocab_desc(v):
   if not v:
     return "none"
-  return f"{v.get('kind')} with {len(v['chars'])} symbols" if v.get("kind") == "char" else str(v)
+  if v.get("kind") == "char":
+    return f"char with {len(v['chars'])} symbols"
+  if v.get("sha256"):
+    return f"{v['kind']} of {v.get('vocab_size')} entries, SHA-256 {v['sha256'][:12]}"
+  return str(v)
 
 
 def _model_config(cfg, vocab_size: int) -> ModelConfig:

@@ -6,7 +6,7 @@ split; the tokenizer is saved to WORKDIR/vocab.json by the caller once all check
 
 import dataclasses
 
-from aoarm.data import cache, sources, tokenizers
+from aoarm.data import cache, sources, streamed, tokenizers
 from aoarm.data.markov import MarkovSource
 from aoarm.errors import UserError
 
@@ -19,6 +19,7 @@ class Data:
   splits: dict  # split name -> int32 token stream
   true_nll: object = None  # markov: callable L -> nats/token lower bound
   fingerprints: dict = dataclasses.field(default_factory=dict)  # split -> SHA-256 of its ids
+  num_bytes: dict = dataclasses.field(default_factory=dict)  # split -> UTF-8 bytes (token stores)
   pending_writes: list = dataclasses.field(default_factory=list)
 
   def commit_cache(self):
@@ -63,7 +64,20 @@ def _tokenizer(kind: str, train_text: str, fixed=None):
     return tokenizers.CharTokenizer.fit(train_text)
   if kind == "byte":
     return tokenizers.ByteTokenizer()
-  raise UserError(f"unknown data.tokenizer {kind!r}; expected char | byte")
+  raise UserError(f"unknown data.tokenizer {kind!r}; expected char | byte | sentencepiece | bpe")
+
+
+def _load_streamed(dcfg, cache_dir: str, tokenizer) -> Data:
+  """Subword data: every split a memory-mapped token store (`data.store`)."""
+  paths = streamed.split_paths(dcfg)
+  tok = tokenizer or streamed.tokenizer(dcfg, paths["train"], cache_dir)
+  stores = streamed.stores(dcfg, tok, cache_dir, paths)
+  return Data(
+    tok,
+    stores,
+    fingerprints={k: s.fingerprint for k, s in stores.items()},
+    num_bytes={k: s.manifest["num_bytes"] for k, s in stores.items()},
+  )
 
 
 def load(dcfg, cache_dir: str = "", tokenizer=None) -> Data:
@@ -83,6 +97,8 @@ def load(dcfg, cache_dir: str = "", tokenizer=None) -> Data:
     )
   if dcfg.source not in SOURCES:
     raise UserError(f"unknown data.source {dcfg.source!r}; expected one of {SOURCES}")
+  if dcfg.tokenizer in streamed.SUBWORD:
+    return _load_streamed(dcfg, cache_dir, tokenizer)
   texts = _texts(dcfg)
   if dcfg.text8:
     texts = {k: sources.normalize_text8(v) for k, v in texts.items()}

@@ -12,7 +12,13 @@ import numpy as np
 from aoarm.errors import UserError
 
 
-def windows(tokens: np.ndarray, seq_len: int, what: str = "data") -> np.ndarray:
+def windows(tokens, seq_len: int, what: str = "data"):
+  """int32[N, L] windows of a token array, or of a token store (`data.store`: read lazily)."""
+  if hasattr(tokens, "windows"):
+    w = tokens.windows(seq_len)
+    if len(w) < 1:
+      raise UserError(f"seq_len={seq_len} is longer than every shard of the {what}")
+    return w
   n = len(tokens) // seq_len
   if n < 1:
     raise UserError(f"seq_len={seq_len} is larger than the {what} ({len(tokens)} tokens)")
@@ -85,10 +91,9 @@ class TrainBatches:
 def eval_batches(tokens: np.ndarray, seq_len: int, batch_size: int, max_windows: int = 0):
   """Yields (x int32[batch, L], weight float32[batch]) over every window; pads the last batch."""
   w = windows(tokens, seq_len, "evaluation split")
-  if max_windows:
-    w = w[:max_windows]
-  for start in range(0, len(w), batch_size):
-    chunk = w[start : start + batch_size]
+  n = min(len(w), max_windows) if max_windows else len(w)
+  for start in range(0, n, batch_size):
+    chunk = w[start : min(start + batch_size, n)]
     weight = np.ones(batch_size, np.float32)
     if len(chunk) < batch_size:
       weight[len(chunk) :] = 0

@@ -73,3 +73,89 @@ def tfds_text(name: str, split: str, key: str, data_dir: str = "") -> str:
   if not texts:
     raise UserError(f"tfds dataset {name!r} split {split!r} is empty")
   return "\n".join(texts)
+
+
+TEXT_SUFFIXES = (".txt", ".jsonl", ".txt.gz", ".jsonl.gz")
+PIECE_BYTES = 1 << 20  # a long document is read and tokenised in pieces of about this size
+
+
+def expand_paths(spec: str, what: str) -> list[str]:
+  """Files named by `spec`: a path, a glob, a directory (every text file below it), or a comma
+  list of those; sorted, so a corpus always reads in the same order."""
+  import glob
+
+  if not spec:
+    raise UserError(f"{what} is empty: name a file, a glob or a directory")
+  out = []
+  for part in filter(None, (p.strip() for p in spec.split(","))):
+    if os.path.isdir(part):
+      found = [
+        os.path.join(root, f)
+        for root, _, files in os.walk(part)
+        for f in files
+        if f.endswith(TEXT_SUFFIXES)
+      ]
+      if not found:
+        raise UserError(f"{what}: directory {part} holds no {'/'.join(TEXT_SUFFIXES)} files")
+    elif any(c in part for c in "*?["):
+      found = [p for p in glob.glob(part, recursive=True) if os.path.isfile(p)]
+      if not found:
+        raise UserError(f"{what}: the glob {part!r} matches no file")
+    else:
+      if not os.path.exists(part):
+        raise UserError(f"data file not found: {part}")
+      if not os.path.isfile(part):
+        raise UserError(f"data file {part} is not a regular file (a device or special file)")
+      found = [part]
+    out.extend(sorted(found))
+  return out
+
+
+def _open_text(path: str):
+  if path.endswith(".gz"):
+    import gzip
+
+    return gzip.open(path, "rt", encoding="utf-8", newline="")
+  return open(path, encoding="utf-8", newline="")
+
+
+def documents(paths: list[str], doc_per_line: bool = False, text_key: str = "text"):
+  """(text, ends_document) pieces of every document of `paths`, streamed (bounded memory):
+  JSONL files hold one document per line under `text_key`; text files are one document each,
+  or one per non-empty line with `doc_per_line`. A long document comes in pieces of about
+  PIECE_BYTES, cut at line ends."""
+  import json
+
+  for path in paths:
+    jsonl = path.endswith((".jsonl", ".jsonl.gz"))
+    piece, size = [], 0
+    try:
+      with _open_text(path) as f:
+        for n, line in enumerate(f, 1):
+          if jsonl:
+            if not line.strip():
+              continue
+            try:
+              rec = json.loads(line)
+            except ValueError:
+              raise UserError(f"{path}:{n}: not a JSON line") from None
+            if not isinstance(rec, dict) or text_key not in rec:
+              raise UserError(f"{path}:{n}: no {text_key!r} key (data.text_key)")
+            yield str(rec[text_key]), True
+          elif doc_per_line:
+            if line.strip():
+              yield line.rstrip("\n"), True
+          else:
+            piece.append(line)
+            size += len(line)
+            if size >= PIECE_BYTES:
+              yield "".join(piece), False
+              piece, size = [], 0
+        if piece:
+          yield "".join(piece), True
+        elif not jsonl and not doc_per_line and size == 0:
+          yield "", True  # the document's end after a last full piece
+    except UnicodeDecodeError as e:
+      raise UserError(f"{path}: not UTF-8 text (bad byte at offset {e.start} of a block)") from None
+    except OSError as e:
+      raise UserError(f"{path}: cannot be read ({e.strerror or e})") from None

@@ -1,4 +1,5 @@
-"""Tokenizers: `char` (vocabulary of the training text, saved with the run) and `byte` (UTF-8).
+"""Tokenizers: `char` (vocabulary of the training text, saved with the run) and `byte` (UTF-8);
+the subword ones (`sentencepiece`, `bpe`) are in `data.subword`.
 
 Both map text <-> int32 ids in [0, vocab_size). A tokenizer round-trips through `to_json` so a run's
 vocabulary is stored in its workdir and checked when a checkpoint is restored.
@@ -87,6 +88,13 @@ class SymbolTokenizer:
     return {"kind": "symbol", "n": self.vocab_size}
 
 
+def special_ids(tok) -> dict:
+  """The ids every model and sampler agrees on, for any tokenizer: the model's extra embedding
+  row (BOS for the causal variants, MASK for mdm) is id vocab_size, outside the tokenizer's
+  range; the end of a document is the tokenizer's own id where it has one (subword), else None."""
+  return {"bos": tok.vocab_size, "mask": tok.vocab_size, "eod": getattr(tok, "eod_id", None)}
+
+
 def from_json(d: dict):
   kind = d.get("kind")
   if kind == "char":
@@ -95,6 +103,10 @@ def from_json(d: dict):
     return ByteTokenizer()
   if kind == "symbol":
     return SymbolTokenizer(int(d["n"]))
+  if kind in ("sentencepiece", "bpe"):
+    from aoarm.data import subword
+
+    return subword.from_json(d)
   raise UserError(f"unknown tokenizer kind {kind!r}")
 
 

@@ -1,0 +1,102 @@
+"""The data of a subword run: a tokenizer trained once per sample (or loaded), and each split in a
+token store (`data.store`), opened where it exists and built where it does not.
+
+The tokenizer trained from a sample is kept in the cache folder under a key of what it was
+trained on, so every run of a sweep that shares `data.cache_dir` uses the same one (and so the
+same stores) without training or tokenising again.
+"""
+
+import hashlib
+import json
+import logging
+import os
+
+from aoarm import workdir
+from aoarm.data import sources, store, subword, tokenizers
+from aoarm.errors import UserError
+
+log = logging.getLogger("aoarm")
+SUBWORD = ("sentencepiece", "bpe")
+
+
+def split_paths(dcfg) -> dict:
+  """Split name -> the files it reads (`text_files`: paths, globs, directories)."""
+  if dcfg.source != "text_files":
+    raise UserError(
+      f"data.tokenizer={dcfg.tokenizer} reads text files (data.source=text_files), "
+      f"not data.source={dcfg.source}"
+    )
+  out = {
+    "train": sources.expand_paths(dcfg.train_path, "data.train_path"),
+    "valid": sources.expand_paths(dcfg.valid_path, "data.valid_path"),
+  }
+  if dcfg.test_path:
+    out["test"] = sources.expand_paths(dcfg.test_path, "data.test_path")
+  return out
+
+
+def _options(dcfg) -> dict:
+  return {"doc_per_line": bool(dcfg.doc_per_line), "text_key": dcfg.text_key, "text8": dcfg.text8}
+
+
+def _texts(paths, options):
+  for text, _ in sources.documents(paths, options["doc_per_line"], options["text_key"]):
+    yield sources.normalize_text8(text) if options["text8"] else text
+
+
+def tokenizer(dcfg, paths: list[str], cache_dir: str):
+  """Loaded from data.tokenizer_path, else trained on the first data.tokenizer_sample_bytes of
+  the training files (kept in the cache under a key of what it was trained on)."""
+  if dcfg.tokenizer_path:
+    tok = subword.load_file(dcfg.tokenizer, dcfg.tokenizer_path)
+    if tok.eod_id is None:
+      log.warning("%s has no end-of-document token: documents are joined without one", tok.kind)
+    return tok
+  ident = {
+    "kind": dcfg.tokenizer,
+    "vocab_size": dcfg.vocab_size,
+    "model_type": dcfg.spm_model_type if dcfg.tokenizer == "sentencepiece" else "",
+    "sample_bytes": dcfg.tokenizer_sample_bytes,
+    "options": _options(dcfg),
+    "sources": [store._source_id(p) for p in paths],
+  }
+  key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+  path = os.path.join(cache_dir, f"tokenizer-{dcfg.tokenizer}-{key}.json") if cache_dir else ""
+  if path and os.path.exists(path):
+    try:
+      return tokenizers.load(path)
+    except UserError as e:
+      log.warning("%s: training the tokenizer again", e)
+  texts = _texts(paths, _options(dcfg))
+  log.info("training a %s tokenizer of %d entries", dcfg.tokenizer, dcfg.vocab_size)
+  if dcfg.tokenizer == "sentencepiece":
+    tok = subword.SentencePieceTokenizer.train(
+      texts, dcfg.vocab_size, dcfg.spm_model_type, dcfg.tokenizer_sample_bytes
+    )
+  else:
+    tok = subword.BpeTokenizer.train(texts, dcfg.vocab_size, dcfg.tokenizer_sample_bytes)
+  if path:
+    try:
+      os.makedirs(cache_dir, exist_ok=True)
+      tokenizers.save(tok, path)
+    except OSError as e:
+      log.warning("tokenizer not kept in %s (%s)", cache_dir, e)
+  return tok
+
+
+def stores(dcfg, tok, cache_dir: str, paths_by_split: dict) -> dict:
+  """Split name -> TokenStore, each opened or built."""
+  if not cache_dir:
+    raise UserError("subword data needs a cache folder for its token store (data.cache_dir)")
+  out = {}
+  options = _options(dcfg)
+  for split, paths in paths_by_split.items():
+    key = store.store_key(split, paths, tok, options)
+    path = os.path.join(cache_dir, f"store-{split}-{key}")
+    st = store.open_store(path)
+    if st is None:
+      workdir.check_dir(cache_dir, "data.cache_dir")
+      log.info("building the %s token store in %s", split, path)
+      st = store.build_store(path, paths, tok, options, split, dcfg.shard_tokens, dcfg.num_workers)
+    out[split] = st
+  return out
