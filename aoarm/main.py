@@ -78,46 +78,7 @@ def main(argv):
   return code
 
 
-def _new_names(argv):
-  """--config.model.norm_impl=X -> --config.model.kernels.norm=X (the knobs' old names, which
-  committed results' commands use; `config_lib.apply_aliases` does the same in config files)."""
-  from aoarm.models.model_config import LEGACY_KEYS
-
-  out = []
-  for a in argv:
-    key, eq, val = a.partition("=")
-    old = key.removeprefix("--config.model.")
-    if key.startswith("--config.model.") and old in LEGACY_KEYS:
-      new = f"--config.model.kernels.{LEGACY_KEYS[old]}"
-      print(f"aoarm: note: {key} is now {new} (the old name goes soon)", file=sys.stderr)
-      a = f"{new}{eq}{val}"
-    out.append(a)
-  return out
-
-
-def parse_flags(argv):
-  """absl's parser, but a bad config file, arg or override ends in one line and exit 2."""
-  argv = _new_names(argv)
-  sys.argv[1:] = argv[1:]  # ml_collections reads the overrides from sys.argv as well
-  overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
-  has_config = any(a == "--config" or a.startswith("--config=") for a in argv[1:])
-  if overrides and not has_config:
-    print(
-      f"aoarm: error: {overrides[0]} needs --config=configs/<variant>.py[:arg] to override",
-      file=sys.stderr,
-    )
-    sys.exit(2)
-  try:
-    return flags.FLAGS(argv)
-  except Exception as e:  # noqa: BLE001 - flags.Error, and what a config file raises
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    # a config file's own exception arrives as a traceback text: its last line is the message
-    msg = lines[-1] if any(ln.startswith("Traceback") for ln in lines) else " ".join(lines)
-    if isinstance(e, (AttributeError, KeyError)):  # an override naming no config field
-      msg = "unknown config key: " + msg.replace("\\n", " ").replace("\\", "").replace("'", "")
-    print(f"aoarm: error: {msg}", file=sys.stderr)
-    sys.exit(2)
-
-
 if __name__ == "__main__":
+  from aoarm.cli_flags import parse_flags
+
   app.run(main, flags_parser=parse_flags)

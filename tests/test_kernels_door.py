@@ -65,7 +65,7 @@ def test_old_knob_names_still_work():
   cfg.model.kernels.mlp = "pallas"
   with pytest.raises(UserError, match="disagree"):
     config_lib.apply_aliases(cfg)
-  from aoarm.main import _new_names
+  from aoarm.cli_flags import _new_names
 
   argv = ["x", "--config.model.qkv_impl=xla", "--config.model.d_model=8"]
   assert _new_names(argv) == ["x", "--config.model.kernels.qkv=xla", "--config.model.d_model=8"]

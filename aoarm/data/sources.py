@@ -76,7 +76,7 @@ def tfds_text(name: str, split: str, key: str, data_dir: str = "") -> str:
 
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".txt.gz", ".jsonl.gz")
-PIECE_BYTES = 1 << 20  # a long document is read and tokenised in pieces of about this size
+PIECE_BYTES = 256 << 10  # a long document is read and tokenised in pieces of about this size
 
 
 def expand_paths(spec: str, what: str) -> list[str]:

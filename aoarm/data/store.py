@@ -31,7 +31,7 @@ from aoarm.errors import UserError
 
 log = logging.getLogger("aoarm")
 VERSION = 1
-BATCH_BYTES = 4 << 20  # text per encoding task
+BATCH_BYTES = 256 << 10  # text per encoding task: its ids, as Python objects, take ~100x that
 
 
 def store_key(split: str, paths: list[str], tok, options: dict) -> str:

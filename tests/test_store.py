@@ -1,0 +1,286 @@
+"""Subword tokenizers and the token store (`aoarm.data.subword`, `store`, `streamed`): every
+tokenizer round-trips, a store equals the tokenised documents, is reused, rebuilt when damaged or
+stale, read by window and by process, and bad input ends in one clear line."""
+
+import gzip
+import json
+import os
+
+import ml_collections as mlc
+import numpy as np
+import pytest
+
+from aoarm import config_lib
+from aoarm import data as data_lib
+from aoarm.data import pipeline, sources, store, subword, tokenizers
+from aoarm.errors import UserError
+
+pytest.importorskip("sentencepiece")
+pytest.importorskip("tokenizers")
+
+
+def _docs():
+  from pydoc_data import topics
+
+  return [topics.topics[k] for k in sorted(topics.topics)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+  """Text files, a gzipped JSONL file and a held-out JSONL file from the pydoc topics."""
+  root = tmp_path_factory.mktemp("corpus")
+  docs = _docs()
+  (root / "train").mkdir()
+  for i in range(3):
+    (root / "train" / f"part{i}.txt").write_text("\n\n".join(docs[i:-30:4]), encoding="utf-8")
+  with gzip.open(root / "train" / "part3.jsonl.gz", "wt", encoding="utf-8") as f:
+    for d in docs[3:-30:4]:
+      f.write(json.dumps({"text": d}) + "\n")
+  with open(root / "valid.jsonl", "w", encoding="utf-8") as f:
+    for d in docs[-30:]:
+      f.write(json.dumps({"text": d}) + "\n")
+  return root
+
+
+def _dcfg(corpus, tokenizer="sentencepiece", **kw):
+  c = config_lib.base_config("two_stream", "runlocal").data
+  c.update(
+    source="text_files",
+    train_path=str(corpus / "train"),
+    valid_path=str(corpus / "valid.jsonl"),
+    tokenizer=tokenizer,
+    vocab_size=400,
+    tokenizer_sample_bytes=400_000,
+    num_workers=1,
+    shard_tokens=20_000,
+  )
+  c.update(kw)
+  return c
+
+
+@pytest.fixture(scope="module")
+def trained():
+  docs = _docs()
+  return {
+    "unigram": subword.SentencePieceTokenizer.train(docs, 400, "unigram", 300_000),
+    "spm-bpe": subword.SentencePieceTokenizer.train(docs, 400, "bpe", 300_000),
+    "bpe": subword.BpeTokenizer.train(docs, 400, 300_000),
+  }
+
+
+@pytest.mark.parametrize("name", ["unigram", "spm-bpe", "bpe"])
+def test_every_tokenizer_round_trips_and_travels_in_its_json(trained, name):
+  tok = trained[name]
+  text = "The for statement iterates: x = [1, 2]  # ünïcødé, 日本, tabs\tand\nlines"
+  ids = tok.encode(text)
+  assert ids.dtype == np.int32 and ids.min() >= 0 and ids.max() < tok.vocab_size
+  assert tok.decode(ids) == text
+  assert tok.vocab_size == 400 and tok.eod_id is not None
+  again = tokenizers.from_json(json.loads(json.dumps(tok.to_json())))
+  assert again.sha256 == tok.sha256 and np.array_equal(again.encode(text), ids)
+  assert tokenizers.special_ids(tok) == {"bos": 400, "mask": 400, "eod": tok.eod_id}
+
+
+def test_tokenizer_files_load_and_bad_ones_are_named(trained, tmp_path):
+  spm_file = tmp_path / "t.model"
+  spm_file.write_bytes(trained["unigram"].proto)
+  assert subword.load_file("sentencepiece", str(spm_file)).sha256 == trained["unigram"].sha256
+  hf = tmp_path / "tokenizer.json"
+  hf.write_text(trained["bpe"].json, encoding="utf-8")
+  assert subword.load_file("bpe", str(hf)).sha256 == trained["bpe"].sha256
+  junk = tmp_path / "junk.model"
+  junk.write_bytes(b"not a model")
+  with pytest.raises(UserError, match="junk.model does not load as a sentencepiece model"):
+    subword.load_file("sentencepiece", str(junk))
+  with pytest.raises(UserError, match="t.model does not load as a tokenizers tokenizer"):
+    subword.load_file("bpe", str(spm_file))
+  with pytest.raises(UserError, match="is not a file"):
+    subword.load_file("bpe", str(tmp_path / "missing.json"))
+
+
+def test_vocab_sizes_the_sample_cannot_support_are_refused():
+  docs = _docs()[:3]
+  with pytest.raises(UserError, match=r"data.vocab_size=50000 is larger than the tokenizer sample"):
+    subword.SentencePieceTokenizer.train(docs, 50_000, "unigram", 10_000)
+  with pytest.raises(UserError, match=r"data.vocab_size=100 is too small for byte-level BPE"):
+    subword.BpeTokenizer.train(docs, 100, 10_000)
+
+
+def test_store_holds_the_documents_ids_in_shards(corpus, tmp_path):
+  """The store equals every document's ids followed by the end-of-document id, in file order,
+  across several shards; windows stay inside a shard."""
+  data = data_lib.load(_dcfg(corpus), str(tmp_path / "cache"))
+  tok, st = data.tokenizer, data.splits["train"]
+  paths = sources.expand_paths(str(corpus / "train"), "train")
+  want = []
+  for text, end in sources.documents(paths):
+    want.extend(tok.encode(text).tolist() + ([tok.eod_id] if end else []))
+  got = np.concatenate([np.asarray(s) for s in st.shards])
+  assert st.manifest["dtype"] == "uint16" and len(st.shards) > 2
+  np.testing.assert_array_equal(got, want)
+  w = pipeline.windows(st, 64)
+  per_shard = [len(s) // 64 for s in st.shards]
+  assert len(w) == sum(per_shard)
+  first_of_second = per_shard[0]
+  np.testing.assert_array_equal(w[[first_of_second]][0], np.asarray(st.shards[1][:64]))
+  np.testing.assert_array_equal(w[2:4], w[np.array([2, 3])])
+  assert data.fingerprints["train"] == st.fingerprint and data.num_bytes["train"] > 0
+
+
+def test_a_second_load_reuses_tokenizer_and_store(corpus, tmp_path, monkeypatch):
+  cache = str(tmp_path / "cache")
+  first = data_lib.load(_dcfg(corpus, "bpe"), cache)
+
+  def no(*a, **k):
+    raise AssertionError("tokenised or trained again")
+
+  monkeypatch.setattr(store, "build_store", no)
+  monkeypatch.setattr(subword.BpeTokenizer, "train", no)
+  second = data_lib.load(_dcfg(corpus, "bpe"), cache)
+  assert second.tokenizer.sha256 == first.tokenizer.sha256
+  assert second.fingerprints == first.fingerprints
+
+
+def test_damaged_or_stale_stores_are_never_used(corpus, tmp_path, caplog):
+  cache = tmp_path / "cache"
+  data = data_lib.load(_dcfg(corpus), str(cache))
+  st = data.splits["train"]
+  shard = os.path.join(st.path, st.manifest["shards"][1]["file"])
+  with open(shard, "r+b") as f:
+    f.truncate(100)
+  again = data_lib.load(_dcfg(corpus), str(cache))
+  assert "is damaged" in caplog.text and "holds 100 bytes" in caplog.text
+  assert again.fingerprints["train"] == data.fingerprints["train"]  # rebuilt: the same ids
+  # another tokenizer or a changed source gets a store of its own
+  other = data_lib.load(_dcfg(corpus, vocab_size=390), str(cache))
+  assert other.splits["train"].path != st.path
+  valid = corpus / "valid.jsonl"
+  old = valid.read_text(encoding="utf-8")
+  try:
+    valid.write_text(old + json.dumps({"text": "one more document"}) + "\n", encoding="utf-8")
+    changed = data_lib.load(_dcfg(corpus), str(cache))
+    assert changed.splits["valid"].path != data.splits["valid"].path
+    assert len(changed.splits["valid"]) > len(data.splits["valid"])
+  finally:
+    valid.write_text(old, encoding="utf-8")
+
+
+def test_an_interrupted_build_leaves_no_store(corpus, tmp_path, monkeypatch):
+  cache = tmp_path / "cache"
+
+  def boom(self, ids):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(store._ShardWriter, "_write", boom)
+  with pytest.raises(KeyboardInterrupt):
+    data_lib.load(_dcfg(corpus), str(cache))
+  assert not [p for p in os.listdir(cache) if p.startswith("store-") and ".partial" not in p]
+  monkeypatch.undo()
+  data_lib.load(_dcfg(corpus), str(cache))  # builds, and clears the partial folder
+  assert not [p for p in os.listdir(cache) if ".partial" in p]
+
+
+def test_each_process_reads_only_its_rows_and_batches_are_exact(corpus, tmp_path):
+  data = data_lib.load(_dcfg(corpus), str(tmp_path / "cache"))
+  st = data.splits["train"]
+  whole = pipeline.TrainBatches(st, 32, 8, seed=3)
+  parts = [
+    pipeline.TrainBatches(st, 32, 8, seed=3, process_index=i, process_count=2) for i in (0, 1)
+  ]
+  for step in (0, 5, 400):  # 400: past an epoch
+    b = whole.batch(step)
+    np.testing.assert_array_equal(parts[0].batch(step), b[0::2])
+    np.testing.assert_array_equal(parts[1].batch(step), b[1::2])
+  reopened = pipeline.TrainBatches(store.open_store(st.path), 32, 8, seed=3)
+  np.testing.assert_array_equal(reopened.batch(7), whole.batch(7))
+  evals = list(pipeline.eval_batches(st, 32, 16, max_windows=40))
+  assert [int(w.sum()) for _, w in evals] == [16, 16, 8]
+
+
+def test_bad_corpora_are_refused_in_one_line(corpus, tmp_path):
+  with pytest.raises(UserError, match=r"the glob '.*nothing\*.txt' matches no file"):
+    sources.expand_paths(str(tmp_path / "nothing*.txt"), "data.train_path")
+  empty = tmp_path / "empty_dir"
+  empty.mkdir()
+  with pytest.raises(UserError, match="holds no"):
+    sources.expand_paths(str(empty), "data.train_path")
+  binary = tmp_path / "bin" / "x.txt"
+  binary.parent.mkdir()
+  binary.write_bytes(b"ok text\n" + bytes(range(128, 256)))
+  with pytest.raises(UserError, match="x.txt: not UTF-8 text"):
+    list(sources.documents([str(binary)]))
+  nokey = tmp_path / "nokey.jsonl"
+  nokey.write_text('{"body": "x"}\n', encoding="utf-8")
+  with pytest.raises(UserError, match=r"nokey.jsonl:1: no 'text' key \(data.text_key\)"):
+    list(sources.documents([str(nokey)]))
+  with pytest.raises(UserError, match="reads text files"):
+    data_lib.load(mlc.ConfigDict(dict(_dcfg(corpus), source="pydoc")), str(tmp_path / "c"))
+
+
+_BUILD = """
+import os, resource, sys
+root, mb = sys.argv[1], int(sys.argv[2])
+line = "the quick brown fox jumps over the lazy dog, while 12345 and 67.89 appear; too!\\n"
+os.makedirs(root + "/c")
+for i in range(mb // 4):
+  with open(f"{root}/c/part{i:03d}.txt", "w") as f:
+    f.write(line * (4_000_000 // len(line)))
+from aoarm.data import store, subword
+tok = subword.SentencePieceTokenizer.train([line * 50], 300, "bpe", 100_000)
+paths = sorted(os.path.join(root, "c", f) for f in os.listdir(root + "/c"))
+opts = {"doc_per_line": False, "text_key": "text", "text8": False}
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+st = store.build_store(root + "/store", paths, tok, opts, "train", 1 << 20, 1)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(base // 1024, peak // 1024, st.manifest["num_bytes"] >> 20)
+"""
+
+
+@pytest.mark.slow
+def test_building_a_store_takes_memory_independent_of_the_corpus(tmp_path):
+  """Peak memory of a build (one process, so the high-water mark is this one's) on a 48 MB
+  corpus is within a few MB of the peak on an 8 MB one, and far below the corpus size."""
+  import subprocess
+  import sys
+
+  env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), ".."))
+  peaks = {}
+  for mb in (8, 48):
+    out = subprocess.run(
+      [sys.executable, "-c", _BUILD, str(tmp_path / str(mb)), str(mb)],
+      capture_output=True,
+      text=True,
+      env=env,
+      check=True,
+    ).stdout.split()
+    base, peak, corpus_mb = map(int, out)
+    assert corpus_mb >= int(mb * 0.9)  # MiB of text
+    peaks[mb] = peak - base
+  assert peaks[48] < peaks[8] + 16, peaks  # no growth with the corpus
+  assert peaks[48] < 48, peaks  # a build holds far less than the corpus
+
+
+@pytest.mark.slow
+def test_a_subword_run_resumes_exactly_from_its_store(corpus, tmp_path, monkeypatch):
+  """Training on a bpe store, stopped at step 6 and resumed, logs the uninterrupted run's
+  losses exactly; the second launch reuses the shared store, and eval reports bits per byte."""
+  from aoarm import modes
+
+  from helpers import losses_by_step, tiny_run_config
+
+  def cfg():
+    c = tiny_run_config("decoupled_rope")
+    c.data.update(_dcfg(corpus, "bpe", cache_dir=str(tmp_path / "shared_cache")))
+    return c
+
+  full, resumed = str(tmp_path / "full"), str(tmp_path / "resumed")
+  assert modes.train(cfg(), full) == 0
+  stopped = cfg()
+  stopped.train.stop_after = 6
+  monkeypatch.setattr(store, "build_store", lambda *a, **k: pytest.fail("tokenised again"))
+  assert modes.train(stopped, resumed) == 0
+  assert modes.train(cfg(), resumed) == 0
+  a, b = losses_by_step(full), losses_by_step(resumed)
+  assert sorted(a) == list(range(1, 13)) and [a[s] for s in a] == [b[s] for s in a]
+  out = modes.evaluate(cfg(), resumed)
+  assert 0 < out["bits_per_byte"] < out["bits_per_token"]
