@@ -128,6 +128,16 @@ REFUSED = [
   (["--config.ckpt.keep=-1"], "config.ckpt.keep must be >= 1, got -1"),
   (["--config.mesh.data=0"], "config.mesh.data must be >= 1 or -1, got 0"),
   (["--config.train.profile=5:2"], "config.train.profile must be 'A:B' with A < B"),
+  (["--config.data.tokenizer=wordpiece"], "config.data.tokenizer must be one of"),
+  (
+    ["--config.data.tokenizer=bpe", "--config.data.source=text_files"]
+    + ["--config.data.train_path=/nonexistent/*.txt", "--config.data.valid_path=/x.txt"],
+    "data.train_path: the glob '/nonexistent/*.txt' matches no file",
+  ),
+  (
+    ["--config.data.tokenizer=sentencepiece", "--config.data.source=pydoc"],
+    "data.tokenizer=sentencepiece reads text files (data.source=text_files)",
+  ),
 ]
 
 

@@ -284,3 +284,9 @@ def test_a_subword_run_resumes_exactly_from_its_store(corpus, tmp_path, monkeypa
   assert sorted(a) == list(range(1, 13)) and [a[s] for s in a] == [b[s] for s in a]
   out = modes.evaluate(cfg(), resumed)
   assert 0 < out["bits_per_byte"] < out["bits_per_token"]
+  monkeypatch.undo()
+  other = cfg()
+  other.data.tokenizer = "sentencepiece"  # another tokenizer, so another store: refused
+  other.train.num_steps = 20
+  with pytest.raises(UserError, match=r"different vocabulary \(bpe of 400 entries"):
+    modes.train(other, resumed)
