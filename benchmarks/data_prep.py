@@ -47,7 +47,7 @@ def main():
   p.add_argument("--mb", type=int, default=1024, help="generated corpus size")
   p.add_argument("--corpus", default="", help="use these files instead (path, glob or folder)")
   p.add_argument("--tokenizer", default="bpe", choices=["bpe", "sentencepiece"])
-  p.add_argument("--vocab_size", type=int, default=8192)
+  p.add_argument("--vocab_size", type=int, default=4096)
   p.add_argument("--workers", type=int, default=0, help="0: one per core")
   p.add_argument("--steps", type=int, default=200)
   p.add_argument("--json", default="")

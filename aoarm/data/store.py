@@ -147,8 +147,12 @@ def open_store(path: str) -> TokenStore | None:
 _WORKER_TOK = None
 
 
-def _init_worker(tok_json):
+def _init_worker(tok_json, parallel: bool = False):
+  """The tokenizer, in a worker process (or this one). Several workers each keep to one thread:
+  the `tokenizers` library otherwise starts a thread per core in every one of them."""
   global _WORKER_TOK
+  if not parallel:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
   from aoarm.data import tokenizers
 
   _WORKER_TOK = tokenizers.from_json(tok_json)
@@ -234,10 +238,10 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
   try:
     if workers > 1:
       ctx = multiprocessing.get_context("spawn")
-      pool = ctx.Pool(workers, _init_worker, (tok.to_json(),))
+      pool = ctx.Pool(workers, _init_worker, (tok.to_json(), False))
       results = pool.imap(_encode, _batches(pieces))
     else:
-      _init_worker(tok.to_json())
+      _init_worker(tok.to_json(), True)
       results = map(_encode, _batches(pieces))
     for ids, nb in results:
       writer.add(ids)
