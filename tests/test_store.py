@@ -290,3 +290,22 @@ def test_a_subword_run_resumes_exactly_from_its_store(corpus, tmp_path, monkeypa
   other.train.num_steps = 20
   with pytest.raises(UserError, match=r"different vocabulary \(bpe of 400 entries"):
     modes.train(other, resumed)
+
+
+def test_vocabularies_past_65536_entries_are_stored_as_uint32(tmp_path, monkeypatch):
+  class Wide:  # a stand-in tokenizer whose ids pass 2^16
+    kind, vocab_size, eod_id = "wide", 70_000, 69_999
+
+    def encode_docs(self, docs):
+      return [[65_535 + len(d) % 3, 69_000] for d in docs]
+
+    def to_json(self):
+      return {"kind": "wide", "sha256": "w"}
+
+  monkeypatch.setattr(store, "_init_worker", lambda *a: setattr(store, "_WORKER_TOK", Wide()))
+  doc = tmp_path / "d.txt"
+  doc.write_text("one document", encoding="utf-8")
+  opts = {"doc_per_line": False, "text_key": "text", "text8": False}
+  st = store.build_store(str(tmp_path / "s"), [str(doc)], Wide(), opts, "train", 1024, 1)
+  assert st.manifest["dtype"] == "uint32"
+  assert np.asarray(st.shards[0]).tolist() == [65_535 + 12 % 3, 69_000, 69_999]
