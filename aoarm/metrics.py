@@ -10,7 +10,12 @@ import tqdm
 
 
 class MetricWriter:
-  def __init__(self, workdir: str, enabled: bool | None = None):
+  """Appends to DIR/metrics.jsonl and DIR/tb/. A run resumed from step k first drops what the
+  interrupted run logged after k (those steps are replayed): the JSONL rows are rewritten without
+  them, and TensorBoard purges its events past k (`purge_step`). So a resumed run's curves hold
+  each step once."""
+
+  def __init__(self, workdir: str, enabled: bool | None = None, start_step: int = 0):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self._tb = None
     self._jsonl = None
@@ -18,8 +23,10 @@ class MetricWriter:
       from tensorboardX import SummaryWriter
 
       os.makedirs(workdir, exist_ok=True)
-      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+      path = os.path.join(workdir, "metrics.jsonl")
+      _drop_after(path, start_step)
+      self._tb = SummaryWriter(os.path.join(workdir, "tb"), purge_step=start_step + 1)
+      self._jsonl = open(path, "a", encoding="utf-8")
 
   def write(self, step: int, metrics: dict):
     if not self.enabled:
@@ -34,6 +41,27 @@ class MetricWriter:
     if self.enabled:
       self._jsonl.close()
       self._tb.close()
+
+
+def _drop_after(path: str, step: int):
+  """Rewrite the JSONL file without rows logged after `step` (atomically)."""
+  if not os.path.exists(path):
+    return
+  keep, dropped = [], 0
+  with open(path, encoding="utf-8") as f:
+    for line in f:
+      try:
+        later = json.loads(line).get("step", 0) > step
+      except ValueError:  # a line cut by a crash
+        later = True
+      if later:
+        dropped += 1
+      else:
+        keep.append(line)
+  if dropped:
+    from aoarm import workdir
+
+    workdir.write_atomic(path, "".join(keep))
 
 
 class Progress:

@@ -5,6 +5,7 @@ the optimizer and holds the workdir's lock; eval and sample restore parameters o
 """
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -66,7 +67,7 @@ def _train_from(run: prepare_lib.Run, trainer: Trainer, state, start: int) -> in
     r = eval_lib.evaluate(trainer.placed, params, valid, quick, _primary(run), split)
     return {f"eval/{split}_nll": r["nll_per_token"], f"eval/{split}_bits": r["bits_per_token"]}
 
-  writer = MetricWriter(run.workdir)
+  writer = MetricWriter(run.workdir, start_step=start)
   try:
     io = LoopIO(batches, ckpt, writer, run.meta, in_training_eval, run.workdir)
     code = run_loop(trainer, state, start, io)
@@ -78,7 +79,8 @@ def _train_from(run: prepare_lib.Run, trainer: Trainer, state, start: int) -> in
 
 def evaluate(cfg, workdir: str) -> dict:
   """Held-out NLL of the newest checkpoint on `eval.split`, for each order the variant reports;
-  written to DIR/eval/step_<N>.json and printed."""
+  written to DIR/eval/ (`eval_name`) and printed. The JSON says how many of the split's windows
+  were scored (`capped` where `eval.max_windows` cut it)."""
   run, placed, params, step = prepare_lib.restore_params(cfg, workdir, "eval")
   split = cfg.eval.split
   tokens = run.data.splits[split]
@@ -92,19 +94,44 @@ def evaluate(cfg, workdir: str) -> dict:
     for r in results.values():
       r["bits_per_byte"] = r["bits_per_token"] / bytes_per_token
       r["bytes_per_token"] = bytes_per_token
-  out = dict(results[_primary(run)], step=step, by_order=results)
+  total = len(pipeline.windows(tokens, run.mcfg.seq_len, f"{split} split"))
+  e = cfg.eval
+  scope = {
+    "windows_in_split": total,
+    "max_windows": e.max_windows,
+    "capped": bool(e.max_windows) and e.max_windows < total,  # scored only the first windows
+  }
+  if split == "test" and run.data.splits.get("test") is run.data.splits.get("valid"):
+    scope["note"] = f"data.source={cfg.data.source} holds out one tail: test is the valid text"
+  out = dict(results[_primary(run)], step=step, by_order=results, **scope)
   if jax.process_index() == 0:
     os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
-    path = os.path.join(run.workdir, "eval", f"step_{step}.json")
+    path = os.path.join(run.workdir, "eval", eval_name(step, e))
     workdir_lib.write_atomic(path, json.dumps(out, indent=2, sort_keys=True))
     print(json.dumps(out, indent=2, sort_keys=True))
   return out
 
 
+def eval_name(step: int, ecfg) -> str:
+  """step_<N>.json for the default evaluation (the whole valid split, one random order and the
+  identity); other settings name their own file, so no eval overwrites another kind."""
+  parts = [ecfg.split] if ecfg.split != "valid" else []
+  parts += [f"k{ecfg.num_orders}"] if ecfg.num_orders != 1 else []
+  parts += [f"w{ecfg.max_windows}"] if ecfg.max_windows else []
+  parts += ["no_l2r"] if not ecfg.l2r else []
+  return f"step_{step}" + "".join(f"-{p}" for p in parts) + ".json"
+
+
+def sample_name(step: int, settings: dict) -> str:
+  """step_<N>-<8 hex digits of the settings>.jsonl: every sampler setting its own file."""
+  digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+  return f"step_{step}-{digest}.jsonl"
+
+
 def sample(cfg, workdir: str) -> int:
-  """Samples of the newest checkpoint (`config.sample`) to DIR/samples/step_<N>.jsonl, one JSON
-  object per sample: text, tokens, order (positions in generation order), per-token log-probs,
-  and the sampler settings."""
+  """Samples of the newest checkpoint (`config.sample`) to DIR/samples/step_<N>-<settings>.jsonl,
+  one JSON object per sample: text, tokens, order (positions in generation order), per-token
+  log-probs, and the sampler settings."""
   run, placed, params, step = prepare_lib.restore_params(cfg, workdir, "sample")
   spec = sample_spec.from_config(cfg, run.data.tokenizer, run.mcfg.seq_len)
   try:
@@ -115,7 +142,7 @@ def sample(cfg, workdir: str) -> int:
   fn = sampling.make_sampler(placed.model, run.mcfg, spec, n, placed.rules, placed.mesh)
   out = jax.device_get(fn(params, jax.random.key(cfg.sample.seed)))
   settings = {k: v for k, v in cfg.sample.items()}
-  path = os.path.join(run.workdir, "samples", f"step_{step}.jsonl")
+  path = os.path.join(run.workdir, "samples", sample_name(step, settings))
   if jax.process_index() == 0:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as f:

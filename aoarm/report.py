@@ -2,9 +2,12 @@
 
   python -m aoarm.report SWEEP_DIR     # -> SWEEP_DIR/report.md, bits_vs_len.png, attention.png
 
-Rows: one per variant label (variant plus any beyond-the-paper options), columns: L. Values:
-held-out bits/token (random order; the identity order in a second table), mean over seeds with
-error bars across seeds (or the eval's own standard error across windows when one seed).
+Rows: one per experiment (the variant and its options, and any other setting in which the runs
+differ, e.g. `opt.lr=0.003`), columns: L. Runs are grouped by their whole resolved config except
+the seed and the settings that do not change the experiment (implementation knobs, logging,
+checkpointing, evaluation and sampling options, the mesh), so unrelated runs are never averaged.
+Values: held-out bits/token (random order; the identity order in a second table), the mean over
+seeds with error bars across seeds (or the eval's own standard error across windows for one seed).
 """
 
 import collections
@@ -18,7 +21,14 @@ import numpy as np
 
 
 def _latest(paths):
-  return max(paths, key=lambda p: int(os.path.basename(p).split("_")[1].split(".")[0]))
+  """The newest default evaluation (step_<N>.json), else the newest of any kind."""
+  import re
+
+  def step(p):
+    m = re.match(r"step_(\d+)(.*)\.json$", os.path.basename(p))
+    return (m.group(2) == "", int(m.group(1))) if m else (False, -1)
+
+  return max(paths, key=step)
 
 
 def label(cfg_model: dict) -> str:
@@ -30,6 +40,75 @@ def label(cfg_model: dict) -> str:
   if rope.get("order_dims", 0.0) != 0.0:
     v += f" (order_dims={rope['order_dims']})"
   return v
+
+
+# settings that do not change what a run measures (and the table's own axes)
+NOT_EXPERIMENT = (
+  "seed",
+  "data.seq_len",
+  "data.cache_dir",
+  "data.num_workers",
+  "data.shard_tokens",
+  "model.variant",
+  "model.rope.target_heads",
+  "model.rope.order_dims",
+  "model.kernels.",
+  "model.remat",
+  "model.capture_attention",
+  "model.attention_impl",
+  "model.embed_impl",
+  "model.decode_impl",
+  "model.norm_impl",
+  "model.mlp_impl",
+  "model.qkv_impl",
+  "train.log_every",
+  "train.eval_every",
+  "train.eval_batches",
+  "train.profile",
+  "train.compile_cache",
+  "train.stop_after",
+  "ckpt.",
+  "eval.batch_size",
+  "sample.",
+  "mesh.",
+)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def _ignored(key: str) -> bool:
+  return any(key.startswith(n) if n.endswith(".") else key == n for n in NOT_EXPERIMENT)
+
+
+def experiment(cfg: dict) -> tuple:
+  """The settings that make a run the experiment it is, seed and table axes left out."""
+  flat = _flat(cfg)
+  keep = {k: v for k, v in flat.items() if not _ignored(k)}
+  return tuple(sorted((k, json.dumps(v)) for k, v in keep.items()))
+
+
+def _labels(rows):
+  """Each row's label: its variant label, plus the settings in which its experiment differs
+  from the other experiments of the same variant label."""
+  by_label = collections.defaultdict(set)
+  for r in rows:
+    by_label[r["label"]].add(r["experiment"])
+  for r in rows:
+    groups = by_label[r["label"]]
+    if len(groups) > 1:
+      keys = sorted({k for g in groups for k, _ in g if len({dict(h).get(k) for h in groups}) > 1})
+      mine = dict(r["experiment"])
+      extra = ", ".join(f"{k}={json.loads(mine[k]) if k in mine else '-'}" for k in keys)
+      r["label"] = f"{r['label']} ({extra})"
+  return rows
 
 
 def gather(sweep_dir: str) -> list[dict]:
@@ -54,6 +133,7 @@ def gather(sweep_dir: str) -> list[dict]:
         {
           "run": os.path.basename(run),
           "label": label(cfg["model"]),
+          "experiment": experiment(cfg),
           "seq_len": cfg["data"]["seq_len"],
           "seed": cfg["seed"],
           "order": order,
@@ -64,7 +144,7 @@ def gather(sweep_dir: str) -> list[dict]:
           "diagnostics": d,
         }
       )
-  return rows
+  return _labels(rows)
 
 
 def table(rows, order: str) -> str:
@@ -75,8 +155,13 @@ def table(rows, order: str) -> str:
   for lab in labels:
     cells = []
     for L in Ls:
-      m, e, n = _agg([r for r in rs if r["label"] == lab and r["seq_len"] == L])
-      cells.append("" if n == 0 else f"{m:.4f} ± {e:.4f}" + (f" ({n} seeds)" if n > 1 else ""))
+      cell = [r for r in rs if r["label"] == lab and r["seq_len"] == L]
+      m, e, n = _agg(cell)
+      seeds = len({r["seed"] for r in cell})
+      note = f" ({seeds} seeds)" if seeds > 1 else ""
+      if n > seeds:  # the same seed run more than once
+        note = f" ({n} runs, {seeds} seed{'s' if seeds > 1 else ''})"
+      cells.append("" if n == 0 else f"{m:.4f} ± {e:.4f}{note}")
     out.append(f"| {lab} | " + " | ".join(cells) + " |")
   return "\n".join(out)
 

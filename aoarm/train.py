@@ -45,11 +45,16 @@ def _decay_mask(params):
   return jax.tree_util.tree_map_with_path(keep, params)
 
 
-def make_optimizer(opt_cfg, num_steps: int) -> optax.GradientTransformation:
+def make_schedule(opt_cfg, num_steps: int):
+  """Linear warmup to opt.lr, then cosine decay to opt.lr * opt.min_lr_ratio at num_steps."""
   warmup = min(opt_cfg.warmup_steps, max(num_steps - 1, 0))
-  schedule = optax.warmup_cosine_decay_schedule(
+  return optax.warmup_cosine_decay_schedule(
     0.0, opt_cfg.lr, warmup, max(num_steps, warmup + 1), end_value=opt_cfg.lr * opt_cfg.min_lr_ratio
   )
+
+
+def make_optimizer(opt_cfg, num_steps: int) -> optax.GradientTransformation:
+  schedule = make_schedule(opt_cfg, num_steps)
   parts = [optax.clip_by_global_norm(opt_cfg.clip_norm)] if opt_cfg.clip_norm > 0 else []
   parts.append(
     optax.adamw(
@@ -73,6 +78,7 @@ class Trainer:
     self.model, self.rules = self.placed.model, self.placed.rules
     self.param_shardings = self.placed.param_shardings
     self.tx = make_optimizer(c.opt, c.train.num_steps)
+    self.schedule = make_schedule(c.opt, c.train.num_steps)
     abstract_params = self.placed.abstract_params
     abstract_opt = jax.eval_shape(self.tx.init, abstract_params)
     repl = sharding.replicated(self.mesh)
@@ -241,6 +247,7 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
             "train/loss": loss,
             "train/grad_norm": float(m["grad_norm"]),
             "train/tokens_per_s": tps,
+            "train/lr": float(trainer.schedule(done - 1)),  # the rate step `done` took
             **({"train/mfu": mfu} if mfu is not None else {}),
           },
         )
@@ -254,8 +261,18 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
       if stop_now:
         ckpt.wait()
         return stop.exit_code
-    if evaluate_fn is not None:
-      writer.write(n, evaluate_fn(state.params))
+    final = evaluate_fn(state.params) if evaluate_fn is not None else {}
+    if final:
+      writer.write(n, final)
+    held = "".join(f", {k.split('/')[-1]} {v:.4f}" for k, v in final.items() if k.endswith("bits"))
+    if start_step < n:
+      log.info(
+        "done: step %d, train loss %.4f%s; checkpoint %s",
+        n,
+        loss,
+        held,
+        os.path.join(os.path.abspath(workdir), "ckpt", str(n)),
+      )
     return 0
   finally:
     bar.close()

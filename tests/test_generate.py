@@ -1,5 +1,6 @@
 """--mode=sample and the generative evaluation, end to end on tiny trained runs."""
 
+import glob
 import json
 import os
 
@@ -28,8 +29,12 @@ def test_sample_mode_writes_jsonl(runs):
   c = c.copy_and_resolve_references()
   c.sample.update(num_samples=3, k=2, order="adaptive", infill="3=a;10=bc")
   assert modes.sample(c, wd) == 0
-  with open(os.path.join(wd, "samples", "step_40.jsonl")) as f:
+  (path,) = glob.glob(os.path.join(wd, "samples", "step_40-*.jsonl"))
+  with open(path) as f:
     rows = [json.loads(line) for line in f]
+  c.sample.temperature = 0.5  # another setting: another file, the first one kept
+  assert modes.sample(c, wd) == 0
+  assert len(glob.glob(os.path.join(wd, "samples", "step_40-*.jsonl"))) == 2
   assert len(rows) == 3
   for r in rows:
     assert len(r["tokens"]) == len(r["order"]) == 16 and sorted(r["order"]) == list(range(16))

@@ -65,15 +65,20 @@ def test_finished_detection_and_slurm_script(tmp_path):
   assert "#SBATCH --array=0-3" in script and "srun" in script and "AOARM_DISTRIBUTED=1" in script
 
 
-def _fake_run(root, name, variant, L, bits, seed=0, target_heads=1.0):
+def _fake_run(root, name, variant, L, bits, seed=0, target_heads=1.0, **over):
   d = root / name
   (d / "eval").mkdir(parents=True)
   cfg = {
     "model": {"variant": variant, "rope": {"target_heads": target_heads, "order_dims": 0.0}},
-    "data": {"seq_len": L},
+    "data": {"seq_len": L, "source": "pydoc"},
+    "opt": {"lr": 0.001},
     "seed": seed,
-    "train": {"batch_size": 4, "num_steps": 10},
+    "train": {"batch_size": 4, "num_steps": 10, "log_every": 5},
+    "mesh": {"data": -1},
   }
+  for k, v in over.items():
+    section, key = k.split(".")
+    cfg[section][key] = v
   (d / "config.json").write_text(json.dumps(cfg))
   nats = bits * 0.6931471805599453
   ev = {
@@ -104,3 +109,23 @@ def test_report_table_and_plot(tmp_path):
   assert "decoupled_rope (target_heads=0.5)" in md
   assert "| mdm | 2.4000 ± 0.0144 |" in md  # the ELBO sits in the random-order table
   assert (tmp_path / "bits_vs_len.png").stat().st_size > 1000
+
+
+def test_report_never_averages_different_experiments(tmp_path):
+  """Runs of one variant on other data or with another learning rate are other rows; settings
+  that do not change the experiment (logging, the mesh) do not split a row; seeds are counted
+  from the seeds."""
+  from aoarm import report
+
+  _fake_run(tmp_path, "pydoc", "two_stream", 128, 2.0)
+  _fake_run(tmp_path, "markov", "two_stream", 128, 1.5, **{"data.source": "markov"})
+  _fake_run(tmp_path, "lr", "two_stream", 128, 3.0, **{"opt.lr": 0.003})
+  _fake_run(tmp_path, "pydoc_s1", "two_stream", 128, 2.2, seed=1, **{"train.log_every": 1})
+  _fake_run(tmp_path, "pydoc_again", "two_stream", 128, 2.4, seed=1, **{"mesh.data": 2})
+  report.main([str(tmp_path)])
+  md = (tmp_path / "report.md").read_text()
+  assert "| two_stream (data.source=markov, opt.lr=0.001) | 1.5000 ± 0.0144 |" in md
+  assert "| two_stream (data.source=pydoc, opt.lr=0.003) | 3.0000 ± 0.0144 |" in md
+  assert (
+    "| two_stream (data.source=pydoc, opt.lr=0.001) | 2.2000 ± 0.1155 (3 runs, 2 seeds) |" in md
+  )

@@ -148,7 +148,8 @@ def test_eval_json_and_entropy_bound(tmp_path):
   c.eval.num_orders = 2
   assert modes.train(c, wd) == 0
   out = modes.evaluate(c, wd)
-  path = os.path.join(wd, "eval", "step_150.json")
+  path = os.path.join(wd, "eval", "step_150-k2.json")  # num_orders=2 names its own file
+  assert out["capped"] is False and out["windows_in_split"] == out["num_windows"]
   with open(path) as f:
     saved = json.load(f)
   for key in (

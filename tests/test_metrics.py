@@ -1,0 +1,42 @@
+"""Metric logs and output names: a resumed run's logs hold each step once, the learning rate is
+logged, and evaluations and samples with other settings never overwrite each other."""
+
+import json
+
+import ml_collections as mlc
+
+from aoarm import metrics, modes
+
+
+def test_a_resumed_run_drops_the_steps_it_replays(tmp_path):
+  w = metrics.MetricWriter(str(tmp_path), enabled=True)
+  for step in (2, 4, 6, 8):
+    w.write(step, {"train/loss": 10.0 - step})
+  w.close()
+  with open(tmp_path / "metrics.jsonl", "a") as f:
+    f.write('{"step": 9, "train/lo')  # a line cut by the crash
+  w = metrics.MetricWriter(str(tmp_path), enabled=True, start_step=4)  # resumed from step 4
+  for step in (6, 8):
+    w.write(step, {"train/loss": 1.0})
+  w.close()
+  rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+  assert [r["step"] for r in rows] == [2, 4, 6, 8]
+  assert [r["train/loss"] for r in rows] == [8.0, 6.0, 1.0, 1.0]
+
+
+def test_eval_and_sample_outputs_are_named_by_their_settings():
+  e = mlc.ConfigDict(dict(split="valid", num_orders=1, max_windows=0, l2r=True))
+  assert modes.eval_name(12, e) == "step_12.json"
+  e.update(split="test", num_orders=8, max_windows=64)
+  assert modes.eval_name(12, e) == "step_12-test-k8-w64.json"
+  a = modes.sample_name(12, {"k": 1, "temperature": 1.0})
+  assert a != modes.sample_name(12, {"k": 4, "temperature": 1.0})
+  assert a == modes.sample_name(12, {"temperature": 1.0, "k": 1})  # order-free
+
+
+def test_learning_rate_schedule_is_what_is_logged():
+  from aoarm.train import make_schedule
+
+  opt = mlc.ConfigDict(dict(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1))
+  s = make_schedule(opt, 100)
+  assert float(s(0)) == 0.0 and abs(float(s(10)) - 1e-3) < 1e-9 and abs(float(s(100)) - 1e-4) < 1e-9
