@@ -91,6 +91,9 @@ def test_resume_after_kill_reproduces_losses(tmp_path):
   a, b = losses_by_step(full), losses_by_step(killed)
   assert sorted(a) == sorted(b) == list(range(1, 13))
   assert [a[s] for s in a] == [b[s] for s in a]  # exactly equal, every step
+  with open(os.path.join(killed, "metrics.jsonl")) as f:  # steps 5, 6 were replayed: logged once
+    steps = [r["step"] for r in map(json.loads, f) if "train/loss" in r]
+  assert steps == list(range(1, 13))
 
 
 def _stopping_at(c, step):
