@@ -9,6 +9,8 @@ from aoarm import config_lib
 def get_config(arg=None):
   c = config_lib.base_config("mdm", arg)
   c.eval.l2r = False  # no order: eval uses K stratified masking rates per window
+  # 8 rates per window: one rate per window made mdm's ± the widest of the sweep (issue 16)
+  c.eval.num_orders = 8
   return c
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow  # trains a run per variant first
 def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp("runs")
   out = {}
-  for v in ("ar", "two_stream"):
+  for v in ("ar", "two_stream", "mdm"):
     c = tiny_run_config(v, **{"train.num_steps": 40})
     assert modes.train(c, str(root / v)) == 0
     out[v] = (c, str(root / v))
@@ -43,20 +43,40 @@ def test_sample_mode_writes_jsonl(runs):
 
 
 def test_frontier_json_and_plot(runs, tmp_path):
+  """A frontier over each run's sampler settings: k and the adaptive order for two_stream,
+  denoising steps for mdm, the one ancestral sampler for ar; every row self-describing."""
   _, judge = runs["ar"]
   out = str(tmp_path / "frontier")
   gen_eval.main(
     [
       f"--judge={judge}",
-      f"--runs={judge},{runs['two_stream'][1]}",
+      f"--runs={judge},{runs['two_stream'][1]},{runs['mdm'][1]}",
       "--temperatures=0.01,1.5",
       "--num_samples=16",
+      "--ks=1,2",
+      "--adaptive",
+      "--mdm_steps=0,4",
+      "--word_level",
       f"--out={out}",
     ]
   )
   with open(out + ".json") as f:
     res = json.load(f)
-  assert len(res) == 4 and os.path.getsize(out + ".png") > 1000
+  assert os.path.getsize(out + ".png") > 1000
+  by = {(r["variant"], r["sampler"]) for r in res}
+  assert by == {
+    ("ar", "k=1"),
+    ("two_stream", "k=1"),
+    ("two_stream", "k=2"),
+    ("two_stream", "adaptive k=1"),
+    ("two_stream", "adaptive k=2"),
+    ("mdm", "S=16"),
+    ("mdm", "S=4"),
+  }
+  assert len(res) == 2 * len(by)
+  for r in res:
+    assert r["seq_len"] == 16 and r["judge_windows"] == 1 and r["num_samples"] == 16
+    assert {"gen_perplexity", "unigram_entropy", "repeat_2gram", "distinct_4"} <= set(r)
   ar = {r["temperature"]: r for r in res if r["variant"] == "ar"}
   # the judge scoring its own samples: near-greedy samples are far more likely than hot ones
   assert ar[0.01]["gen_perplexity"] < ar[1.5]["gen_perplexity"]
