@@ -15,11 +15,13 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 
 import jax
 import numpy as np
 
 from aoarm import models, orders
+from aoarm.errors import UserError
 from aoarm.models import get_model
 
 MS = (1, 2, 4, 8)
@@ -105,10 +107,22 @@ def summarize(rows: list[dict]) -> dict:
   return out
 
 
+def _saved_variant(workdir: str):
+  """The run's variant from its config.json (checked before any restore), or None."""
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      return json.load(f)["model"]["variant"]
+  except (OSError, ValueError, KeyError):
+    return None
+
+
 def run(workdir: str, num_windows: int = 64, batch: int = 16, seed: int = 0) -> dict:
   from aoarm.data import pipeline
   from aoarm.gen_eval import load_run
 
+  variant = _saved_variant(workdir)
+  if variant is not None and not models.traits(variant).has_order:
+    raise UserError(f"{variant} has no generation order: structural recency is undefined")
   cfg, run_, placed, params, step = load_run(workdir)
   mcfg = run_.mcfg
   w = pipeline.windows(run_.data.splits[cfg.eval.split], mcfg.seq_len)[:num_windows]
@@ -148,7 +162,11 @@ def main(argv=None):
   p.add_argument("--num_windows", type=int, default=64)
   p.add_argument("--batch", type=int, default=16)
   a = p.parse_args(argv)
-  r = run(a.workdir, a.num_windows, a.batch)
+  try:
+    r = run(a.workdir, a.num_windows, a.batch)
+  except UserError as e:
+    print(f"aoarm: error: {e}", file=sys.stderr)
+    sys.exit(2)
   print(json.dumps(r["summary"], indent=1))
 
 

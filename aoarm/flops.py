@@ -6,6 +6,8 @@ embedding table, position tables, norms or the query vector. Training FLOPs per 
 blocks and attention twice (both streams) and the head once. All from `Traits`, never a name.
 """
 
+import os
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -86,8 +88,51 @@ def forward_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> flo
   return train_flops_per_token(cfg, seq_len) / 3
 
 
-def main():  # python -m aoarm.flops: the table in the closing note of the core issue
+def _from_config_file(spec: str, vocab_size: int) -> ModelConfig:
+  """The model of `configs/<file>.py[:arg]` (its get_config), with this vocabulary size."""
+  import importlib.util
+
+  from aoarm.errors import UserError
+
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise UserError(f"--config {path} is not a file")
+  mod_spec = importlib.util.spec_from_file_location("aoarm_flops_config", path)
+  mod = importlib.util.module_from_spec(mod_spec)
+  mod_spec.loader.exec_module(mod)
+  cfg = mod.get_config(arg or None)
+  try:
+    return ModelConfig.from_config(dict(cfg.model, vocab_size=vocab_size), cfg.data.seq_len)
+  except ValueError as e:
+    raise UserError(str(e)) from None
+
+
+def main(argv=None):
+  """python -m aoarm.flops [--config=configs/x.py[:arg] --vocab_size=V]: the table of every
+  variant at two sizes, or the rows of one config's model."""
+  import argparse
+  import sys
+
+  from aoarm.errors import UserError
   from aoarm.models import VARIANTS
+
+  p = argparse.ArgumentParser(description="parameter counts and FLOPs per token")
+  p.add_argument("--config", default="", help="configs/<variant>.py[:arg]: that model only")
+  p.add_argument("--vocab_size", type=int, default=27, help="with --config: the vocabulary")
+  a = p.parse_args(argv)
+  if a.config:
+    try:
+      cfg = _from_config_file(a.config, a.vocab_size)
+    except UserError as e:
+      print(f"aoarm: error: {e}", file=sys.stderr)
+      sys.exit(2)
+    n = count(cfg)
+    print(
+      f"{cfg.variant}: {cfg.num_layers} layers, d={cfg.d_model}, L={cfg.seq_len}, "
+      f"V={cfg.vocab_size}; {n['total']:,} parameters, N (matmul) {n['matmul']:,}; "
+      f"training {train_flops_per_token(cfg) / 1e9:.4f} GFLOP/token"
+    )
+    return
 
   print("| variant | layers/d | L | V | params (total) | N (matmul) | fwd GFLOP/token |")
   print("|---|---|---|---|---|---|---|")

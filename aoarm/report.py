@@ -230,14 +230,22 @@ def plot_attention(rows, path, m: int = 4):
   return True
 
 
+def _fail(msg: str):
+  print(f"aoarm: error: {msg}", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv=None):
-  argv = argv if argv is not None else sys.argv[1:]
-  if len(argv) != 1:
-    raise SystemExit("usage: python -m aoarm.report SWEEP_DIR")
-  d = argv[0]
+  import argparse
+
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("sweep_dir", help="a folder of run workdirs (each with config.json and eval/)")
+  d = p.parse_args(argv).sweep_dir
+  if not os.path.isdir(d):
+    _fail(f"{d} is not a directory")
   rows = gather(d)
   if not rows:
-    raise SystemExit(f"aoarm: error: no eval JSONs under {d}/*/eval/")
+    _fail(f"no eval JSONs under {d}/*/eval/")
   md = [
     "# Sweep report",
     "",
