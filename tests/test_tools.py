@@ -42,6 +42,4 @@ def test_diagnostics_refuse_mdm_before_any_restore(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps({"model": {"variant": "mdm"}}))
   res = _run("aoarm.diagnostics", f"--workdir={tmp_path}")  # no checkpoint: nothing restored
   assert res.returncode == 2
-  assert res.stderr.strip().endswith(
-    "mdm has no generation order: structural recency is undefined"
-  )
+  assert res.stderr.strip().endswith("mdm has no generation order: structural recency is undefined")
