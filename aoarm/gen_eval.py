@@ -114,7 +114,7 @@ def frontier(
           "seq_len": run.mcfg.seq_len,
           "step": step,
           "temperature": t,
-          "sampler": _describe(setting, run.mcfg.seq_len),
+          "sampler": _describe(setting),
           **setting,
           "num_samples": num_samples,
           "gen_nll": nll,
@@ -129,7 +129,7 @@ def frontier(
   return results
 
 
-def _describe(setting: dict, L: int) -> str:
+def _describe(setting: dict) -> str:
   """A short name of a sampler setting for tables and legends."""
   if setting["mdm_steps"]:
     return f"S={setting['mdm_steps']}"

@@ -34,11 +34,17 @@ VERSION = 1
 BATCH_BYTES = 256 << 10  # text per encoding task: its ids, as Python objects, take ~100x that
 
 
+def tokenizer_id(tok) -> str:
+  """The tokenizer's SHA-256 (subword tokenizers carry theirs; others are hashed from JSON)."""
+  digest = getattr(tok, "sha256", None)
+  return digest or hashlib.sha256(json.dumps(tok.to_json(), sort_keys=True).encode()).hexdigest()
+
+
 def store_key(split: str, paths: list[str], tok, options: dict) -> str:
   ident = {
     "version": VERSION,
     "split": split,
-    "tokenizer": tok.to_json().get("sha256") or json.dumps(tok.to_json(), sort_keys=True),
+    "tokenizer": tokenizer_id(tok),
     "options": options,
     "sources": [_source_id(p) for p in paths],
   }
@@ -262,7 +268,7 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
     "version": VERSION,
     "split": split,
     "dtype": dtype,
-    "tokenizer": tok.to_json().get("sha256", tok.kind),
+    "tokenizer": tokenizer_id(tok),
     "vocab_size": tok.vocab_size,
     "options": options,
     "sources": [_source_id(p) for p in paths],
