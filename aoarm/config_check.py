@@ -190,6 +190,7 @@ RULES = {
   "sample.infill": Text(),
   "sample.mdm_steps": NONNEG,  # 0 = length
   "sample.unroll": POS,
+  "sample.precision": Choice(("float32", "float64")),
   "mesh.data": Int(1, also=(-1,)),  # -1 = the remaining devices
   "mesh.fsdp": Int(1, also=(-1,)),
   "mesh.tensor": Int(1, also=(-1,)),

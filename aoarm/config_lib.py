@@ -147,6 +147,7 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.sample.infill = ""  # 'POS=text;POS=text': text placed from POS on (given tokens)
   c.sample.mdm_steps = 0  # mdm: denoising steps (0 = length)
   c.sample.unroll = 1  # decode-loop unroll: speed only (4: ~11% faster on an H100)
+  c.sample.precision = "float32"  # the final draw: float32 | float64 (logits and Gumbel noise)
 
   c.mesh = mlc.ConfigDict()
   c.mesh.data = -1  # data-parallel axis (-1: all remaining devices)

@@ -64,6 +64,8 @@ def main(argv):
     config_lib.apply_aliases(cfg)
     config_check.validate(cfg, jax.default_backend())  # again in prepare: library callers
     compile_cache.enable(cfg.train.compile_cache)
+    if _MODE.value == "sample" and cfg.sample.precision == "float64":
+      jax.config.update("jax_enable_x64", True)  # the final draw in float64 (the model is not)
     code = modes.MODES[_MODE.value](cfg, _WORKDIR.value)
   except UserError as e:
     print(f"aoarm: error: {e}", file=sys.stderr)

@@ -4,11 +4,14 @@ and infill segments become given (position, token) pairs."""
 
 import dataclasses
 
+import jax
+
 from aoarm import models
 from aoarm.errors import UserError
 from aoarm.models.variant import Traits
 
 ORDERS = ("random", "l2r", "given", "adaptive")
+PRECISIONS = ("float32", "float64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +25,7 @@ class SampleSpec:
   order_positions: tuple = ()  # order=given: the full order (a permutation of 0..length-1)
   mdm_steps: int = 0  # mdm: denoising steps (0 = length)
   unroll: int = 1  # decode loop iterations per trip of the device loop (speed only)
+  precision: str = "float32"  # the final draw's logits and Gumbel noise: float32 | float64
 
   def validate(self, variant: str, vocab_size: int):
     L = self.length
@@ -40,8 +44,15 @@ class SampleSpec:
       )
     if self.unroll < 1:
       raise ValueError(f"sample.unroll must be >= 1, got {self.unroll}")
-    if self.temperature < 0 or not 0 < self.top_p <= 1:
+    bad_t = isinstance(self.temperature, (int, float)) and self.temperature < 0  # else traced
+    if bad_t or not 0 < self.top_p <= 1:
       raise ValueError(f"bad temperature {self.temperature} / top_p {self.top_p}")
+    if self.precision not in PRECISIONS:
+      raise ValueError(f"sample.precision must be one of {PRECISIONS}, got {self.precision!r}")
+    if self.precision == "float64" and not jax.config.jax_enable_x64:
+      raise ValueError(
+        "sample.precision=float64 needs 64-bit JAX: set JAX_ENABLE_X64=1 (gen_eval sets it)"
+      )
     pos = [p for p, _ in self.given]
     if len(set(pos)) != len(pos) or any(not 0 <= p < L for p in pos):
       raise ValueError(f"given positions must be distinct and in [0, {L}), got {pos}")
@@ -105,4 +116,5 @@ def from_config(cfg, tokenizer, seq_len: int) -> SampleSpec:
     order_positions=order_positions,
     mdm_steps=s.mdm_steps,
     unroll=s.unroll,
+    precision=s.get("precision", "float32"),
   )

@@ -28,11 +28,19 @@ from aoarm.models.inputs import Rows
 from aoarm.sample_spec import SampleSpec
 
 
-def pick(logits_BxNxV, rng, temperature: float, top_p: float):
-  """Sample (or argmax at temperature 0) with nucleus filtering."""
-  if temperature == 0:
+def greedy(temperature) -> bool:
+  """Temperature 0 (static): argmax instead of a draw. A traced temperature is never greedy."""
+  return isinstance(temperature, (int, float)) and temperature == 0
+
+
+def pick(logits_BxNxV, rng, temperature, top_p: float, precision: str = "float32"):
+  """Sample (or argmax at temperature 0) with nucleus filtering. `temperature` may be traced.
+  `precision="float64"`: the tempered logits and the Gumbel noise of the draw are float64 (needs
+  `jax_enable_x64`); float32 noise cannot exceed ~16.6, which trims the draw's tail."""
+  if greedy(temperature):
     return jnp.argmax(logits_BxNxV, axis=-1).astype(jnp.int32)
-  logits = logits_BxNxV / temperature
+  dt = jnp.dtype(precision)
+  logits = logits_BxNxV.astype(dt) / jnp.asarray(temperature, dt)
   if top_p < 1.0:
     probs = jax.nn.softmax(logits, axis=-1)
     sorted_p = jnp.sort(probs, axis=-1)[..., ::-1]
@@ -42,6 +50,10 @@ def pick(logits_BxNxV, rng, temperature: float, top_p: float):
     cutoff = jnp.take_along_axis(sorted_p, jnp.minimum(cutoff_idx, sorted_p.shape[-1] - 1), -1)
     logits = jnp.where(probs >= cutoff, logits, -jnp.inf)
   return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
+
+
+def _pick(logits_BxNxV, rng, spec: SampleSpec):
+  return pick(logits_BxNxV, rng, spec.temperature, spec.top_p, spec.precision)
 
 
 def logprob(logits_BxNxV, tok_BxN):
@@ -115,10 +127,10 @@ def sample_single_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int)
   prev0 = jnp.concatenate([jnp.full((batch, 1), V, jnp.int32), forced_tok_BxL[:, : n0 - 1]], 1)
   own0 = jnp.concatenate([jnp.full((batch, 1), -1, jnp.int32), sigma[:, : n0 - 1]], 1)
   logits, cache = apply(prev0, _rows(prev0, own0, sigma[:, :n0], 0), cache, 0)
-  tok0 = pick(logits, jax.random.fold_in(r_tok, 0), spec.temperature, spec.top_p)
+  tok0 = _pick(logits, jax.random.fold_in(r_tok, 0), spec)
   tok0 = jnp.where(forced_BxL[:, :n0], forced_tok_BxL[:, :n0], tok0)
   y = jnp.zeros((batch, L), jnp.int32).at[:, :n0].set(tok0)
-  lp = jnp.zeros((batch, L)).at[:, :n0].set(logprob(logits, tok0))
+  lp = jnp.zeros((batch, L), jnp.float32).at[:, :n0].set(logprob(logits, tok0))
 
   def body(t, carry):
     y, lp, cache = carry
@@ -126,7 +138,7 @@ def sample_single_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int)
     own = jax.lax.dynamic_slice_in_dim(sigma, t - 1, 1, 1)
     tgt = jax.lax.dynamic_slice_in_dim(sigma, t, 1, 1)
     logits, cache = apply(prev, _rows(prev, own, tgt, t), cache, t)
-    tok = pick(logits, jax.random.fold_in(r_tok, t), spec.temperature, spec.top_p)
+    tok = _pick(logits, jax.random.fold_in(r_tok, t), spec)
     f = jax.lax.dynamic_slice_in_dim(forced_BxL, t, 1, 1)
     tok = jnp.where(f, jax.lax.dynamic_slice_in_dim(forced_tok_BxL, t, 1, 1), tok)
     y = jax.lax.dynamic_update_slice_in_dim(y, tok, t, 1)
@@ -169,7 +181,8 @@ def sample_two_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
   def choose(logits_q, start, order, filled, c):
     """Targets, their logits, tokens and validity for the chunk starting at step `start`."""
     if adaptive:
-      conf = jnp.max(jax.nn.log_softmax(logits_q / max(spec.temperature, 1e-6), -1), -1)
+      temp = jnp.maximum(jnp.asarray(spec.temperature, jnp.float32), 1e-6)
+      conf = jnp.max(jax.nn.log_softmax(logits_q / temp, -1), -1)
       conf_k, tgt = jax.lax.top_k(jnp.where(filled, -jnp.inf, conf), k)
       tgt = tgt.astype(jnp.int32)
       logits = jnp.take_along_axis(logits_q, tgt[..., None], 1)
@@ -178,7 +191,7 @@ def sample_two_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
       tgt = jax.lax.dynamic_slice_in_dim(order, start, k, 1)
       logits = logits_q
       valid = jnp.broadcast_to(start + jnp.arange(k) < L, tgt.shape)
-    tok = pick(logits, jax.random.fold_in(r_tok, c), spec.temperature, spec.top_p)
+    tok = _pick(logits, jax.random.fold_in(r_tok, c), spec)
     return tgt, logits, tok, valid
 
   def targets(order, start):
@@ -196,7 +209,7 @@ def sample_two_stream(model, params, mcfg, spec: SampleSpec, rng, batch: int):
   prev0 = jnp.concatenate([jnp.full((batch, 1), V, jnp.int32), forced_tok_BxL[:, :P]], 1)
   own0 = jnp.concatenate([jnp.full((batch, 1), -1, jnp.int32), sigma[:, :P]], 1)
   y = jnp.zeros((batch, width), jnp.int32).at[:, :P].set(forced_tok_BxL[:, :P])
-  lp = jnp.zeros((batch, width))
+  lp = jnp.zeros((batch, width), jnp.float32)
   if n_chunks == 0:
     return _result(y[:, :L], order[:, :L], lp[:, :L], steps=0)
   logits_q, cache = step_fn(prev0, _rows(prev0, own0, own0, 0), targets(order, P), cache, 0)
@@ -239,7 +252,7 @@ def sample_mdm(model, params, mcfg, spec: SampleSpec, rng, batch: int):
   table = _given_table(spec)
   z = jnp.broadcast_to(jnp.where(jnp.asarray(table) >= 0, jnp.asarray(table), V), (batch, L))
   when = jnp.where(z == V, S, -1).astype(jnp.int32)  # reveal step (-1: given)
-  lp = jnp.zeros((batch, L))
+  lp = jnp.zeros((batch, L), jnp.float32)
 
   def body(s, carry):
     z, when, lp = carry
@@ -247,14 +260,15 @@ def sample_mdm(model, params, mcfg, spec: SampleSpec, rng, batch: int):
     logits = model.apply({"params": params}, z).astype(jnp.float32)
     t_now, t_next = 1.0 - s / S, 1.0 - (s + 1) / S
     masked = z == V
-    if spec.temperature == 0:  # greedy: reveal the most confident masked positions, as many
+    if greedy(spec.temperature):  # greedy: reveal the most confident masked positions, as many
       conf = jnp.where(masked, jnp.max(jax.nn.log_softmax(logits, -1), -1), -jnp.inf)
       n_B = jnp.ceil(masked.sum(1) * (t_now - t_next) / t_now)  # as revealed in expectation
       rank = jnp.argsort(jnp.argsort(-conf, axis=1), axis=1)
       reveal = masked & (rank < n_B[:, None])
     else:
-      reveal = masked & (jax.random.uniform(r1, z.shape) < (t_now - t_next) / t_now)
-    tok = pick(logits, r2, spec.temperature, spec.top_p)
+      u = jax.random.uniform(r1, z.shape, jnp.dtype(spec.precision))
+      reveal = masked & (u < (t_now - t_next) / t_now)
+    tok = _pick(logits, r2, spec)
     lp = jnp.where(reveal, logprob(logits, tok), lp)
     when = jnp.where(reveal, s, when)
     return jnp.where(reveal, tok, z), when, lp
@@ -275,21 +289,23 @@ SAMPLERS = {"next_row": sample_single_stream, "query": sample_two_stream, "unmas
 
 
 def make_sampler(model, mcfg, spec: SampleSpec, batch: int, rules=(), mesh=None):
-  """jit(params, rng) -> {'tokens', 'order', 'logprob'} (num_steps is static, returned apart).
-  `rules` and `mesh`: the logical-axis rule table and the mesh, so that activations and the KV
-  cache shard like the model."""
+  """jit(params, rng, temperature=None) -> {'tokens', 'order', 'logprob'} (num_steps is static,
+  returned apart). `rules` and `mesh`: the logical-axis rule table and the mesh, so that
+  activations and the KV cache shard like the model. A `temperature` passed to the call (a
+  scalar) replaces the spec's without recompiling: a frontier's temperatures share one program."""
 
   spec.validate(mcfg.variant, mcfg.vocab_size)
 
-  def fn(params, rng):
+  def fn(params, rng, temperature=None):
     # Dense kernels are cast to the compute dtype by every use; cast them once, outside the
     # decode loop (XLA does not hoist the casts: ~9% of a 6/384 step). Same values.
     dt = mcfg.compute_dtype
     params = jax.tree_util.tree_map_with_path(
       lambda path, p: p.astype(dt) if getattr(path[-1], "key", None) == "kernel" else p, params
     )
+    s = spec if temperature is None else dataclasses.replace(spec, temperature=temperature)
     with sharding.activate(mesh, rules):
-      out = sample(model, params, mcfg, spec, rng, batch)
+      out = sample(model, params, mcfg, s, rng, batch)
     return {k: v for k, v in out.items() if k != "num_steps"}
 
   return jax.jit(fn)

@@ -47,7 +47,9 @@ def run_name(entry: dict) -> str:
 
 
 def command(config: str, entry: dict, workdir: str, mode: str, extra: list[str]) -> list[str]:
-  arg = ",".join(f"{k}={entry[k]}" for k in ARG_KEYS if k in entry)
+  """`config` may carry an arg (`configs/x.py:runlocal`): it joins every run's own."""
+  config, _, base = config.partition(":")
+  arg = ",".join(filter(None, [base] + [f"{k}={entry[k]}" for k in ARG_KEYS if k in entry]))
   over = [f"--config.{k}={v}" for k, v in entry.items() if k not in ARG_KEYS]
   return [
     sys.executable,
@@ -98,8 +100,12 @@ def main():
   p.add_argument("--dry_run", action="store_true")
   a, extra = p.parse_known_args()
   extra = [e for e in extra if e != "--"]
-  a.config, a.sweep_dir = os.path.abspath(a.config), os.path.abspath(a.sweep_dir)
-  entries = [e for e in load_sweep(a.config) if re.search(a.only, run_name(e))]
+  path, colon, arg = a.config.partition(":")
+  if not os.path.isfile(path):
+    print(f"sweep.py: error: --config={a.config}: no such file {path}", file=sys.stderr)
+    sys.exit(2)
+  a.config, a.sweep_dir = os.path.abspath(path) + colon + arg, os.path.abspath(a.sweep_dir)
+  entries = [e for e in load_sweep(os.path.abspath(path)) if re.search(a.only, run_name(e))]
   os.makedirs(a.sweep_dir, exist_ok=True)
   if a.runner == "slurm":
     cmds = []

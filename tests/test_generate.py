@@ -18,8 +18,10 @@ def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp("runs")
   out = {}
   for v in ("ar", "two_stream", "mdm"):
-    c = tiny_run_config(v, **{"train.num_steps": 40})
+    c = tiny_run_config(v, **{"train.num_steps": 40, "data.source": "pydoc"})
     assert modes.train(c, str(root / v)) == 0
+    if v == "ar":  # the judge's held-out bits, stated with every frontier
+      modes.evaluate(c, str(root / v))
     out[v] = (c, str(root / v))
   return out
 
@@ -43,8 +45,9 @@ def test_sample_mode_writes_jsonl(runs):
 
 
 def test_frontier_json_and_plot(runs, tmp_path):
-  """A frontier over each run's sampler settings: k and the adaptive order for two_stream,
-  denoising steps for mdm, the one ancestral sampler for ar; every row self-describing."""
+  """A tiny end-to-end frontier on the pydoc text: each run's sampler settings (k and the
+  adaptive order for two_stream, denoising steps for mdm, the one ancestral sampler for ar),
+  float64 final draws, every row self-describing, the held-out reference, one plot per L."""
   _, judge = runs["ar"]
   out = str(tmp_path / "frontier")
   gen_eval.main(
@@ -62,7 +65,7 @@ def test_frontier_json_and_plot(runs, tmp_path):
   )
   with open(out + ".json") as f:
     res = json.load(f)
-  assert os.path.getsize(out + ".png") > 1000
+  assert os.path.getsize(out + "_L16.png") > 1000 and os.path.exists(out + ".samples.npz")
   by = {(r["variant"], r["sampler"]) for r in res}
   assert by == {
     ("ar", "k=1"),
@@ -72,12 +75,48 @@ def test_frontier_json_and_plot(runs, tmp_path):
     ("two_stream", "adaptive k=2"),
     ("mdm", "S=16"),
     ("mdm", "S=4"),
+    ("data", "held-out text"),
   }
-  assert len(res) == 2 * len(by)
+  assert len(res) == 2 * (len(by) - 1) + 1
   for r in res:
     assert r["seq_len"] == 16 and r["judge_windows"] == 1 and r["num_samples"] == 16
     assert {"gen_perplexity", "unigram_entropy", "repeat_2gram", "distinct_4"} <= set(r)
+    assert r["judge_params"] > 0 and r["judge_shape"] == "2x32" and r["judge_valid_bits"] > 0
+    assert r["judge_eval_capped"]  # max_windows=32 of the pydoc valid split
+    assert r["variant"] == "data" or r["precision"] == "float64"
   ar = {r["temperature"]: r for r in res if r["variant"] == "ar"}
   # the judge scoring its own samples: near-greedy samples are far more likely than hot ones
   assert ar[0.01]["gen_perplexity"] < ar[1.5]["gen_perplexity"]
   assert ar[0.01]["unigram_entropy"] <= ar[1.5]["unigram_entropy"]
+  (data,) = [r for r in res if r["variant"] == "data"]
+  assert data["valid_words"] > 0.5  # real text is mostly words of the training split
+
+
+def test_sampling_and_scoring_apart_give_the_same_rows(runs, tmp_path):
+  """Sample on one machine (no judge), score the file on another: the rows of one go."""
+  _, judge = runs["ar"]
+  common = ["--temperatures=0.8", "--num_samples=4", "--precision=float32"]
+  both, apart = str(tmp_path / "both"), str(tmp_path / "apart")
+  gen_eval.main([f"--judge={judge}", f"--runs={runs['two_stream'][1]}", *common, f"--out={both}"])
+  gen_eval.main([f"--runs={runs['two_stream'][1]}", *common, f"--out={apart}"])
+  assert not os.path.exists(apart + ".json")
+  gen_eval.main([f"--judge={judge}", f"--samples={apart}.samples.npz", f"--out={apart}"])
+  rows = [json.load(open(p + ".json")) for p in (both, apart)]
+  drop = ("seconds",)
+  assert [{k: v for k, v in r.items() if k not in drop} for r in rows[0]] == [
+    {k: v for k, v in r.items() if k not in drop} for r in rows[1]
+  ]
+
+
+@pytest.mark.parametrize(
+  "argv,message",
+  [
+    (["--out=x"], "nothing to do"),
+    (["--samples=a.npz", "--out=x"], "--samples needs --judge"),
+    (["--judge=j", "--samples=missing.npz", "--out=x"], "not a samples file"),
+  ],
+)
+def test_gen_eval_refuses_in_one_line(argv, message, capsys):
+  with pytest.raises(SystemExit) as e:
+    gen_eval.main(argv)
+  assert message in str(e.value) and "\n" not in str(e.value)

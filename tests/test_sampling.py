@@ -112,3 +112,55 @@ def test_bad_specs():
     SampleSpec(length=8, order="adaptive").validate(cfg.variant, 11)
   with pytest.raises(ValueError, match="distinct"):
     SampleSpec(length=8, given=((9, 1),)).validate(cfg.variant, 11)
+  with pytest.raises(ValueError, match="JAX_ENABLE_X64"):
+    SampleSpec(length=8, precision="float64").validate(cfg.variant, 11)
+  with pytest.raises(ValueError, match="precision"):
+    SampleSpec(length=8, precision="float16").validate(cfg.variant, 11)
+
+
+@pytest.mark.parametrize("variant", ["two_stream", "decoupled_rope", "mdm"])
+def test_a_passed_temperature_is_the_specs_without_recompiling(variant):
+  """A frontier's temperatures share one compiled sampler: passing t to the call gives what a
+  sampler built with temperature t gives, bit for bit, and compiles once."""
+  cfg = tiny(variant, seq_len=8)
+  model, params, _, _ = init(cfg, sharpen=2.0)
+  shared = make_sampler(model, cfg, SampleSpec(length=8), batch=4)
+  for t in (0.5, 1.7):
+    got = shared(params, jax.random.key(3), jnp.float32(t))
+    want = make_sampler(model, cfg, SampleSpec(length=8, temperature=t), batch=4)(
+      params, jax.random.key(3)
+    )
+    np.testing.assert_array_equal(np.asarray(got["tokens"]), np.asarray(want["tokens"]))
+  assert shared._cache_size() == 1
+
+
+def test_float64_draw_runs_in_float64_and_follows_the_softmax():
+  """precision=float64: the tempered logits and the Gumbel noise are float64 (the float32
+  noise's tail is cut near 16.6); the draws still follow softmax(logits / T)."""
+  logits = jnp.log(jnp.array([[[0.6, 0.25, 0.1, 0.05]]], jnp.float32))
+  with jax.enable_x64(True):
+    jaxpr = str(jax.make_jaxpr(lambda r: pick(logits, r, 0.8, 1.0, "float64"))(jax.random.key(0)))
+    assert "f64" in jaxpr
+    keys = jax.random.split(jax.random.key(0), 20000)
+    draws = np.asarray(jax.vmap(lambda r: pick(logits, r, 0.8, 1.0, "float64"))(keys)).ravel()
+  assert "f64" not in str(jax.make_jaxpr(lambda r: pick(logits, r, 0.8, 1.0))(jax.random.key(0)))
+  p = np.asarray(jax.nn.softmax(logits[0, 0] / 0.8))
+  freq = np.bincount(draws, minlength=4) / draws.size
+  np.testing.assert_allclose(freq, p, atol=4 * np.sqrt(p * (1 - p) / draws.size).max())
+
+
+@pytest.mark.parametrize("variant,k,order", CASES + [("mdm", 1, "random")])
+def test_float64_sampling_of_every_sampler(variant, k, order):
+  """Every sampler runs with the float64 draw (64-bit JAX, float32 model), and exact samplers'
+  log-probs still equal the full forward's."""
+  cfg = tiny(variant, seq_len=8)
+  model, params, _, _ = init(cfg, sharpen=2.0)
+  spec = SampleSpec(length=8, k=k, order=order, precision="float64")
+  with jax.enable_x64(True):
+    out = make_sampler(model, cfg, spec, batch=3)(params, jax.random.key(1), 0.9)
+    out = jax.tree.map(np.asarray, out)
+  assert out["tokens"].dtype == np.int32 and out["logprob"].dtype == np.float32
+  assert out["tokens"].max() < cfg.vocab_size
+  if k == 1 and variant != "mdm":
+    full = _full_logprobs(model, params, out["tokens"], out["order"])
+    np.testing.assert_allclose(out["logprob"], full, atol=1e-5)

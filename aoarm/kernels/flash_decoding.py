@@ -41,6 +41,8 @@ def attend(q_BxTxHxK, k_BxHxSxK, v_BxHxSxK, length_B):
   )
   per_head = jax.vmap(one, in_axes=(0, 0, 0, None, None))  # over H; the length is shared
   per_batch = jax.vmap(per_head, in_axes=(0, 0, 0, None, 0))
-  length_B = jnp.broadcast_to(jnp.asarray(length_B, jnp.int32), (B,))
+  # the default int (int64 under jax_enable_x64): the kernel's own index math uses it
+  int_t = jax.dtypes.canonicalize_dtype(jnp.int64)
+  length_B = jnp.broadcast_to(jnp.asarray(length_B, int_t), (B,))
   out_BxHxTxK = per_batch(q_BxTxHxK.transpose(0, 2, 1, 3), k_BxHxSxK, v_BxHxSxK, None, length_B)
   return out_BxHxTxK.transpose(0, 2, 1, 3)
