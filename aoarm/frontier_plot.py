@@ -10,8 +10,15 @@ def _label(r: dict) -> str:
   return f"{r['variant']} {r['sampler']} ({os.path.basename(str(r['run']).rstrip('/'))})"
 
 
+def _y(r: dict) -> float:
+  """Coherence, lower is better: perplexity under the judge, else the share of invalid words."""
+  return r["gen_perplexity"] if "gen_perplexity" in r else 1.0 - r["valid_words"]
+
+
 def _title(rows: list[dict], L: int) -> str:
   r = rows[0]
+  if "judge_params" not in r:
+    return f"L = {L}; no judge: words not in the training text"
   bits = r.get("judge_valid_bits")
   part = " (part of the split)" if r.get("judge_eval_capped") else ""
   held = f", held-out {bits:.3f} bits/token{part}" if bits is not None else ""
@@ -33,19 +40,20 @@ def plot(rows: list[dict], path: str, L: int) -> None:
     )
     ax.plot(
       [r["unigram_entropy"] for r in rs],
-      [r["gen_perplexity"] for r in rs],
+      [_y(r) for r in rs],
       "o-",
       ms=3,
       label=_label(rs[0]),
     )
     for r in rs[:: max(len(rs) // 5, 1)]:
-      xy = (r["unigram_entropy"], r["gen_perplexity"])
+      xy = (r["unigram_entropy"], _y(r))
       ax.annotate(f"T={r['temperature']:g}", xy, fontsize=6)
   for r in rows:
     if r["variant"] == "data":
-      ax.plot(r["unigram_entropy"], r["gen_perplexity"], "k*", ms=12, label="held-out text")
+      ax.plot(r["unigram_entropy"], _y(r), "k*", ms=12, label="held-out text")
   ax.set_xlabel("unigram entropy of a sample (nats)")
-  ax.set_ylabel("generative perplexity under the judge")
+  judged = "gen_perplexity" in rows[0]
+  ax.set_ylabel("generative perplexity under the judge" if judged else "share of invalid words")
   ax.set_yscale("log")
   ax.set_title(_title(rows, L), fontsize=9)
   ax.legend(fontsize=7)
@@ -62,3 +70,49 @@ def plot_per_length(rows: list[dict], prefix: str) -> list[str]:
     plot([r for r in rows if r["seq_len"] == L], path, L)
     paths.append(path)
   return paths
+
+
+def at_entropy(rows: list[dict], key: str, h: float) -> float | None:
+  """`key` of one frontier line (rows of one run and sampler setting) at unigram entropy `h`,
+  linear between the two temperatures around it (None where the line does not reach h)."""
+  pts = sorted((r["unigram_entropy"], r[key]) for r in rows)
+  for (h0, y0), (h1, y1) in zip(pts, pts[1:], strict=False):
+    if h0 <= h <= h1:
+      return y0 if h1 == h0 else y0 + (y1 - y0) * (h - h0) / (h1 - h0)
+  return None
+
+
+def matched_table(rows: list[dict], key: str) -> str:
+  """Markdown: per L, every line's `key` at the held-out text's own unigram entropy (a
+  temperature-free comparison of frontiers), and at temperature 1 (the model's distribution)."""
+  out = [f"| L | variant | sampler | draw | {key} at the data's entropy | {key} at T=1 |"]
+  out.append("|---|---|---|---|---|---|")
+  for L in sorted({r["seq_len"] for r in rows}):
+    at_L = [r for r in rows if r["seq_len"] == L]
+    data = [r for r in at_L if r["variant"] == "data"]
+    h = data[0]["unigram_entropy"] if data else None
+    for r in data:
+      out.append(f"| {L} | held-out text | | | {r[key]:.3f} (H={h:.3f}) | |")
+    for line in dict.fromkeys((r["run"], r["sampler"]) for r in at_L if r["variant"] != "data"):
+      rs = [r for r in at_L if (r["run"], r["sampler"]) == line]
+      m = at_entropy(rs, key, h) if h is not None else None
+      t1 = [r[key] for r in rs if r["temperature"] == 1.0]
+      cells = [f"{m:.3f}" if m is not None else "-", f"{t1[0]:.3f}" if t1 else "-"]
+      out.append(
+        f"| {L} | {rs[0]['variant']} | {line[1]} | {rs[0].get('precision', '')} | "
+        + " | ".join(cells)
+        + " |"
+      )
+  return "\n".join(out)
+
+
+if __name__ == "__main__":
+  import argparse
+  import json
+
+  p = argparse.ArgumentParser(description="the matched-entropy table of a frontier JSON")
+  p.add_argument("frontier_json")
+  p.add_argument("--key", default="valid_words", help="e.g. valid_words, gen_perplexity")
+  a = p.parse_args()
+  with open(a.frontier_json) as f:
+    print(matched_table(json.load(f), a.key))

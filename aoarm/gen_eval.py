@@ -51,7 +51,8 @@ def judge_nll(judge, params, x_BxL) -> tuple[float, int]:
 
 def judge_info(judge_dir, jrun, jparams) -> dict:
   """What a frontier must state about its judge: size, window and held-out bits per token (the
-  newest eval in its run directory, if any, and whether it covered the whole split)."""
+  newest `--mode=eval` JSON in its run directory, else the last in-training eval), and whether
+  that eval covered the whole split."""
   bits, capped = None, None
   evals = glob.glob(os.path.join(judge_dir, "eval", "step_*.json"))
   if evals:
@@ -59,6 +60,13 @@ def judge_info(judge_dir, jrun, jparams) -> dict:
     with open(newest) as f:
       e = json.load(f)
     bits, capped = e.get("bits_per_token"), bool(e.get("capped"))
+  else:  # the end-of-training eval in metrics.jsonl: train.eval_batches batches, not the split
+    path = os.path.join(judge_dir, "metrics.jsonl")
+    if os.path.exists(path):
+      with open(path) as f:
+        rows = [json.loads(line) for line in f if "eval/valid_bits" in line]
+      if rows:
+        bits, capped = rows[-1]["eval/valid_bits"], True
   m = jrun.mcfg
   return {
     "judge": judge_dir,
@@ -76,30 +84,40 @@ def _leaves(tree):
   return jax.tree.leaves(tree)
 
 
-def score(judge_dir, tokenizer: dict, points: list[dict], word_level=False) -> list[dict]:
+def score(judge_dir, tokenizer: dict, points: list, word_level=False, text=None) -> list[dict]:
   """One row per point (tokens dropped), then one `data` row per sample length: held-out text
-  of the judge's valid split in as many windows as the largest point has samples."""
-  _, jrun, judge, jparams, _ = gen_samples.load_run(judge_dir)
-  if models.traits(jrun.mcfg.variant).objective != "left_to_right":
-    raise UserError(
-      f"the judge must be a left-to-right model (ar), {judge_dir} is {jrun.mcfg.variant}"
-    )
-  tok = jrun.data.tokenizer
-  if tokenizer != tok.to_json():
-    raise UserError(f"the samples and the judge {judge_dir} have different vocabularies")
-  info = judge_info(judge_dir, jrun, jparams)
-  vocab = None
-  if word_level:
-    vocab = text_metrics.vocabulary(tok.decode(np.asarray(jrun.data.splits["train"])))
-  held = np.asarray(jrun.data.splits["valid"])
+  in as many windows as the largest point has samples. With a judge (an `ar` run directory) the
+  held-out and training text are its run's splits and every row has the samples' generative
+  NLL; without one (`judge_dir=None`), `text=(train_path, valid_path)` gives them and the rows
+  carry the judge-free measures only (entropy, word measures)."""
+  judge = jparams = None
+  if judge_dir:
+    _, jrun, judge, jparams, _ = gen_samples.load_run(judge_dir)
+    if models.traits(jrun.mcfg.variant).objective != "left_to_right":
+      raise UserError(
+        f"the judge must be a left-to-right model (ar), {judge_dir} is {jrun.mcfg.variant}"
+      )
+    tok = jrun.data.tokenizer
+    if tokenizer != tok.to_json():
+      raise UserError(f"the samples and the judge {judge_dir} have different vocabularies")
+    info = judge_info(judge_dir, jrun, jparams)
+    train_text = tok.decode(np.asarray(jrun.data.splits["train"])) if word_level else ""
+    held, where = np.asarray(jrun.data.splits["valid"]), f"{judge_dir} valid split"
+  else:
+    from aoarm.data import tokenizers
+
+    tok, info = tokenizers.from_json(tokenizer), {}
+    train_text = _read(text[0]) if word_level else ""
+    held, where = np.asarray(tok.encode(_read(text[1]))), text[1]
+  vocab = text_metrics.vocabulary(train_text) if word_level else None
   for L in sorted({p["seq_len"] for p in points}):
     n = max(p["num_samples"] for p in points if p["seq_len"] == L)
     if len(held) < L:
-      raise UserError(f"the judge's valid split ({len(held)} tokens) is shorter than L={L}")
+      raise UserError(f"the held-out text ({len(held)} tokens) is shorter than L={L}")
     starts = np.linspace(0, len(held) - L, n).astype(int)
     points = points + [
       {
-        "run": f"{judge_dir} valid split",
+        "run": where,
         "variant": "data",
         "seq_len": L,
         "temperature": None,
@@ -111,21 +129,28 @@ def score(judge_dir, tokenizer: dict, points: list[dict], word_level=False) -> l
   rows = []
   for p in points:
     x = p["tokens"]
-    nll, windows = judge_nll(judge, jparams, x)
     texts = [tok.decode(row) for row in x]
-    row = {
-      **{k: v for k, v in p.items() if k != "tokens"},
-      "gen_nll": nll,
-      "gen_perplexity": math.exp(nll),
-      "judge_windows": windows,
-      "unigram_entropy": unigram_entropy(x),
+    row = {k: v for k, v in p.items() if k != "tokens"}
+    if judge is not None:
+      nll, windows = judge_nll(judge, jparams, x)
+      row.update(gen_nll=nll, gen_perplexity=math.exp(nll), judge_windows=windows)
+    row.update(
+      unigram_entropy=unigram_entropy(x),
       **(text_metrics.word_metrics(texts, vocab) if word_level else {}),
       **info,
-      "example": texts[0][:200],
-    }
+      example=texts[0][:200],
+    )
     rows.append(row)
     print(json.dumps({k: r for k, r in row.items() if k != "example"}), flush=True)
   return rows
+
+
+def _read(path: str) -> str:
+  try:
+    with open(path, encoding="utf-8") as f:
+      return f.read()
+  except OSError as e:
+    raise UserError(f"cannot read {path}: {e.strerror}") from None
 
 
 def _ints(s: str) -> list[int]:
@@ -134,7 +159,12 @@ def _ints(s: str) -> list[int]:
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--judge", help="an ar run directory; without it, only sample")
+  p.add_argument("--judge", help="an ar run directory; without it, sample (and --text scoring)")
+  p.add_argument(
+    "--text",
+    default="",
+    help="TRAIN,VALID text files: score --samples without a judge (entropy, word measures)",
+  )
   p.add_argument("--runs", default="", help="comma-separated run directories to sample")
   p.add_argument("--samples", default="", help="comma-separated OUT.samples.npz files to score")
   p.add_argument("--temperatures", default="0.7,0.85,1.0")
@@ -151,8 +181,11 @@ def main(argv=None):
   try:
     if not a.runs and not a.samples:
       raise UserError("nothing to do: give --runs to sample and/or --samples to score")
-    if a.samples and not a.judge:
-      raise UserError("--samples needs --judge: the files are only scored")
+    if a.samples and not a.judge and not a.text:
+      raise UserError("--samples needs --judge, or --text=TRAIN,VALID for judge-free measures")
+    text = a.text.split(",") if a.text else None
+    if text is not None and len(text) != 2:
+      raise UserError(f"--text={a.text}: give two files, TRAIN,VALID")
     if a.precision == "float64" and a.runs:
       import jax
 
@@ -178,9 +211,9 @@ def main(argv=None):
     if fresh:
       gen_samples.save(a.out + ".samples.npz", tokenizer, fresh)
       print(f"wrote {a.out}.samples.npz")
-    if not a.judge:
+    if not a.judge and not (text and points):
       return
-    rows = score(a.judge, tokenizer, points, a.word_level)
+    rows = score(a.judge, tokenizer, points, a.word_level, text)
   except UserError as e:
     raise SystemExit(f"aoarm: error: {e}") from None
   with open(a.out + ".json", "w") as f:

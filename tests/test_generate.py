@@ -113,6 +113,7 @@ def test_sampling_and_scoring_apart_give_the_same_rows(runs, tmp_path):
   [
     (["--out=x"], "nothing to do"),
     (["--samples=a.npz", "--out=x"], "--samples needs --judge"),
+    (["--samples=a.npz", "--text=one.txt", "--out=x"], "give two files"),
     (["--judge=j", "--samples=missing.npz", "--out=x"], "not a samples file"),
   ],
 )
@@ -120,3 +121,33 @@ def test_gen_eval_refuses_in_one_line(argv, message, capsys):
   with pytest.raises(SystemExit) as e:
     gen_eval.main(argv)
   assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_judge_free_scoring_of_a_samples_file(runs, tmp_path):
+  """Without a judge, --text=TRAIN,VALID scores samples by entropy and word measures, with the
+  held-out reference point, and plots the share of invalid words."""
+  from aoarm.data import sources
+
+  text = sources.pydoc_text()
+  train, valid = tmp_path / "train.txt", tmp_path / "valid.txt"
+  train.write_text(text[: len(text) // 2])
+  valid.write_text(text[len(text) // 2 :])
+  out = str(tmp_path / "f")
+  gen_eval.main(
+    [
+      f"--runs={runs['two_stream'][1]}",
+      "--temperatures=0.7,1.3",
+      "--num_samples=8",
+      "--precision=float32",
+      f"--out={out}",
+    ]
+  )
+  gen_eval.main(
+    [f"--samples={out}.samples.npz", f"--text={train},{valid}", "--word_level", f"--out={out}"]
+  )
+  with open(out + ".json") as f:
+    rows = json.load(f)
+  assert [r["variant"] for r in rows] == ["two_stream", "two_stream", "data"]
+  assert all("gen_perplexity" not in r and 0 <= r["valid_words"] <= 1 for r in rows)
+  assert rows[-1]["valid_words"] > 0.3  # held-out text, 16-char windows: 0.5 measured
+  assert os.path.getsize(out + "_L16.png") > 1000

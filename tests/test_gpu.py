@@ -230,3 +230,22 @@ def test_ctrl_c_during_the_kernel_compile_saves_and_resumes(tmp_path):
   res = run(wd, *flags, config="configs/two_stream.py", tiny=False, timeout=600)
   assert res.returncode == 0, res.stderr[-3000:]
   assert "resuming from step 1" in res.stderr
+
+
+def test_float64_sampling_keeps_the_mosaic_sites_on_xla():
+  """Mosaic GPU kernels do not trace under 64-bit JAX (float64 draws): `auto` keeps XLA for
+  them there (found on an H200: mdm and adaptive-order samplers failed with lax.rem int32 vs
+  int64), and the Triton sites stay kernels. An mdm model samples in float64 at >= 4096 rows."""
+  from aoarm import kernels
+  from aoarm.sampling import SampleSpec, make_sampler
+
+  c = tiny("mdm", seq_len=512, dtype="bfloat16")
+  model, params, _, _ = init(c, batch=1)
+  with jax.enable_x64(True):
+    assert kernels.resolve("mlp") == kernels.resolve("qkv") == "xla"
+    assert kernels.resolve("norm") == "pallas"
+    out = make_sampler(model, c, SampleSpec(length=512, mdm_steps=4, precision="float64"), 16)(
+      params, jax.random.key(0), 0.9
+    )
+    assert np.asarray(out["tokens"]).max() < c.vocab_size
+  assert kernels.resolve("mlp") == "pallas"

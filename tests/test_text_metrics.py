@@ -20,3 +20,28 @@ def test_repeats_and_distinct_ngrams():
   assert tm.distinct_n([a, b], 2) == (2 + 3) / (5 + 3)
   m = tm.word_metrics([a, b], tm.vocabulary("a b c d e f"))
   assert m["valid_words"] == 1.0 and set(m) >= {"repeat_4gram", "distinct_3"}
+
+
+def test_a_frontier_line_at_a_given_entropy():
+  """Matched-entropy comparison: linear between the two temperatures around the entropy."""
+  from aoarm import frontier_plot as fp
+
+  line = [
+    {"unigram_entropy": 2.0, "valid_words": 0.9, "temperature": 0.5},
+    {"unigram_entropy": 3.0, "valid_words": 0.5, "temperature": 1.0},
+  ]
+  assert math.isclose(fp.at_entropy(line, "valid_words", 2.25), 0.8)
+  assert fp.at_entropy(line, "valid_words", 3.5) is None
+  rows = [dict(r, run="a", sampler="k=1", variant="x", seq_len=8) for r in line] + [
+    {
+      "run": "d",
+      "sampler": "held-out text",
+      "variant": "data",
+      "seq_len": 8,
+      "temperature": None,
+      "unigram_entropy": 2.5,
+      "valid_words": 1.0,
+    }
+  ]
+  table = fp.matched_table(rows, "valid_words")
+  assert "| 8 | x | k=1 |  | 0.700 | 0.500 |" in table

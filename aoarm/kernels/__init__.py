@@ -77,6 +77,8 @@ def check(site: str, impl: str, backend: str | None = None) -> str | None:
   if AUTO[site].hopper and not hopper():
     kind = jax.devices()[0].device_kind
     return f"{field(site)}='pallas' needs a Hopper GPU (sm_90), not {kind}"
+  if AUTO[site].hopper and jax.config.jax_enable_x64:
+    return f"{field(site)}='pallas' (Mosaic GPU) does not trace under jax_enable_x64"
   return None
 
 
@@ -88,7 +90,10 @@ def resolve(site: str, impl: str = "auto") -> str:
   if impl != "auto":
     return impl
   one_gpu = jax.default_backend() == "gpu" and jax.device_count() == 1
-  return "pallas" if one_gpu and (not AUTO[site].hopper or hopper()) else "xla"
+  # Mosaic GPU kernels: Hopper only, and their index math breaks under 64-bit JAX (float64
+  # sampling, `sample.precision`): `auto` keeps XLA there
+  mosaic_ok = hopper() and not jax.config.jax_enable_x64
+  return "pallas" if one_gpu and (not AUTO[site].hopper or mosaic_ok) else "xla"
 
 
 def take(site: str, impl: str, rows: int, why: str | None) -> bool:
