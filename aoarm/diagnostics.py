@@ -118,7 +118,7 @@ def _saved_variant(workdir: str):
 
 def run(workdir: str, num_windows: int = 64, batch: int = 16, seed: int = 0) -> dict:
   from aoarm.data import pipeline
-  from aoarm.gen_eval import load_run
+  from aoarm.gen_samples import load_run
 
   variant = _saved_variant(workdir)
   if variant is not None and not models.traits(variant).has_order:
