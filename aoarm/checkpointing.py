@@ -87,11 +87,22 @@ def tree_difference(saved: dict, wanted: dict, partial: bool) -> list[str]:
   return lines
 
 
+def _drop_read_only_notice(record) -> bool:
+  """Orbax warns "Given directory is read only" for every manager opened read-only, which is
+  what eval, sample and the tools ask for on purpose (six lines per eval): drop only that."""
+  return "Given directory is read only" not in record.getMessage()
+
+
 class Checkpointer:
   def __init__(
     self, directory: str, keep: int = 3, async_save: bool = True, read_only: bool = False
   ):
     self.directory = os.path.abspath(directory)
+    if read_only:
+      for name in ("absl", ""):  # absl's logger, or the root one where absl is not set up
+        logger = logging.getLogger(name)
+        if _drop_read_only_notice not in logger.filters:
+          logger.addFilter(_drop_read_only_notice)
     options = ocp.CheckpointManagerOptions(
       max_to_keep=None if read_only else keep,
       create=not read_only,

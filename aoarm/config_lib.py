@@ -9,7 +9,7 @@ import logging
 
 import ml_collections as mlc
 
-DEFAULT_ARGS = dict(seq_len=0, runlocal=False, seed=0, source="", variant="")
+DEFAULT_ARGS = dict(seq_len=0, runlocal=False, seed=0, source="", variant="", data_dir="")
 
 
 def parse_arg(arg: str | None, **defaults) -> mlc.ConfigDict:

@@ -21,6 +21,7 @@ import glob
 import json
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -186,16 +187,12 @@ def main(argv=None):
     text = a.text.split(",") if a.text else None
     if text is not None and len(text) != 2:
       raise UserError(f"--text={a.text}: give two files, TRAIN,VALID")
-    if a.precision == "float64" and a.runs:
-      import jax
-
-      jax.config.update("jax_enable_x64", True)  # the final draw only; models stay as trained
     tokenizer, points = None, []
     for f in filter(None, a.samples.split(",")):
       tokenizer, points = _merge(tokenizer, points, *gen_samples.load(f), f)
     fresh = []
     for d in filter(None, a.runs.split(",")):
-      tok, pts = gen_samples.sample_run(
+      tok, pts = _sample_run(
         d,
         [float(t) for t in a.temperatures.split(",")],
         a.num_samples,
@@ -215,13 +212,26 @@ def main(argv=None):
       return
     rows = score(a.judge, tokenizer, points, a.word_level, text)
   except UserError as e:
-    raise SystemExit(f"aoarm: error: {e}") from None
+    print(f"aoarm: error: {e}", file=sys.stderr)
+    raise SystemExit(2) from None
   with open(a.out + ".json", "w") as f:
     json.dump(rows, f, indent=2)
   from aoarm import frontier_plot
 
   paths = frontier_plot.plot_per_length(rows, a.out)
   print(f"wrote {a.out}.json and {', '.join(paths)}")
+
+
+def _sample_run(run_dir, *args, precision="float64", **kw):
+  """gen_samples.sample_run, under 64-bit JAX for float64 draws (the models stay as trained;
+  the setting is restored afterwards, so library callers and tests are not changed)."""
+  import contextlib
+
+  import jax
+
+  x64 = jax.enable_x64(True) if precision == "float64" else contextlib.nullcontext()
+  with x64:
+    return gen_samples.sample_run(run_dir, *args, precision=precision, **kw)
 
 
 def _merge(tokenizer, points, tok, pts, where):

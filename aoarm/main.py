@@ -11,6 +11,10 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/<variant>.py[:arg]")
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, metrics, eval)")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "what to do")
+_COORD = flags.DEFINE_string("coordinator", "", "several processes: HOST:PORT of process 0")
+_NPROC = flags.DEFINE_integer("num_processes", 0, "several processes: how many")
+_PID = flags.DEFINE_integer("process_id", -1, "several processes: this one's id, 0..N-1")
+_JOIN_TIMEOUT = flags.DEFINE_integer("join_timeout", 300, "seconds to wait for all processes")
 
 
 def _quiet_failed_read_noise(hook=sys.unraisablehook):
@@ -46,10 +50,13 @@ def main(argv):
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
   for noisy in ("absl", "jax", "jax._src.xla_bridge", "orbax"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
-  if os.environ.get("AOARM_DISTRIBUTED") == "1" or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-    jax.distributed.initialize()  # SLURM / TPU pods: coordinator and ranks auto-detected
   cfg = _CONFIG.value
   try:
+    from aoarm import distributed  # before any computation (docs in aoarm/distributed.py)
+
+    distributed.join(
+      distributed.settings(_COORD.value, _NPROC.value, _PID.value), _JOIN_TIMEOUT.value
+    )
     if cfg is None:
       raise UserError("--config is required, e.g. --config=configs/two_stream.py:runlocal")
     try:
@@ -64,8 +71,6 @@ def main(argv):
     config_lib.apply_aliases(cfg)
     config_check.validate(cfg, jax.default_backend())  # again in prepare: library callers
     compile_cache.enable(cfg.train.compile_cache)
-    if _MODE.value == "sample" and cfg.sample.precision == "float64":
-      jax.config.update("jax_enable_x64", True)  # the final draw in float64 (the model is not)
     code = modes.MODES[_MODE.value](cfg, _WORKDIR.value)
   except UserError as e:
     print(f"aoarm: error: {e}", file=sys.stderr)

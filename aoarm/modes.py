@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from aoarm import evaluate as eval_lib
-from aoarm import interrupts, sample_spec, sampling
+from aoarm import interrupts, run_config, sample_spec, sampling
 from aoarm import prepare as prepare_lib
 from aoarm import workdir as workdir_lib
 from aoarm.checkpointing import Checkpointer
@@ -80,7 +80,9 @@ def _train_from(run: prepare_lib.Run, trainer: Trainer, state, start: int) -> in
 def evaluate(cfg, workdir: str) -> dict:
   """Held-out NLL of the newest checkpoint on `eval.split`, for each order the variant reports;
   written to DIR/eval/ (`eval_name`) and printed. The JSON says how many of the split's windows
-  were scored (`capped` where `eval.max_windows` cut it)."""
+  were scored (`capped` where `eval.max_windows` cut it). Runs on the run's saved config
+  (`run_config`): the command line sets only eval/sample/implementation keys."""
+  cfg = run_config.for_reading(cfg, workdir, "eval")
   run, placed, params, step = prepare_lib.restore_params(cfg, workdir, "eval")
   split = cfg.eval.split
   tokens = run.data.splits[split]
@@ -131,16 +133,20 @@ def sample_name(step: int, settings: dict) -> str:
 def sample(cfg, workdir: str) -> int:
   """Samples of the newest checkpoint (`config.sample`) to DIR/samples/step_<N>-<settings>.jsonl,
   one JSON object per sample: text, tokens, order (positions in generation order), per-token
-  log-probs, and the sampler settings."""
+  log-probs, and the sampler settings. Runs on the run's saved config (`run_config`)."""
+  cfg = run_config.for_reading(cfg, workdir, "sample")
   run, placed, params, step = prepare_lib.restore_params(cfg, workdir, "sample")
   spec = sample_spec.from_config(cfg, run.data.tokenizer, run.mcfg.seq_len)
-  try:
-    spec.validate(run.mcfg.variant, run.mcfg.vocab_size)
-  except ValueError as e:
-    raise UserError(str(e)) from None
-  n = cfg.sample.num_samples
-  fn = sampling.make_sampler(placed.model, run.mcfg, spec, n, placed.rules, placed.mesh)
-  out = jax.device_get(fn(params, jax.random.key(cfg.sample.seed)))
+  # float64 draws run under 64-bit JAX (the model stays as trained), restored afterwards
+  x64 = jax.enable_x64(True) if spec.precision == "float64" else contextlib.nullcontext()
+  with x64:
+    try:
+      spec.validate(run.mcfg.variant, run.mcfg.vocab_size)
+    except ValueError as e:
+      raise UserError(str(e)) from None
+    n = cfg.sample.num_samples
+    fn = sampling.make_sampler(placed.model, run.mcfg, spec, n, placed.rules, placed.mesh)
+    out = jax.device_get(fn(params, jax.random.key(cfg.sample.seed)))
   settings = {k: v for k, v in cfg.sample.items()}
   path = os.path.join(run.workdir, "samples", sample_name(step, settings))
   if jax.process_index() == 0:

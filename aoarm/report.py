@@ -192,6 +192,7 @@ def plot(rows, path):
   ax.set_xscale("log", base=2)
   ax.set_xlabel("sequence length L")
   ax.set_ylabel("held-out bits/char (random order)")
+  ax.set_title("held-out bits per token against sequence length (± 1 SE)", fontsize=9)
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)

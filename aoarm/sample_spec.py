@@ -51,7 +51,8 @@ class SampleSpec:
       raise ValueError(f"sample.precision must be one of {PRECISIONS}, got {self.precision!r}")
     if self.precision == "float64" and not jax.config.jax_enable_x64:
       raise ValueError(
-        "sample.precision=float64 needs 64-bit JAX: set JAX_ENABLE_X64=1 (gen_eval sets it)"
+        "sample.precision=float64 needs 64-bit JAX (JAX_ENABLE_X64=1, or in Python "
+        "`with jax.enable_x64(True)`; gen_eval and --mode=sample switch it on themselves)"
       )
     pos = [p for p, _ in self.given]
     if len(set(pos)) != len(pos) or any(not 0 <= p < L for p in pos):

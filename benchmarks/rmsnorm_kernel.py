@@ -26,6 +26,9 @@ def main():
   p.add_argument("--dim", type=int, default=768)
   p.add_argument("--reps", type=int, default=200)
   a = p.parse_args()
+  if jax.default_backend() != "gpu":
+    backend = jax.default_backend()
+    p.exit(2, f"rmsnorm_kernel.py: error: it times a GPU kernel; this backend is {backend}\n")
   k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(k1, (a.rows, a.dim), jnp.bfloat16)
   dy, dres = jax.random.normal(k2, (2, a.rows, a.dim), jnp.bfloat16)

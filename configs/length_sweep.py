@@ -4,14 +4,18 @@ text8like (27 symbols), with the same model, optimiser and number of training to
   python launch/sweep.py --config=configs/length_sweep.py --sweep_dir=runs/length_sweep
   python -m aoarm.report runs/length_sweep
 
-`arg`: variant=...,seq_len=...,seed=... (the sweep fills them in); `runlocal` shrinks every run.
+`arg`: variant=...,seq_len=...,seed=... (the sweep fills them in); `data_dir=DIR`: the folder
+with text8-like train.txt, valid.txt, test.txt; `runlocal` shrinks every run and, without a
+data_dir, trains on the pydoc text shipped with Python, so the CPU-sized sweep runs anywhere:
+
+  python launch/sweep.py --config=configs/length_sweep.py:runlocal --sweep_dir=runs/sweep_local
 """
 
 from aoarm import config_lib
 
 TOKENS_PER_STEP = 65_536  # batch_size * L, the same for every L
 TRAIN_TOKENS = 2**27  # 134M tokens per run (~7.6 epochs of text8like train)
-DATA = "../shared/data/text8like"  # override with --config.data.train_path=... on other machines
+DATA = "../shared/data/text8like"  # without data_dir=... (this project's machines)
 
 
 def get_config(arg=None):
@@ -20,9 +24,10 @@ def get_config(arg=None):
   c = config_lib.base_config(variant, arg)
   L = c.data.seq_len
   c.data.source = "text_files"
-  c.data.train_path = f"{DATA}/train.txt"
-  c.data.valid_path = f"{DATA}/valid.txt"
-  c.data.test_path = f"{DATA}/test.txt"
+  data = a.data_dir or DATA
+  c.data.train_path = f"{data}/train.txt"
+  c.data.valid_path = f"{data}/valid.txt"
+  c.data.test_path = f"{data}/test.txt"
   c.model.num_layers, c.model.d_model, c.model.num_heads = 6, 384, 6  # 10.6M params
   c.order.train = "l2r" if variant == "ar" else "random"
   c.train.batch_size = TOKENS_PER_STEP // L  # same tokens per step at every L
@@ -39,6 +44,8 @@ def get_config(arg=None):
     c.train.batch_size = 4096 // L
     c.train.num_steps = 50
     c.eval.max_windows = 64
+    if not a.data_dir:
+      c.data.source = "pydoc"
   return c
 
 

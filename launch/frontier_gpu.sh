@@ -14,8 +14,6 @@ set -uo pipefail
 OUT=${OUT:-/tmp/frontier_out}; mkdir -p "$OUT"
 arg=""; temps=0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.4; n=64; budget=${BUDGET:-560}
 if [ "${RUNLOCAL:-0}" = 1 ]; then arg="runlocal,"; temps=0.8,1.2; n=4; fi
-data=(--config.data.train_path=.data/train.txt --config.data.valid_path=.data/valid.txt
-      --config.data.test_path=.data/test.txt)
 runs=/tmp/frontier_runs; logs=/tmp/frontier_logs; smp=/tmp/frontier_samples
 mkdir -p "$runs" "$logs" "$smp"
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.3  # three processes share a GPU
@@ -25,8 +23,8 @@ left() { echo $((end - SECONDS)); }
 train() {  # GPU VARIANT L SEED
   local name=$2_seq_len$3_seed$4
   CUDA_VISIBLE_DEVICES=$1 timeout "$(left)" python3 -m aoarm.main \
-    --config="configs/frontier.py:${arg}variant=$2,seq_len=$3,seed=$4" --workdir="$runs/$name" \
-    "${data[@]}" > "$logs/train_$name.log" 2>&1
+    --config="configs/frontier.py:${arg}data_dir=.data,variant=$2,seq_len=$3,seed=$4" \
+    --workdir="$runs/$name" > "$logs/train_$name.log" 2>&1
   echo "[$(date +%T)] trained $name: exit $?"
 }
 samples() {  # GPU NAME PRECISION EXTRA RUN...: samples (no judge) to $smp/NAME.samples.npz

@@ -15,6 +15,7 @@ Keys of a sweep entry: `variant`, `seq_len`, `seed` go into the config arg; dott
 """
 
 import argparse
+import glob
 import importlib.util
 import json
 import os
@@ -70,7 +71,10 @@ def finished(workdir: str) -> bool:
     return False
   with open(cfg_path) as f:
     n = json.load(f)["train"]["num_steps"]
-  return os.path.exists(os.path.join(workdir, "eval", f"step_{n}.json"))
+  # any eval of the last step: evals are named by their settings (step_N-w64.json, ...)
+  return bool(glob.glob(os.path.join(workdir, "eval", f"step_{n}.json"))) or bool(
+    glob.glob(os.path.join(workdir, "eval", f"step_{n}-*.json"))
+  )
 
 
 SBATCH = """#!/bin/bash

@@ -46,3 +46,19 @@ def test_scaling_runs_use_the_first_n_devices():
   assert (r1["devices"], r2["devices"]) == (1, 2)
   assert r2["tokens_per_s_per_device"] == r2["tokens_per_s"] / 2
   assert r1["loss"] > 0 and r2["loss"] > 0
+
+
+def test_a_gpu_kernel_benchmark_refuses_a_cpu_in_one_line():
+  import subprocess
+
+  root = os.path.join(os.path.dirname(__file__), "..")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=root)
+  res = subprocess.run(
+    [sys.executable, "benchmarks/rmsnorm_kernel.py"],
+    capture_output=True,
+    text=True,
+    cwd=root,
+    env=env,
+    timeout=120,
+  )
+  assert res.returncode == 2 and "this backend is cpu" in res.stderr

@@ -18,10 +18,36 @@ def _run(*args):
   )
 
 
-@pytest.mark.parametrize("tool", ["aoarm.report", "aoarm.flops", "aoarm.diagnostics"])
+TOOLS = ["aoarm.report", "aoarm.flops", "aoarm.diagnostics", "aoarm.gen_eval"]
+TOOLS += ["aoarm.frontier_plot", "aoarm.runs"]
+
+
+@pytest.mark.parametrize("tool", TOOLS)
 def test_help(tool):
   res = _run(tool, "--help")
   assert res.returncode == 0 and "usage:" in res.stdout
+
+
+def test_sweep_help_and_a_missing_config():
+  sweep = [sys.executable, "launch/sweep.py"]
+  res = subprocess.run([*sweep, "--help"], capture_output=True, text=True, cwd=ROOT)
+  assert res.returncode == 0 and "usage:" in res.stdout
+  bad = [*sweep, "--config=configs/nope.py:runlocal", "--sweep_dir=/tmp/x"]
+  res = subprocess.run(bad, capture_output=True, text=True, cwd=ROOT)
+  assert res.returncode == 2 and res.stderr.strip().endswith("no such file configs/nope.py")
+
+
+def test_sweep_passes_its_config_arg_to_every_run():
+  """`configs/length_sweep.py:runlocal` (the CPU-sized sweep) reaches each run's config arg."""
+  cmd = [sys.executable, "launch/sweep.py", "--config=configs/length_sweep.py:runlocal"]
+  res = subprocess.run(
+    [*cmd, "--sweep_dir=/tmp/aoarm_sweep_dry", "--dry_run", "--only=^mdm_seq_len128"],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+  )
+  assert res.returncode == 0, res.stderr
+  assert "length_sweep.py:runlocal,variant=mdm,seq_len=128,seed=0" in res.stdout
 
 
 def test_report_of_a_missing_folder():
@@ -43,3 +69,52 @@ def test_diagnostics_refuse_mdm_before_any_restore(tmp_path):
   res = _run("aoarm.diagnostics", f"--workdir={tmp_path}")  # no checkpoint: nothing restored
   assert res.returncode == 2
   assert res.stderr.strip().endswith("mdm has no generation order: structural recency is undefined")
+
+
+def test_runs_lists_every_run_with_what_differs(tmp_path):
+  """`python -m aoarm.runs DIR`: a row per run, the keys that differ between runs, the newest
+  held-out result (eval JSON, else the in-training eval marked ~), and the curves' plot."""
+  for name, lr, with_json in (("a", 0.001, True), ("b", 0.002, False)):
+    d = tmp_path / "sweep" / name
+    (d / "eval").mkdir(parents=True)
+    cfg = {"seed": 0, "model": {"variant": "ar"}, "data": {"seq_len": 8}, "opt": {"lr": lr}}
+    (d / "config.json").write_text(json.dumps(cfg))
+    rows = [{"step": s, "train/loss": 3.0 - s / 10} for s in (1, 2, 3)]
+    rows.append({"step": 3, "eval/valid_bits": 2.5})
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if with_json:
+      e = {"bits_per_token": 2.25, "order": "l2r", "split": "valid", "capped": False}
+      (d / "eval" / "step_3.json").write_text(json.dumps(e))
+  png = tmp_path / "curves.png"
+  res = _run("aoarm.runs", str(tmp_path / "sweep"), f"--plot={png}")
+  assert res.returncode == 0, res.stderr
+  lines = res.stdout.splitlines()
+  assert lines[0] == "| run | variant | L | step | held-out bits | opt.lr |"
+  assert lines[2] == "| a | ar | 8 | 3 | 2.2500 l2r valid | 0.001 |"
+  assert lines[3] == "| b | ar | 8 | 3 | ~2.5000 | 0.002 |"
+  assert png.stat().st_size > 1000
+  bad = _run("aoarm.runs", str(tmp_path / "nothing"))
+  assert bad.returncode == 2 and "is not a directory" in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_cpu_sized_sweep_runs_without_shared_data(tmp_path):
+  """Issue 19: `configs/length_sweep.py:runlocal` trains and evaluates on the pydoc text where
+  no data_dir is given (a user's clone has no ../shared)."""
+  cmd = [sys.executable, "launch/sweep.py", "--config=configs/length_sweep.py:runlocal"]
+  res = subprocess.run(
+    [*cmd, f"--sweep_dir={tmp_path}", "--only=^two_stream_seq_len128_seed0$"],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+    env=dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=""),  # one device: as a user's laptop
+    timeout=600,
+  )
+  assert res.returncode == 0 and "[fail]" not in res.stdout, res.stdout + res.stderr
+  run = tmp_path / "two_stream_seq_len128_seed0"
+  assert [p.name for p in (run / "eval").iterdir()] == ["step_50-w64.json"]  # runlocal: capped
+  again = subprocess.run(
+    [*cmd, f"--sweep_dir={tmp_path}", "--only=^two_stream_seq_len128_seed0$"],
+    capture_output=True, text=True, cwd=ROOT, timeout=120,
+  )  # fmt: skip
+  assert again.stdout.startswith("[done]")  # a finished run is not run again

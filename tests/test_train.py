@@ -228,3 +228,28 @@ def test_mfu_is_logged_against_the_devices_own_peak(tmp_path):
     rows = [json.loads(line) for line in f]
   assert any("train/loss" in r for r in rows)
   assert not any(k.startswith("train/mfu") for r in rows for k in r)  # a CPU has no known peak
+
+
+def test_eval_and_sample_run_on_the_runs_saved_config(tmp_path, caplog):
+  """Issue 19: eval and sample need no repeat of the training overrides. A command line that
+  forgot `data.source=markov` (and changed the model) evaluates the run as trained, names the
+  ignored keys in one warning, and still takes its own eval keys."""
+  wd = str(tmp_path / "run")
+  c = tiny_run_config("two_stream")
+  assert modes.train(c, wd) == 0
+  caplog.set_level("WARNING")
+  same = modes.evaluate(c, wd)
+  assert not [r for r in caplog.records if "saved config.json" in r.message]
+  forgot = c.copy_and_resolve_references()
+  forgot.data.source = "pydoc"
+  forgot.model.d_model = 64
+  forgot.eval.max_windows = 16
+  out = modes.evaluate(forgot, wd)
+  (warning,) = [r.message for r in caplog.records if "saved config.json" in r.message]
+  assert "data.source='pydoc' (run: 'markov')" in warning and "model.d_model=64" in warning
+  assert "max_windows" not in warning
+  assert out["num_windows"] == 16 < same["num_windows"]
+  forgot.sample.num_samples = 2
+  assert modes.sample(forgot, wd) == 0
+  # the managers opened read-only on purpose no longer warn about it
+  assert not [r for r in caplog.records if "read only" in r.getMessage()]

@@ -50,7 +50,11 @@ class TrainBatches:
     self.windows = windows(tokens, seq_len, "training data")
     self.global_batch, self.seed = global_batch, seed
     self.local_batch = global_batch // process_count
-    self._rows = np.arange(process_index, global_batch, process_count)  # this host's rows
+    # this host's rows: a contiguous block, the one `global_batch` places on its devices, so
+    # that the global array is the single-process batch row for row (and each row keeps the
+    # order drawn for its position): N processes compute what one process computes
+    lo = process_index * self.local_batch
+    self._rows = np.arange(lo, lo + self.local_batch)
     self._perms = {}
 
   def _perm(self, epoch: int) -> np.ndarray:
