@@ -9,7 +9,16 @@ import logging
 
 import ml_collections as mlc
 
-DEFAULT_ARGS = dict(seq_len=0, runlocal=False, seed=0, source="", variant="", data_dir="")
+DEFAULT_ARGS = dict(seq_len=0, runlocal=False, seed=0, source="", variant="", data_dir="", size="")
+
+# model sizes by name (`size=350m`): layers, d_model, heads. Parameters with a 50304-entry tied
+# vocabulary: `python -m aoarm.flops --config=configs/ar.py:size=NAME --vocab_size=50304`.
+SIZES = {
+  "small": (6, 384, 6),  # the length sweep's model
+  "124m": (12, 768, 12),  # GPT-2 small
+  "350m": (24, 1024, 16),  # GPT-2 medium
+  "1.3b": (24, 2048, 16),  # GPT-3 XL's shape
+}
 
 
 def parse_arg(arg: str | None, **defaults) -> mlc.ConfigDict:
@@ -154,6 +163,10 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.mesh.fsdp = 1  # parameter-sharded data parallelism
   c.mesh.tensor = 1  # tensor parallelism (heads, mlp, vocab)
 
+  if a.size:
+    if a.size not in SIZES:
+      raise ValueError(f"unknown config arg size={a.size!r}; known: {sorted(SIZES)}")
+    c.model.num_layers, c.model.d_model, c.model.num_heads = SIZES[a.size]
   if a.runlocal:  # a CPU-sized run: a few minutes on a laptop
     c.model.num_layers, c.model.d_model, c.model.num_heads = 2, 64, 4
     c.model.dtype = "float32"

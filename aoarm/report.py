@@ -220,7 +220,8 @@ def plot_attention(rows, path, m: int = 4):
     for ax, i, name in ((axes[0], 1, "structural"), (axes[1], 2, "semantic")):
       ax.plot(Ls, [p[i] for p in pts], marker="o", label=f"{lab} [{stream}]")
       ax.set_title(f"{name}: attention mass on {m} {'most recent' if i == 1 else 'nearest'} rows")
-  axes[0].plot(Ls, [p[3] for p in pts], "k:", label="uniform")
+  for ax in axes:  # the uniform baseline: the mass a uniform attention puts on any m rows
+    ax.plot(Ls, [p[3] for p in pts], "k:", label="uniform attention")
   for ax in axes:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("sequence length L")

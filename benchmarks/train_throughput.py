@@ -32,6 +32,8 @@ PRESETS = {  # layers, d_model, heads, seq_len, vocab, dtype
   "runlocal": (2, 64, 4, 64, 27, "float32"),
   "small": (6, 384, 6, 1024, 27, "bfloat16"),
   "gpt2": (12, 768, 12, 1024, 50304, "bfloat16"),
+  "350m": (24, 1024, 16, 1024, 50304, "bfloat16"),  # the pod presets (config arg size=)
+  "1.3b": (24, 2048, 16, 1024, 50304, "bfloat16"),
 }
 
 

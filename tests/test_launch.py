@@ -129,3 +129,17 @@ def test_report_never_averages_different_experiments(tmp_path):
   assert (
     "| two_stream (data.source=pydoc, opt.lr=0.001) | 2.2000 ± 0.1155 (3 runs, 2 seeds) |" in md
   )
+
+
+def test_named_sizes_for_the_pod_presets():
+  """`size=` gives the peers' shapes (issue 20): 124M, 350M and 1.3B at V = 50304."""
+  from aoarm import config_lib, flops
+  from aoarm.models import ModelConfig
+
+  want = {"124m": 123_685_632, "350m": 353_682_432, "1.3b": 1_311_344_640}
+  for size, params in want.items():
+    c = config_lib.base_config("ar", f"size={size},seq_len=1024")
+    m = ModelConfig.from_config(dict(c.model, vocab_size=50304), 1024)
+    assert flops.count(m)["total"] == params
+  with pytest.raises(ValueError, match="size='2b'"):
+    config_lib.base_config("ar", "size=2b")

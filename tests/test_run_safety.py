@@ -333,3 +333,15 @@ def test_second_ctrl_c_exits_at_once(tmp_path):
   assert "second interrupt: exiting now, without saving" in out
   assert time.time() - t0 < 10
   assert not os.path.exists(os.path.join(wd, "ckpt"))
+
+
+# -- 8. eval and sample need no repeat of the training overrides (issue 19) --------------------
+def test_eval_and_sample_through_the_cli_read_the_saved_config(wd):
+  """A markov run evaluated and sampled with none of its data overrides: the saved config is
+  used (before: 'train split: symbols must be letters a..h'), the ignored keys named once."""
+  res = _ok(run(wd, "--mode=eval", "--config.eval.max_windows=8"))
+  assert json.loads(res.stdout)["num_windows"] == 8
+  assert "data.source='pydoc' (run: 'markov')" in res.stderr
+  assert "Given directory is read only" not in res.stderr
+  res = _ok(run(wd, "--mode=sample", "--config.sample.num_samples=2"))
+  assert "wrote" in res.stdout
