@@ -95,9 +95,33 @@ def experiment(cfg: dict) -> tuple:
   return tuple(sorted((k, json.dumps(v)) for k, v in keep.items()))
 
 
+def _drop_axis_settings(rows):
+  """Leave out of each experiment the settings that follow the table's axis: a key with one
+  value per L across all runs (the length sweep's batch = tokens per step / L) cannot tell two
+  experiments at the same L apart, so it must not split a variant's row."""
+  per_len = collections.defaultdict(lambda: collections.defaultdict(set))
+  for r in rows:
+    for k, v in r["experiment"]:
+      per_len[k][r["seq_len"]].add(v)
+  keys_of = collections.defaultdict(set)
+  for r in rows:
+    keys_of[r["seq_len"]].update(k for k, _ in r["experiment"])
+  axis = {
+    k
+    for k, by_len in per_len.items()
+    if len(by_len) > 1
+    and all(len(vs) == 1 for vs in by_len.values())
+    and all(k in keys_of[L] for L in by_len)
+  }
+  for r in rows:
+    r["experiment"] = tuple((k, v) for k, v in r["experiment"] if k not in axis)
+  return rows
+
+
 def _labels(rows):
   """Each row's label: its variant label, plus the settings in which its experiment differs
   from the other experiments of the same variant label."""
+  rows = _drop_axis_settings(rows)
   by_label = collections.defaultdict(set)
   for r in rows:
     by_label[r["label"]].add(r["experiment"])

@@ -131,6 +131,25 @@ def test_report_never_averages_different_experiments(tmp_path):
   )
 
 
+def test_report_keeps_a_setting_that_follows_L_in_one_row(tmp_path):
+  """The length sweep's batch is tokens per step / L: a setting with one value per L does not
+  split a variant's row (it did, after grouping by the whole config), while one that differs at
+  the same L still does."""
+  from aoarm import report
+
+  for L in (128, 1024):
+    _fake_run(tmp_path, f"ts{L}", "two_stream", L, 2.0, **{"train.batch_size": 65536 // L})
+    _fake_run(tmp_path, f"dr{L}", "decoupled_rope", L, 2.3, **{"train.batch_size": 65536 // L})
+  _fake_run(
+    tmp_path, "dr_lr", "decoupled_rope", 128, 2.6, **{"train.batch_size": 512, "opt.lr": 0.003}
+  )
+  report.main([str(tmp_path)])
+  md = (tmp_path / "report.md").read_text()
+  assert "| two_stream | 2.0000 ± 0.0144 | 2.0000 ± 0.0144 |" in md
+  assert "| decoupled_rope (opt.lr=0.001) | 2.3000 ± 0.0144 | 2.3000 ± 0.0144 |" in md
+  assert "| decoupled_rope (opt.lr=0.003) | 2.6000 ± 0.0144 |  |" in md
+
+
 def test_named_sizes_for_the_pod_presets():
   """`size=` gives the peers' shapes (issue 20): 124M, 350M and 1.3B at V = 50304."""
   from aoarm import config_lib, flops
