@@ -17,15 +17,14 @@ sample length, OUT_L<L>.png (`aoarm.frontier_plot`).
 """
 
 import argparse
-import glob
 import json
 import math
-import os
 import sys
 
+import jax
 import numpy as np
 
-from aoarm import gen_samples, losses, models, orders, text_metrics
+from aoarm import gen_samples, losses, models, orders, runs, text_metrics
 from aoarm.errors import UserError
 
 
@@ -54,35 +53,16 @@ def judge_info(judge_dir, jrun, jparams) -> dict:
   """What a frontier must state about its judge: size, window and held-out bits per token (the
   newest `--mode=eval` JSON in its run directory, else the last in-training eval), and whether
   that eval covered the whole split."""
-  bits, capped = None, None
-  evals = glob.glob(os.path.join(judge_dir, "eval", "step_*.json"))
-  if evals:
-    newest = max(evals, key=lambda p: (int(os.path.basename(p)[5:].split("-")[0].split(".")[0]), p))
-    with open(newest) as f:
-      e = json.load(f)
-    bits, capped = e.get("bits_per_token"), bool(e.get("capped"))
-  else:  # the end-of-training eval in metrics.jsonl: train.eval_batches batches, not the split
-    path = os.path.join(judge_dir, "metrics.jsonl")
-    if os.path.exists(path):
-      with open(path) as f:
-        rows = [json.loads(line) for line in f if "eval/valid_bits" in line]
-      if rows:
-        bits, capped = rows[-1]["eval/valid_bits"], True
+  h = runs.heldout(judge_dir)
   m = jrun.mcfg
   return {
     "judge": judge_dir,
-    "judge_params": int(sum(np.size(p) for p in _leaves(jparams))),
+    "judge_params": int(sum(np.size(p) for p in jax.tree.leaves(jparams))),
     "judge_shape": f"{m.num_layers}x{m.d_model}",
     "judge_seq_len": m.seq_len,
-    "judge_valid_bits": bits,
-    "judge_eval_capped": capped,  # True: the eval above covered part of the split only
+    "judge_valid_bits": h and h["bits"],
+    "judge_eval_capped": h and h["capped"],  # True: the eval covered part of the split only
   }
-
-
-def _leaves(tree):
-  import jax
-
-  return jax.tree.leaves(tree)
 
 
 def score(judge_dir, tokenizer: dict, points: list, word_level=False, text=None) -> list[dict]:
@@ -192,7 +172,7 @@ def main(argv=None):
       tokenizer, points = _merge(tokenizer, points, *gen_samples.load(f), f)
     fresh = []
     for d in filter(None, a.runs.split(",")):
-      tok, pts = _sample_run(
+      tok, pts = gen_samples.sample_run(
         d,
         [float(t) for t in a.temperatures.split(",")],
         a.num_samples,
@@ -220,18 +200,6 @@ def main(argv=None):
 
   paths = frontier_plot.plot_per_length(rows, a.out)
   print(f"wrote {a.out}.json and {', '.join(paths)}")
-
-
-def _sample_run(run_dir, *args, precision="float64", **kw):
-  """gen_samples.sample_run, under 64-bit JAX for float64 draws (the models stay as trained;
-  the setting is restored afterwards, so library callers and tests are not changed)."""
-  import contextlib
-
-  import jax
-
-  x64 = jax.enable_x64(True) if precision == "float64" else contextlib.nullcontext()
-  with x64:
-    return gen_samples.sample_run(run_dir, *args, precision=precision, **kw)
 
 
 def _merge(tokenizer, points, tok, pts, where):

@@ -72,31 +72,35 @@ def sample_run(
   points = []
   for setting in settings(traits, run.mcfg.seq_len, ks, adaptive, mdm_steps, order):
     spec = sampling.SampleSpec(length=run.mcfg.seq_len, precision=precision, **setting)
-    try:
-      spec.validate(run.mcfg.variant, run.mcfg.vocab_size)
-    except ValueError as e:
-      raise UserError(f"{run_dir}: {e}") from None
-    fn = sampling.make_sampler(placed.model, run.mcfg, spec, num_samples, placed.rules, placed.mesh)
-    for t in temperatures:
-      t0 = time.perf_counter()
-      x = np.asarray(jax.device_get(fn(params, jax.random.key(seed), float(t))["tokens"]))
-      points.append(
-        {
-          "run": run_dir,
-          "variant": run.mcfg.variant,
-          "seq_len": run.mcfg.seq_len,
-          "step": step,
-          "temperature": float(t),
-          "sampler": describe(setting),
-          **setting,
-          "num_samples": num_samples,
-          "seed": seed,
-          "precision": precision,
-          "seconds": round(time.perf_counter() - t0, 3),  # the first of a setting: + compile
-          "tokens": x,
-        }
+    with sampling.precision_scope(precision):  # float64 draws: 64-bit JAX, restored after
+      try:
+        spec.validate(run.mcfg.variant, run.mcfg.vocab_size)
+      except ValueError as e:
+        raise UserError(f"{run_dir}: {e}") from None
+      fn = sampling.make_sampler(
+        placed.model, run.mcfg, spec, num_samples, placed.rules, placed.mesh
       )
-      print(f"sampled {run_dir} {describe(setting)} T={t} ({points[-1]['seconds']} s)", flush=True)
+      for t in temperatures:
+        t0 = time.perf_counter()
+        x = np.asarray(jax.device_get(fn(params, jax.random.key(seed), float(t))["tokens"]))
+        points.append(
+          {
+            "run": run_dir,
+            "variant": run.mcfg.variant,
+            "seq_len": run.mcfg.seq_len,
+            "step": step,
+            "temperature": float(t),
+            "sampler": describe(setting),
+            **setting,
+            "num_samples": num_samples,
+            "seed": seed,
+            "precision": precision,
+            "seconds": round(time.perf_counter() - t0, 3),  # the first of a setting: + compile
+            "tokens": x,
+          }
+        )
+        took = points[-1]["seconds"]
+        print(f"sampled {run_dir} {describe(setting)} T={t} ({took} s)", flush=True)
   return run.data.tokenizer.to_json(), points
 
 

@@ -137,9 +137,7 @@ def sample(cfg, workdir: str) -> int:
   cfg = run_config.for_reading(cfg, workdir, "sample")
   run, placed, params, step = prepare_lib.restore_params(cfg, workdir, "sample")
   spec = sample_spec.from_config(cfg, run.data.tokenizer, run.mcfg.seq_len)
-  # float64 draws run under 64-bit JAX (the model stays as trained), restored afterwards
-  x64 = jax.enable_x64(True) if spec.precision == "float64" else contextlib.nullcontext()
-  with x64:
+  with sampling.precision_scope(spec.precision):
     try:
       spec.validate(run.mcfg.variant, run.mcfg.vocab_size)
     except ValueError as e:

@@ -19,8 +19,10 @@ import sys
 
 import numpy as np
 
+from aoarm import run_config
 
-def _latest(paths):
+
+def newest_eval(paths):
   """The newest default evaluation (step_<N>.json), else the newest of any kind."""
   import re
 
@@ -74,23 +76,13 @@ NOT_EXPERIMENT = (
 )
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def _ignored(key: str) -> bool:
   return any(key.startswith(n) if n.endswith(".") else key == n for n in NOT_EXPERIMENT)
 
 
 def experiment(cfg: dict) -> tuple:
   """The settings that make a run the experiment it is, seed and table axes left out."""
-  flat = _flat(cfg)
+  flat = run_config.flat(cfg)
   keep = {k: v for k, v in flat.items() if not _ignored(k)}
   return tuple(sorted((k, json.dumps(v)) for k, v in keep.items()))
 
@@ -144,12 +136,12 @@ def gather(sweep_dir: str) -> list[dict]:
       continue
     with open(cfg_path) as f:
       cfg = json.load(f)
-    with open(_latest(evals)) as f:
+    with open(newest_eval(evals)) as f:
       ev = json.load(f)
     diag = glob.glob(os.path.join(run, "diagnostics", "step_*.json"))
     d = None
     if diag:
-      with open(_latest(diag)) as f:
+      with open(newest_eval(diag)) as f:
         d = json.load(f)["summary"]
     for order, r in ev.get("by_order", {"random": ev}).items():
       order = "random" if order == "elbo" else order  # mdm's ELBO sits with random orders

@@ -36,15 +36,34 @@ def _metrics(run: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def latest_eval(run: str, metrics: list[dict]) -> str:
+def heldout(run: str) -> dict | None:
+  """The run's newest held-out result: its `--mode=eval` JSON (`report.newest_eval`'s choice),
+  else the last in-training eval in metrics.jsonl (`in_training`: over train.eval_batches
+  batches, so `capped`); None if it has neither."""
+  from aoarm.report import newest_eval
+
   paths = glob.glob(os.path.join(run, "eval", "step_*.json"))
   if paths:
-    with open(max(paths, key=os.path.getmtime)) as f:
+    with open(newest_eval(paths)) as f:
       e = json.load(f)
-    capped = " (capped)" if e.get("capped") else ""
-    return f"{e['bits_per_token']:.4f} {e.get('order', '')} {e.get('split', '')}{capped}".strip()
-  evals = [m["eval/valid_bits"] for m in metrics if "eval/valid_bits" in m]
-  return f"~{evals[-1]:.4f}" if evals else "-"
+    return {
+      "bits": e["bits_per_token"],
+      "capped": bool(e.get("capped")),
+      "order": e.get("order", ""),
+      "split": e.get("split", ""),
+      "in_training": False,
+    }
+  evals = [m["eval/valid_bits"] for m in _metrics(run) if "eval/valid_bits" in m]
+  return {"bits": evals[-1], "capped": True, "in_training": True} if evals else None
+
+
+def _describe(h: dict | None) -> str:
+  if h is None:
+    return "-"
+  if h["in_training"]:
+    return f"~{h['bits']:.4f}"
+  capped = " (capped)" if h["capped"] else ""
+  return f"{h['bits']:.4f} {h['order']} {h['split']}{capped}".strip()
 
 
 def table(root: str) -> str:
@@ -68,7 +87,7 @@ def table(root: str) -> str:
       str(c.get("model.variant")),
       str(c.get("data.seq_len")),
       str(steps[-1]) if steps else "0",
-      latest_eval(r, m),
+      _describe(heldout(r)),
       *(str(c.get(k, "")) for k in differ),
     ]
     lines.append("| " + " | ".join(row) + " |")

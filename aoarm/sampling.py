@@ -15,6 +15,7 @@ the order (positions in generation order) and the model's untempered log-prob of
 generation order, so cached log-probs can be checked against the full forward.
 """
 
+import contextlib
 import dataclasses
 import math
 
@@ -26,6 +27,12 @@ from aoarm import models, orders, sharding
 from aoarm.models.decoding import init_cache
 from aoarm.models.inputs import Rows
 from aoarm.sample_spec import SampleSpec
+
+
+def precision_scope(precision: str):
+  """64-bit JAX around float64 draws (`sample.precision`), switched back on exit so that callers
+  and later work in the process are unchanged; nothing for float32. The model stays as trained."""
+  return jax.enable_x64(True) if precision == "float64" else contextlib.nullcontext()
 
 
 def greedy(temperature) -> bool:

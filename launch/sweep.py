@@ -72,9 +72,8 @@ def finished(workdir: str) -> bool:
   with open(cfg_path) as f:
     n = json.load(f)["train"]["num_steps"]
   # any eval of the last step: evals are named by their settings (step_N-w64.json, ...)
-  return bool(glob.glob(os.path.join(workdir, "eval", f"step_{n}.json"))) or bool(
-    glob.glob(os.path.join(workdir, "eval", f"step_{n}-*.json"))
-  )
+  evals = os.path.join(workdir, "eval")
+  return bool(glob.glob(f"{evals}/step_{n}.json") + glob.glob(f"{evals}/step_{n}-*.json"))
 
 
 SBATCH = """#!/bin/bash
