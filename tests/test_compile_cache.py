@@ -47,4 +47,12 @@ def test_a_launch_fills_the_cache_and_the_next_one_uses_it(tmp_path):
   assert any("train_step" in e for e in entries), entries
   second = run(str(tmp_path / "b"), *flags)
   assert second.returncode == 0, second.stderr[-2000:]
-  assert sorted(os.listdir(cache)) == entries  # the same programs: their keys are all stored
+  # The same programs, so their keys are stored already. Only programs that took over a second to
+  # compile are stored, and on a loaded machine a small one may cross that line in one launch only:
+  # compare the big ones.
+  after = sorted(os.listdir(cache))
+  assert set(entries) <= set(after)
+  big = ("train_step", "init_state")
+  assert [e for e in after if any(b in e for b in big)] == [
+    e for e in entries if any(b in e for b in big)
+  ]
