@@ -43,8 +43,10 @@ def parse_arg(arg: str | None, **defaults) -> mlc.ConfigDict:
   return mlc.ConfigDict(out)
 
 
-def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
-  a = parse_arg(arg)
+def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
+  """The defaults of every run. `extra_args`: config-arg names (and defaults) that a config file
+  reads itself, accepted here rather than refused as unknown."""
+  a = parse_arg(arg, **extra_args)
   c = mlc.ConfigDict()
   c.seed = a.seed  # seeds init, orders and the data order; (seed, step) fixes every batch
 
@@ -90,6 +92,7 @@ def base_config(variant: str, arg: str | None) -> mlc.ConfigDict:
   c.model.param_dtype = "float32"
   c.model.remat = "none"  # none | full | dots
   c.model.capture_attention = False  # diagnostics only: slow explicit attention
+  c.model.query_layers = 0  # two_stream: query stream in the top n blocks only; 0 = every block
   # how the model computes, never what (aoarm.kernels.AUTO says what each `auto` picks)
   c.model.kernels = mlc.ConfigDict()
   c.model.kernels.attention = "auto"  # auto (cuDNN on GPU with bf16, else XLA) | xla | cudnn

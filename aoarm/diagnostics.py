@@ -72,7 +72,8 @@ def analyse(model, params, mcfg, x_BxL, sigma_BxL) -> list[dict]:
     att = inter[f"block_{li}"]["attn"]
     streams = []
     if traits.streams == 2:
-      streams.append(("query", att["query_weights"][0], np.arange(L), sigma))
+      if "query_weights" in att:  # below model.query_layers' blocks, no query stream
+        streams.append(("query", att["query_weights"][0], np.arange(L), sigma))
       if "content_weights" in att:  # the last layer's content stream is not computed
         w = att["content_weights"][0][:, :, 1:]  # content row t+1 holds y_t
         streams.append(("content", w, np.arange(1, L), sigma[:, : L - 1]))

@@ -1,9 +1,11 @@
 """Parameter counts and model FLOPs per token (docs/flops.md), from the abstract parameter tree.
 
 N counts every parameter used in a matrix product: all blocks and the output head, not the input
-embedding table, position tables, norms or the query vector. Training FLOPs per token:
-6 N + 6 n_layers L d (causal; 12 n_layers L d bidirectional). A two-stream model counts its
-blocks and attention twice (both streams) and the head once. All from `Traits`, never a name.
+embedding table, position tables, norms or the query vector (aogpt's adaptive-norm projections
+are matrix products, counted with the blocks). Training FLOPs per token: 6 N + 6 n_layers L d
+(causal; 12 n_layers L d bidirectional). A two-stream model counts the blocks and attention of
+its query stream again (every block, or the top `model.query_layers`) and the head once. All
+from `Traits`, never a name.
 """
 
 import os
@@ -77,8 +79,10 @@ def train_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float
   n = count(cfg)
   attn = 6 * cfg.num_layers * L * cfg.d_model
   traits = models.traits(cfg.variant)
-  if traits.streams == 2:  # both streams through every block; the head on one
-    return 6 * (2 * n["blocks"] + n["head"]) + 2 * attn
+  if traits.streams == 2:  # both streams through their blocks (the query stream's top
+    # model.query_layers, or all); the head on one
+    share = 1 + (cfg.num_layers - cfg.first_query_layer) / cfg.num_layers
+    return 6 * (share * n["blocks"] + n["head"]) + share * attn
   if not traits.causal:  # every row attends every row: twice a causal mask's score FLOPs
     return 6 * n["matmul"] + 2 * attn
   return 6 * n["matmul"] + attn
@@ -137,13 +141,16 @@ def main(argv=None):
   print("| variant | layers/d | L | V | params (total) | N (matmul) | fwd GFLOP/token |")
   print("|---|---|---|---|---|---|---|")
   for layers, d, heads, L, V in ((6, 384, 6, 1024, 27), (12, 768, 12, 1024, 50304)):
-    for v in VARIANTS:
+    two = [v for v in VARIANTS if models.traits(v).streams == 2]
+    rows = [(v, {}) for v in VARIANTS] + [(v, {"query_layers": 1}) for v in two]
+    for v, opts in rows:
       cfg = ModelConfig(
-        variant=v, vocab_size=V, seq_len=L, num_layers=layers, d_model=d, num_heads=heads
+        variant=v, vocab_size=V, seq_len=L, num_layers=layers, d_model=d, num_heads=heads, **opts
       )
       n = count(cfg)
+      name = v + "".join(f" ({k}={val})" for k, val in opts.items())
       print(
-        f"| {v} | {layers}/{d} | {L} | {V} | {n['total']:,} | {n['matmul']:,} | "
+        f"| {name} | {layers}/{d} | {L} | {V} | {n['total']:,} | {n['matmul']:,} | "
         f"{forward_flops_per_token(cfg) / 1e9:.3f} |"
       )
 

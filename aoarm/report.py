@@ -41,6 +41,8 @@ def label(cfg_model: dict) -> str:
     v += f" (target_heads={rope['target_heads']})"
   if rope.get("order_dims", 0.0) != 0.0:
     v += f" (order_dims={rope['order_dims']})"
+  if cfg_model.get("query_layers", 0):
+    v += f" (query_layers={cfg_model['query_layers']})"
   return v
 
 
@@ -54,6 +56,7 @@ NOT_EXPERIMENT = (
   "model.variant",
   "model.rope.target_heads",
   "model.rope.order_dims",
+  "model.query_layers",
   "model.kernels.",
   "model.remat",
   "model.capture_attention",

@@ -28,6 +28,8 @@ DEFAULT_RULES = (
   ("heads", "tensor"),
   ("kv", None),
   ("pos", None),
+  ("cond", None),  # adaptive norm: the conditioning vector's width
+  ("mod", None),  # adaptive norm: which shift / scale / gate
   ("act_embed", None),
   ("act_mlp", "tensor"),
   ("act_heads", "tensor"),

@@ -9,9 +9,13 @@ with text8-like train.txt, valid.txt, test.txt; `runlocal` shrinks every run and
 data_dir, trains on the pydoc text shipped with Python, so the CPU-sized sweep runs anywhere:
 
   python launch/sweep.py --config=configs/length_sweep.py:runlocal --sweep_dir=runs/sweep_local
+
+`compute_of=VARIANT`: the equal-compute arm. The run trains for the training FLOPs that VARIANT's
+run spends (`aoarm.flops`, at V = 27): the same model and tokens per step, more steps.
 """
 
-from aoarm import config_lib
+from aoarm import config_lib, flops
+from aoarm.models import ModelConfig
 
 TOKENS_PER_STEP = 65_536  # batch_size * L, the same for every L
 TRAIN_TOKENS = 2**27  # 134M tokens per run (~7.6 epochs of text8like train)
@@ -19,9 +23,9 @@ DATA = "../shared/data/text8like"  # without data_dir=... (this project's machin
 
 
 def get_config(arg=None):
-  a = config_lib.parse_arg(arg)
+  a = config_lib.parse_arg(arg, compute_of="")
   variant = a.variant or "two_stream"
-  c = config_lib.base_config(variant, arg)
+  c = config_lib.base_config(variant, arg, compute_of="")
   L = c.data.seq_len
   c.data.source = "text_files"
   data = a.data_dir or DATA
@@ -46,11 +50,23 @@ def get_config(arg=None):
     c.eval.max_windows = 64
     if not a.data_dir:
       c.data.source = "pydoc"
+  if a.compute_of:
+    c.train.num_steps = round(c.train.num_steps * compute_ratio(c, a.compute_of))
   return c
 
 
+def compute_ratio(c, other: str) -> float:
+  """Training FLOPs per token of `other` over this run's model (same shape, L, V = 27)."""
+  model = dict(c.model, vocab_size=27)
+  mine = ModelConfig.from_config(model, c.data.seq_len)
+  theirs = ModelConfig.from_config(dict(model, variant=other, rope={}), c.data.seq_len)
+  return flops.train_flops_per_token(theirs) / flops.train_flops_per_token(mine)
+
+
 def sweep():
-  """Variants x L x seed, then the beyond-the-paper arm at L = 128 and 1024."""
+  """Variants x L x seed, then the beyond-the-paper arms at L = 128 and 1024: the rope options,
+  AO-GPT's single stream, a query stream in the top 1-3 blocks only, and decoupled_rope and
+  aogpt given two_stream's training FLOPs."""
   runs = config_lib.sweep_product(
     **{
       "variant": ["two_stream", "decoupled_rope", "mdm"],
@@ -65,4 +81,9 @@ def sweep():
     runs.append(
       {"variant": "decoupled_rope", "seq_len": L, "seed": 0, "model.rope.order_dims": 0.5}
     )
+    runs.append({"variant": "aogpt", "seq_len": L, "seed": 0})
+    for n in (1, 2, 3):
+      runs.append({"variant": "two_stream", "seq_len": L, "seed": 0, "model.query_layers": n})
+    for v in ("decoupled_rope", "aogpt"):
+      runs.append({"variant": v, "seq_len": L, "seed": 0, "compute_of": "two_stream"})
   return runs

@@ -10,8 +10,8 @@ Each run gets DIR/<name>, name built from its settings. Runners:
   jax.distributed.initialize() in aoarm.main) and prints the sbatch command.
 - tpu: prints the `gcloud compute tpus tpu-vm ssh --worker=all` command per run (run
   launch/setup_tpu_vm.sh on the VMs first).
-Keys of a sweep entry: `variant`, `seq_len`, `seed` go into the config arg; dotted keys become
---config.<key>=<value> overrides.
+Keys of a sweep entry: names without a dot (`variant`, `seq_len`, `seed`, `compute_of`, ...) go
+into the config arg; dotted keys become --config.<key>=<value> overrides.
 """
 
 import argparse
@@ -26,7 +26,11 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # configs import aoarm
-ARG_KEYS = ("variant", "seq_len", "seed")
+
+
+def is_arg(key: str) -> bool:
+  """A sweep key for the config arg (no dot), not a --config.<key> override."""
+  return "." not in key
 
 
 def load_sweep(config_path: str) -> list[dict]:
@@ -50,8 +54,8 @@ def run_name(entry: dict) -> str:
 def command(config: str, entry: dict, workdir: str, mode: str, extra: list[str]) -> list[str]:
   """`config` may carry an arg (`configs/x.py:runlocal`): it joins every run's own."""
   config, _, base = config.partition(":")
-  arg = ",".join(filter(None, [base] + [f"{k}={entry[k]}" for k in ARG_KEYS if k in entry]))
-  over = [f"--config.{k}={v}" for k, v in entry.items() if k not in ARG_KEYS]
+  arg = ",".join(filter(None, [base] + [f"{k}={v}" for k, v in entry.items() if is_arg(k)]))
+  over = [f"--config.{k}={v}" for k, v in entry.items() if not is_arg(k)]
   return [
     sys.executable,
     "-m",

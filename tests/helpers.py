@@ -16,6 +16,7 @@ CAUSAL_CASES = [(v, {}) for v in CAUSAL_VARIANTS] + [
   ("decoupled_rope", {"target_heads": 0.5}),
   ("decoupled_rope", {"order_dims": 0.5}),
   ("decoupled_rope", {"target_heads": 0.5, "order_dims": 0.25}),
+  ("two_stream", {"query_layers": 1}),  # the query stream in the top block only
 ]
 
 
@@ -38,6 +39,17 @@ def init(cfg, batch=2, seed=0, sharpen=4.0):
   sigma = orders.random_orders(k2, batch, cfg.seq_len)
   variables = model.init(k3, x, sigma)
   params = jax.tree.map(lambda p: p * sharpen, nn.unbox(variables["params"]))
+  # Biases start at zero (aogpt's adaptive norm: gates near 0, blocks near the identity); give
+  # them values, so that the blocks' work shows in the logits.
+  leaves, tree = jax.tree_util.tree_flatten_with_path(params)
+  keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+  params = jax.tree_util.tree_unflatten(
+    tree,
+    [
+      0.1 * jax.random.normal(k, p.shape, p.dtype) if "bias" in jax.tree_util.keystr(path) else p
+      for k, (path, p) in zip(keys, leaves)
+    ],
+  )
   return model, params, x, sigma
 
 

@@ -44,10 +44,22 @@ def _np(tree):
   return np.asarray(tree, dtype=np.float64)
 
 
+def silu(x):
+  return x / (1 + np.exp(-x))
+
+
+def modulations(p_ada, c_TxC):
+  """Adaptive norm: per row, the `num` vectors (shift, scale, gate, ...) of one block."""
+  y = np.einsum("tc,cmd->tmd", c_TxC, p_ada["kernel"]) + p_ada["bias"]
+  return [y[:, i] for i in range(y.shape[1])]
+
+
 def attention(p, x_q, x_kv, mask_TxS, qpos_TxH, kpos_S, qstep_T, kstep_S, order_frac, use_rope):
   q = np.einsum("td,dhk->thk", x_q, p["wq"]["kernel"])
   k = np.einsum("sd,dhk->shk", x_kv, p["wk"]["kernel"])
   v = np.einsum("sd,dhk->shk", x_kv, p["wv"]["kernel"])
+  if "q_norm" in p:  # QK-norm: each head's query and key, before the rotation
+    q, k = rms(q, p["q_norm"]["scale"]), rms(k, p["k_norm"]["scale"])
   H = q.shape[1]
   if use_rope:
     q = rope_split(q, qpos_TxH, np.repeat(qstep_T[:, None], H, 1), order_frac)
@@ -66,8 +78,11 @@ def mlp(p, x):
   return gelu(x @ p["wi"]["kernel"]) @ p["wo"]["kernel"]
 
 
-def logits_of(bb, x, V):
+def logits_of(bb, x, V, cond=None):
   x = rms(x, bb["final_norm"]["scale"])
+  if cond is not None:  # aogpt's final adaptive norm
+    shift, scale = modulations(bb["final_ada"], cond)
+    x = x * (1 + scale) + shift
   if "head" in bb:
     return x @ bb["head"]["kernel"][:, :V]
   return x @ bb["embed"]["embedding"][:V].T
@@ -122,10 +137,21 @@ def forward(params, cfg, x_L, sigma_L):
     g = np.repeat(p["query_vector"][None], L, 0)  # query row p targets position p
     gpos = np.repeat(np.arange(L, dtype=np.float64)[:, None], H, 1)
     g_mask = row_rank[None, :] < rank[:, None]
+    first_g = cfg.num_layers - cfg.query_layers if cfg.query_layers else 0
+  # aogpt: every norm shifted and scaled, every branch gated, by the row's target position
+  cond = silu(p["pos_tgt"]["embedding"][sigma_L[nxt]]) if v == "aogpt" else None
   for i in range(cfg.num_layers):
     b = bb[f"block_{i}"]
     hn = rms(h, b["norm1"]["scale"])
-    if v == "two_stream":
+    if cond is not None:
+      shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulations(b["ada"], cond)
+      hn = hn * (1 + scale_a) + shift_a
+      h = h + gate_a * attention(
+        b["attn"], hn, hn, content_mask, qpos, own, steps, steps, 0.0, True
+      )
+      h = h + gate_m * mlp(b["mlp"], rms(h, b["norm2"]["scale"]) * (1 + scale_m) + shift_m)
+      continue
+    if v == "two_stream" and i >= first_g:
       gn = rms(g, b["norm1"]["scale"])
       g = g + attention(b["attn"], gn, hn, g_mask, gpos, own, rank.astype(float), steps, 0.0, True)
       g = g + mlp(b["mlp"], rms(g, b["norm2"]["scale"]))
@@ -138,4 +164,4 @@ def forward(params, cfg, x_L, sigma_L):
   # The content row whose rank is t-1 (BOS for t=0) predicts y_t.
   row_of_rank = np.empty(R, int)
   row_of_rank[row_rank + 1] = np.arange(R)
-  return logits_of(bb, h, V)[row_of_rank[np.arange(L)]]
+  return logits_of(bb, h, V, cond)[row_of_rank[np.arange(L)]]

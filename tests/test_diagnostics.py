@@ -49,14 +49,19 @@ def test_uniform_attention_matches_baseline():
     assert r["semantic"][m][0] == pytest.approx(r["uniform"][m])
 
 
-@pytest.mark.parametrize("variant", ["two_stream", "decoupled_rope"])
-def test_analyse_tiny_model(variant):
-  cfg = tiny(variant, seq_len=8)
+@pytest.mark.parametrize(
+  "variant,kw",
+  [("two_stream", {}), ("decoupled_rope", {}), ("aogpt", {}), ("two_stream", {"query_layers": 1})],
+)
+def test_analyse_tiny_model(variant, kw):
+  cfg = tiny(variant, seq_len=8, **kw)
   model, params, x, _ = init(cfg)
   sigma = orders.random_orders(jax.random.key(0), 2, 8)
   rows = diagnostics.analyse(model, params, cfg, x, sigma)
-  streams = {"two_stream": {"query", "content"}, "decoupled_rope": {"content"}}[variant]
+  streams = {"query", "content"} if variant == "two_stream" else {"content"}
   assert {r["stream"] for r in rows} == streams
+  query_layers = {r["layer"] for r in rows if r["stream"] == "query"}
+  assert query_layers == set(range(cfg.first_query_layer, cfg.num_layers)) or not query_layers
   for r in rows:
     for m in diagnostics.MS:
       assert 0 <= r[f"structural_{m}"] <= 1 + 1e-6 and 0 <= r[f"semantic_{m}"] <= 1 + 1e-6

@@ -156,3 +156,29 @@ def test_judge_free_scoring_of_a_samples_file(runs, tmp_path):
   assert all("gen_perplexity" not in r and 0 <= r["valid_words"] <= 1 for r in rows)
   assert rows[-1]["valid_words"] > 0.3  # held-out text, 16-char windows: 0.5 measured
   assert os.path.getsize(out + "_L16.png") > 1000
+
+
+@pytest.mark.parametrize(
+  "config,flags",
+  [
+    ("configs/aogpt.py:runlocal", []),
+    ("configs/two_stream.py:runlocal", ["--config.model.query_layers=1"]),
+  ],
+)
+def test_new_models_train_and_sample_through_the_cli(tmp_path, config, flags):
+  """aogpt and two_stream's query_layers through `aoarm.main`: train, then --mode=sample reads
+  the saved config (the option included) and writes its samples."""
+  from cli import run
+
+  wd = str(tmp_path / "run")
+  res = run(wd, "--config.train.num_steps=4", *flags, config=config)
+  assert res.returncode == 0, res.stderr[-2000:]
+  res = run(wd, "--mode=sample", "--config.sample.num_samples=2", config=config)
+  assert res.returncode == 0, res.stderr[-2000:]
+  (path,) = glob.glob(os.path.join(wd, "samples", "step_4-*.jsonl"))
+  with open(path) as f:
+    rows = [json.loads(line) for line in f]
+  assert len(rows) == 2 and all(sorted(r["order"]) == list(range(len(r["order"]))) for r in rows)
+  with open(os.path.join(wd, "config.json")) as f:
+    saved = json.load(f)
+  assert saved["model"]["query_layers"] == (1 if flags else 0)

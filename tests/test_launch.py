@@ -17,17 +17,49 @@ import sweep  # noqa: E402
 def test_length_sweep_expands_to_the_experiment():
   entries = sweep.load_sweep(os.path.join(REPO, "configs", "length_sweep.py"))
   names = [sweep.run_name(e) for e in entries]
-  assert len(names) == len(set(names)) == 16
+  assert len(names) == len(set(names)) == 28
   assert "decoupled_rope_seq_len1024_seed0_target_heads0.5" in names
-  cmd = sweep.command("configs/length_sweep.py", entries[-1], "/w", "train", ["--x"])
+  (order_dims,) = [e for e in entries if e.get("model.rope.order_dims") and e["seq_len"] == 1024]
+  cmd = sweep.command("configs/length_sweep.py", order_dims, "/w", "train", ["--x"])
   assert "--config=configs/length_sweep.py:variant=decoupled_rope,seq_len=1024,seed=0" in cmd
   assert "--config.model.rope.order_dims=0.5" in cmd and cmd[-1] == "--x"
+  cmd = sweep.command("configs/length_sweep.py", entries[-1], "/w", "train", [])
+  assert (
+    "--config=configs/length_sweep.py:variant=aogpt,seq_len=1024,seed=0,compute_of=two_stream"
+    in cmd
+  )
+
+
+def test_the_equal_compute_arm_trains_for_two_streams_flops():
+  """compute_of=two_stream: decoupled_rope trains on more tokens, as many FLOPs as two_stream."""
+  import importlib.util
+
+  from aoarm import flops
+  from aoarm.models import ModelConfig
+
+  path = os.path.join(REPO, "configs", "length_sweep.py")
+  spec = importlib.util.spec_from_file_location("length_sweep", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  for L in (128, 1024):
+    base = mod.get_config(f"variant=decoupled_rope,seq_len={L}")
+    more = mod.get_config(f"variant=decoupled_rope,seq_len={L},compute_of=two_stream")
+    ts = mod.get_config(f"variant=two_stream,seq_len={L}")
+
+    def total(c, L=L):
+      m = ModelConfig.from_config(dict(c.model, vocab_size=27), L)
+      return flops.train_flops_per_token(m) * c.train.num_steps * c.train.batch_size * L
+
+    assert (
+      more.train.batch_size == base.train.batch_size and more.train.num_steps > base.train.num_steps
+    )
+    assert total(more) == pytest.approx(total(ts), rel=1e-3)
 
 
 def test_every_config_builds_and_sweeps():
   import importlib.util
 
-  for name in ("ar", "two_stream", "decoupled_rope", "sigma_gpt", "mdm", "length_sweep"):
+  for name in ("ar", "two_stream", "decoupled_rope", "sigma_gpt", "aogpt", "mdm", "length_sweep"):
     spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", name + ".py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -53,7 +85,7 @@ def test_finished_detection_and_slurm_script(tmp_path):
       "--config=configs/length_sweep.py",
       f"--sweep_dir={tmp_path / 'sw'}",
       "--runner=slurm",
-      "--only=two_stream",
+      "--only=^two_stream_seq_len[0-9]+_seed0$",
     ],
     cwd=REPO,
     capture_output=True,

@@ -16,6 +16,8 @@ CASES = CAUSAL_CASES + [
   ("sigma_gpt", {"num_layers": 3}),
   ("mdm", {"embed": "gather"}),  # small tables default to the one-hot lookup
   ("two_stream", {"embed": "gather"}),
+  ("two_stream", {"num_layers": 3, "query_layers": 2}),
+  ("aogpt", {"num_layers": 3}),
 ]
 
 

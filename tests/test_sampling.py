@@ -17,6 +17,12 @@ CASES = [(v, 1, "random" if traits(v).random_orders else "l2r") for v in CAUSAL_
   ("two_stream", 3, "random"),
   ("two_stream", 2, "adaptive"),
 ]
+# model options that change the cached path: the query stream in the top block(s) only
+OPTION_CASES = [
+  ("two_stream", 1, "random", {"num_layers": 3, "query_layers": 1}),
+  ("two_stream", 3, "random", {"num_layers": 3, "query_layers": 2}),
+  ("two_stream", 2, "adaptive", {"num_layers": 3, "query_layers": 1}),
+]
 
 
 def _full_logprobs(model, params, x, sigma):
@@ -31,13 +37,14 @@ PALLAS_CASES = [
 
 
 @pytest.mark.parametrize(
-  "variant,k,order,decode_impl",
-  [c + ("xla",) for c in CASES]
-  + [pytest.param(*c, "pallas", marks=pytest.mark.kernels) for c in PALLAS_CASES],
+  "variant,k,order,decode_impl,kw",
+  [c + ("xla", {}) for c in CASES]
+  + [c[:3] + ("xla", c[3]) for c in OPTION_CASES]
+  + [pytest.param(*c, "pallas", {}, marks=pytest.mark.kernels) for c in PALLAS_CASES],
 )
-def test_cached_logprobs_equal_full_forward(variant, k, order, decode_impl):
+def test_cached_logprobs_equal_full_forward(variant, k, order, decode_impl, kw):
   """decode=pallas runs the Triton decode kernel in interpret mode off GPU."""
-  cfg = tiny(variant, seq_len=10, decode=decode_impl)
+  cfg = tiny(variant, seq_len=10, decode=decode_impl, **kw)
   model, params, _, _ = init(cfg, sharpen=2.0)
   given = ((4, 3), (7, 1)) if variant != "ar" else ((0, 2), (1, 5), (6, 1))
   spec = SampleSpec(length=10, k=k, order=order, given=given)

@@ -49,3 +49,25 @@ def test_no_module_outside_models_compares_variant_names():
           if compare.search(code):
             found.append(f"{os.path.relpath(path, ROOT)}:{i}: {line.strip()}")
   assert not found, "\n".join(found)
+
+
+def test_query_layers_cost_their_share_of_the_second_stream():
+  """aoarm.flops: a query stream in the top n of L blocks adds n/L of a full second stream."""
+  from aoarm import flops
+  from aoarm.models import ModelConfig
+
+  kw = dict(vocab_size=50, seq_len=64, num_layers=4, d_model=64, num_heads=4)
+  ar = flops.train_flops_per_token(ModelConfig(variant="ar", **kw))
+  full = flops.train_flops_per_token(ModelConfig(variant="two_stream", **kw))
+  for n in (1, 2, 4):
+    part = flops.train_flops_per_token(ModelConfig(variant="two_stream", query_layers=n, **kw))
+    assert part - ar == pytest.approx(n / 4 * (full - ar))
+
+
+def test_query_layers_is_checked():
+  from aoarm.models import ModelConfig
+
+  with pytest.raises(ValueError, match="query_layers must be in"):
+    ModelConfig(variant="two_stream", num_layers=2, query_layers=3)
+  with pytest.raises(ValueError, match="two-stream variants only"):
+    ModelConfig(variant="decoupled_rope", query_layers=1)

@@ -150,17 +150,17 @@ def mlp(x_BxLxD, w_in_DxF, w_out_FxD):
   return gelu_mlp.mlp(x_BxLxD, w_in_DxF, w_out_FxD)
 
 
-def use_qkv(impl: str, x_BxLxD: jax.Array, hk: int, head_dim: int, rope_ok: bool) -> bool:
-  """Whether the q/k/v projection takes the kernel. `rope_ok`: position ids per row, no
-  generation-step dims."""
+def use_qkv(impl: str, x_BxLxD: jax.Array, hk: int, head_dim: int, unfit: str | None) -> bool:
+  """Whether the q/k/v projection takes the kernel. `unfit`: what of the model's rotation the
+  kernel cannot run (it rotates by one position id per row, right after the projection), or
+  None."""
   if resolve("qkv", impl) == "xla":
     return False
   from aoarm.kernels import qkv_rope
 
   *lead, d = x_BxLxD.shape
   rows = math.prod(lead)
-  why = None if rope_ok else "rotary ids per head or rope.order_dims > 0 (XLA's rotation only)"
-  why = why or qkv_rope.unfit(rows // _shards()[0], d, hk, head_dim, x_BxLxD.dtype)
+  why = unfit or qkv_rope.unfit(rows // _shards()[0], d, hk, head_dim, x_BxLxD.dtype)
   return take("qkv", impl, rows, why)
 
 

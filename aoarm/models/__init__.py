@@ -7,6 +7,7 @@ partly masked tokens and returns logits in the original layout. Cached decoding:
 of `models.decoding`.
 """
 
+from aoarm.models.aogpt import AOGPT
 from aoarm.models.ar import AR
 from aoarm.models.decoupled_rope import DecoupledRope
 from aoarm.models.mdm import MDM
@@ -20,6 +21,7 @@ _REGISTRY = {
   "two_stream": TwoStream,
   "decoupled_rope": DecoupledRope,
   "sigma_gpt": SigmaGPT,
+  "aogpt": AOGPT,
   "mdm": MDM,
 }
 VARIANTS = tuple(_REGISTRY)

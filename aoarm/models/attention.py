@@ -46,6 +46,7 @@ class Attention(nn.Module):
   decode_impl: str = "xla"  # cached decoding: xla | pallas (resolved; see cached_attention)
   qkv_impl: str = "xla"  # q/k/v projection with RoPE: auto | xla | pallas (aoarm.kernels)
   use_rope: bool = True
+  qk_norm: bool = False  # RMSNorm over each head's query and key before the rotation (aogpt)
   rope_base: float = 10_000.0
   order_frac: float = 0.0
   out_std: float = 0.02
@@ -60,13 +61,22 @@ class Attention(nn.Module):
     )
     out_shape, out_names = (self.num_heads, self.head_dim, self.d_model), ("heads", "kv", "embed")
     self.wo = layers.Kernel(out_shape, out_names, self.out_std, self.param_dtype, name="wo")
+    # QK-norm (AO-GPT): one scale per head dim, shared by the heads
+    self.q_norm, self.k_norm = (
+      layers.RMSNorm(dtype=self.dtype, param_dtype=self.param_dtype, axis_name="kv", name=n)
+      if self.qk_norm
+      else None
+      for n in ("q_norm", "k_norm")
+    )
 
   def _out(self, o_BxTxHxK: jax.Array) -> jax.Array:
     """The output projection: heads x head dims -> d_model."""
     w_HxKxD = self.wo().astype(self.dtype)
     return jnp.einsum("bthk,hkd->btd", o_BxTxHxK.astype(self.dtype), w_HxKxD)
 
-  def _rope(self, x_BxLxHxK, pos, step):
+  def _rope(self, x_BxLxHxK, pos, step, norm=None):
+    if norm is not None:
+      x_BxLxHxK = norm(x_BxLxHxK)
     if not self.use_rope:
       return x_BxLxHxK
     return apply_rope(x_BxLxHxK, pos, step, self.order_frac, self.rope_base)
@@ -84,25 +94,27 @@ class Attention(nn.Module):
     return [y[:, :, 0] for y in jnp.split(y_BxLxPxHxK, len(kernels), axis=2)]
 
   def query(self, x_BxLxD: jax.Array, ids: RopeIds) -> jax.Array:
-    return self._rope(self._project(x_BxLxD, self.wq)[0], ids.q_pos, ids.q_step)
+    return self._rope(self._project(x_BxLxD, self.wq)[0], ids.q_pos, ids.q_step, self.q_norm)
 
   def key_value(self, x_BxLxD: jax.Array, ids: RopeIds) -> tuple[jax.Array, jax.Array]:
     k, v = self._project(x_BxLxD, self.wk, self.wv)
-    return self._rope(k, ids.k_pos, ids.k_step), v
+    return self._rope(k, ids.k_pos, ids.k_step, self.k_norm), v
 
   def query_key_value(self, x_BxLxD: jax.Array, ids: RopeIds):
     """q, k, v of the same rows in one matmul (with the rotation in its epilogue where
     `model.kernels.qkv` takes the kernel: rotary ids per row, no generation-step dims; without RoPE
     (sigma_gpt) the kernel rotates by angle 0, which leaves q and k bit-equal)."""
+    unfit = None
     if self.use_rope:
       q_pos, k_pos = ids.q_pos, ids.k_pos
-      rope_ok = order_rotary_dims(self.head_dim, self.order_frac) == 0
-      rope_ok = rope_ok and q_pos.ndim == k_pos.ndim == 2
+      if order_rotary_dims(self.head_dim, self.order_frac) or not q_pos.ndim == k_pos.ndim == 2:
+        unfit = "rotary ids per head or rope.order_dims > 0 (XLA's rotation only)"
     else:
       q_pos = k_pos = jnp.zeros(x_BxLxD.shape[:-1], jnp.int32)
-      rope_ok = True
+    if self.qk_norm:
+      unfit = "QK-norm before the rotation (XLA only)"
     hk = self.num_heads * self.head_dim
-    if kernels.use_qkv(self.qkv_impl, x_BxLxD.astype(self.dtype), hk, self.head_dim, rope_ok):
+    if kernels.use_qkv(self.qkv_impl, x_BxLxD.astype(self.dtype), hk, self.head_dim, unfit):
       w = jnp.stack([w().astype(self.dtype) for w in (self.wq, self.wk, self.wv)], axis=1)
       return tuple(
         kernels.qkv(
@@ -115,7 +127,8 @@ class Attention(nn.Module):
         )
       )
     q, k, v = self._project(x_BxLxD, self.wq, self.wk, self.wv)
-    return self._rope(q, ids.q_pos, ids.q_step), self._rope(k, ids.k_pos, ids.k_step), v
+    q = self._rope(q, ids.q_pos, ids.q_step, self.q_norm)
+    return q, self._rope(k, ids.k_pos, ids.k_step, self.k_norm), v
 
   def attend(self, q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, tag: str = "content") -> jax.Array:
     """softmax(q k^T / sqrt(K)) v, causal over rows if self.causal; then the output projection."""

@@ -49,23 +49,30 @@ def init_cache(mcfg, batch: int, rows: int, dtype=None) -> Cache:
 # -- the backbone --------------------------------------------------------------------------
 
 
-def extend(backbone, h_BxNxD, ids: RopeIds, cache: Cache, start, need_logits: bool = True):
-  """N new content rows at [start, start+N) through every layer: (logits or None, cache)."""
+def extend(
+  backbone, h_BxNxD, ids: RopeIds, cache: Cache, start, need_logits: bool = True, cond=None
+):
+  """N new content rows at [start, start+N) through every layer: (logits or None, cache).
+  `cond`: their conditioning vectors B x N x C (a backbone with adaptive norms)."""
   h, new_cache = h_BxNxD, []
   n = len(backbone.blocks)
   for i, block in enumerate(backbone.blocks):
-    h, kv = _extend(block, h, ids, cache[i], start, need_logits or i < n - 1)
+    h, kv = _extend(block, h, ids, cache[i], start, need_logits or i < n - 1, cond)
     new_cache.append(kv)
-  return (backbone.logits(h) if need_logits else None), new_cache
+  return (backbone.logits(h, cond=cond) if need_logits else None), new_cache
 
 
 def extend_query(backbone, h_BxNxD, ids, g_BxMxD, g_ids, cache: Cache, start):
   """One pass of a two-stream sampling step: append N content rows at [start, start+N) and
-  score M query rows against rows [0, start+N). Returns (query logits, cache)."""
+  score M query rows against rows [0, start+N) (in the blocks from `first_query_layer` up).
+  Returns (query logits, cache)."""
   h, g, new_cache = h_BxNxD, g_BxMxD, []
-  n = len(backbone.blocks)
+  n, first = len(backbone.blocks), backbone.cfg.first_query_layer
   for i, block in enumerate(backbone.blocks):
-    h, g, kv = _extend_query(block, h, ids, g, g_ids, cache[i], start, i < n - 1)
+    if i < first:
+      h, kv = _extend(block, h, ids, cache[i], start)
+    else:
+      h, g, kv = _extend_query(block, h, ids, g, g_ids, cache[i], start, i < n - 1)
     new_cache.append(kv)
   return backbone.logits(g), new_cache
 
@@ -73,17 +80,18 @@ def extend_query(backbone, h_BxNxD, ids, g_BxMxD, g_ids, cache: Cache, start):
 def query(backbone, g_BxNxD, g_ids: RopeIds, cache: Cache, length):
   """Query-stream rows against cached content rows [0, length): logits B x N x V."""
   g = g_BxNxD
-  for i, block in enumerate(backbone.blocks):
-    g = _query(block, g, g_ids, cache[i], length)
+  for i in range(backbone.cfg.first_query_layer, len(backbone.blocks)):
+    g = _query(backbone.blocks[i], g, g_ids, cache[i], length)
   return backbone.logits(g)
 
 
 # -- one block -----------------------------------------------------------------------------
 
 
-def _extend(block, h_BxNxD, ids: RopeIds, kv, start, content_out: bool = True):
+def _extend(block, h_BxNxD, ids: RopeIds, kv, start, content_out: bool = True, cond=None):
   """Write the new rows' k/v into this layer's cache and attend cache rows <= own row."""
-  hn = block.norm1(h_BxNxD)
+  mod = block.modulation(cond)
+  hn = block.attn_input(h_BxNxD, mod, keep=False)
   k_cache, v_cache = _write(kv, block.attn.key_value(hn, ids), start)
   h_out = None
   if content_out:
@@ -93,7 +101,7 @@ def _extend(block, h_BxNxD, ids: RopeIds, kv, start, content_out: bool = True):
       mask_NxS = jnp.arange(S)[None, :] <= start + jnp.arange(N)[:, None]
       mask = jnp.broadcast_to(mask_NxS, (B, N, S))
     out = block.attn.attend_cached(block.attn.query(hn, ids), k_cache, v_cache, start + 1, mask)
-    h_out = block.finish(h_BxNxD, out)
+    h_out = block.finish(h_BxNxD, out, mod)
   return h_out, (k_cache, v_cache)
 
 

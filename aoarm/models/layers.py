@@ -43,13 +43,14 @@ class RMSNorm(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   impl: str = "xla"
+  axis_name: str = "embed"  # the scale's logical axis ("kv" for a per-head norm)
 
   @nn.compact
   def __call__(self, x_BxLxD: jax.Array, keep: bool = False, add: jax.Array | None = None):
     D = x_BxLxD.shape[-1]
     scale_D = self.param(
       "scale",
-      nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+      nn.with_logical_partitioning(nn.initializers.ones, (self.axis_name,)),
       (D,),
       self.param_dtype,
     )

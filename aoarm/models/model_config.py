@@ -64,6 +64,7 @@ class ModelConfig:
   rope_base: float = 10_000.0
   target_heads: float = 1.0  # decoupled_rope: fraction of heads whose queries use the target pos
   order_dims: float = 0.0  # decoupled_rope: fraction of rotary dims that encode generation step
+  query_layers: int = 0  # two-stream: the query stream runs in the top this many blocks; 0: all
   capture_attention: bool = False  # sow attention scores/weights (diagnostics); slow path
   kernels: Kernels = Kernels()  # implementation choices (`model.kernels.*`)
 
@@ -93,6 +94,14 @@ class ModelConfig:
       v = getattr(self, name)
       if not 0.0 <= v <= 1.0:
         raise ValueError(f"model.rope.{name} must be in [0, 1], got {v}")
+    if not 0 <= self.query_layers <= self.num_layers:
+      raise ValueError(
+        f"model.query_layers must be in [0, num_layers={self.num_layers}], got {self.query_layers}"
+      )
+    if self.query_layers and traits(self.variant).streams != 2:
+      raise ValueError(
+        f"model.query_layers applies to two-stream variants only, not variant={self.variant}"
+      )
     if not rope_options and (self.target_heads != 1.0 or self.order_dims != 0.0):
       raise ValueError(
         f"rope.target_heads / rope.order_dims do not apply to variant={self.variant} "
@@ -102,6 +111,11 @@ class ModelConfig:
   @property
   def head_dim(self) -> int:
     return self.d_model // self.num_heads
+
+  @property
+  def first_query_layer(self) -> int:
+    """The block where a two-stream model's query stream starts (0 unless query_layers)."""
+    return self.num_layers - self.query_layers if self.query_layers else 0
 
   @property
   def hidden_dim(self) -> int:

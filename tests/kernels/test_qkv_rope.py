@@ -76,18 +76,18 @@ def test_qkv_impl_choice():
   with pytest.raises(ValueError, match="qkv"):
     tiny("ar", qkv="fast")
   x = jnp.zeros((2, 64, 192), jnp.bfloat16)
-  assert kernels.use_qkv("pallas", x, 192, 64, True)
+  assert kernels.use_qkv("pallas", x, 192, 64, None)
   with pytest.raises(ValueError, match="float32"):
-    kernels.use_qkv("pallas", x.astype(jnp.float32), 192, 64, True)
+    kernels.use_qkv("pallas", x.astype(jnp.float32), 192, 64, None)
   with pytest.raises(ValueError, match="head_dim=48"):
-    kernels.use_qkv("pallas", x, 192, 48, True)
+    kernels.use_qkv("pallas", x, 192, 48, None)
   with pytest.raises(ValueError, match="per head"):
-    kernels.use_qkv("pallas", x, 192, 64, False)
+    kernels.use_qkv("pallas", x, 192, 64, "rotary ids per head")
   import unittest.mock
 
   with unittest.mock.patch.object(kernels, "resolve", lambda site, impl: "pallas"):
-    assert not kernels.use_qkv("auto", x, 192, 64, False)  # falls back, no error
-    assert not kernels.use_qkv("auto", x, 192, 64, True)  # 128 rows: below AUTO_MIN_ROWS
+    assert not kernels.use_qkv("auto", x, 192, 64, "rotary ids per head")  # falls back, no error
+    assert not kernels.use_qkv("auto", x, 192, 64, None)  # 128 rows: below AUTO_MIN_ROWS
   kw = dict(seq_len=64, d_model=192, num_heads=3, dtype="bfloat16")
   with pytest.raises(ValueError, match="per head"):  # Decoupled RoPE's target heads
     init(tiny("decoupled_rope", target_heads=0.5, qkv="pallas", **kw))
