@@ -129,3 +129,53 @@ def test_bad_process_flags_are_one_line(tmp_path, flags, message):
   )  # fmt: skip
   assert res.returncode == 2 and message in res.stderr
   assert res.stderr.strip().count("\n") == 0, res.stderr
+
+
+def test_a_killed_process_ends_the_run_and_both_resume_exactly(tmp_path):
+  """SIGKILL one of two processes mid-run: the other ends within the heartbeat timeout (an
+  error, never a hang), a restart of both resumes from the last whole checkpoint, and the loss
+  curve equals one process's uninterrupted run."""
+  import signal
+
+  steps = ["--config.train.num_steps=40", "--join_timeout=20"]
+  one, two = str(tmp_path / "one"), str(tmp_path / "two")
+  res = subprocess.run(
+    _main(one, *steps), cwd=REPO, env=_env(8), capture_output=True, text=True, timeout=300
+  )
+  assert res.returncode == 0, res.stderr[-2000:]
+  port = _port()
+  procs = [
+    subprocess.Popen(
+      _main(
+        two, *steps, f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"
+      ),
+      cwd=REPO,
+      env=_env(4),
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+    )  # fmt: skip
+    for i in range(2)
+  ]
+  metrics = os.path.join(two, "metrics.jsonl")
+  deadline = time.time() + 240
+  while time.time() < deadline:  # past the first checkpoint, well before the end
+    if os.path.exists(metrics) and max(_losses(two), default=0) >= 7:
+      break
+    assert procs[1].poll() is None, procs[1].communicate()[1][-2000:]
+    time.sleep(0.02)
+  procs[1].send_signal(signal.SIGKILL)
+  t0 = time.time()
+  _, err0 = procs[0].communicate(timeout=180)  # bounded: never a hang
+  procs[1].communicate()
+  assert procs[0].returncode != 0, "the survivor finished a run its peer never did"
+  assert time.time() - t0 < 150
+  killed_at = max(_losses(two))
+  assert "heartbeat" in err0  # the survivor names why: its peer stopped answering
+  assert killed_at < 40, "the kill came too late to test anything"
+  codes, err = _together(two, *steps)
+  assert codes == [0, 0], err[-2000:]
+  a, b = _losses(one), _losses(two)
+  assert sorted(a) == sorted(b) == list(range(1, 41))
+  for step in a:
+    assert abs(a[step] - b[step]) < 1e-5, (step, killed_at, a[step], b[step])
