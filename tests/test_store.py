@@ -309,3 +309,41 @@ def test_vocabularies_past_65536_entries_are_stored_as_uint32(tmp_path, monkeypa
   st = store.build_store(str(tmp_path / "s"), [str(doc)], Wide(), opts, "train", 1024, 1)
   assert st.manifest["dtype"] == "uint32"
   assert np.asarray(st.shards[0]).tolist() == [65_535 + 12 % 3, 69_000, 69_999]
+
+
+def test_a_tfds_split_streams_into_a_store(tmp_path, monkeypatch):
+  """data.source=tfds with a subword tokenizer: the split is read example by example into a
+  token store (one document per example), identified by the dataset's version and size, and
+  reused by the next run."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  c = config_lib.base_config("two_stream", "runlocal").data
+  c.update(
+    source="tfds", tfds_name="lm1b", tfds_text_key="text", tokenizer="bpe", vocab_size=300,
+    tokenizer_sample_bytes=100_000, num_workers=1, shard_tokens=1024,
+  )  # fmt: skip
+  cache = str(tmp_path / "cache")
+  def mock():
+    return tfds.testing.mock_data(num_examples=300, policy=tfds.testing.MockPolicy.USE_CODE)
+
+  with mock():
+    data = data_lib.load(c, cache)
+    spec = sources.tfds_spec("lm1b", "train")
+    texts = list(sources.tfds_documents(spec, "text"))
+  tok, st = data.tokenizer, data.splits["train"]
+  assert len(texts) == 300
+  want = [i for t in texts for i in tok.encode(t).tolist() + [tok.eod_id]]
+  np.testing.assert_array_equal(np.concatenate([np.asarray(s) for s in st.shards]), want)
+  assert len(st.shards) > 1
+  assert st.manifest["sources"] == [[spec, "1.1.0", 300]]
+  assert data.num_bytes["train"] == sum(len(t.encode()) for t in texts)
+
+  def no(*a, **k):
+    raise AssertionError("tokenised again")
+
+  monkeypatch.setattr(store, "build_store", no)
+  with mock():
+    again = data_lib.load(c, cache)
+  assert again.fingerprints == data.fingerprints
+  c.tfds_text_key = "nope"
+  with mock(), pytest.raises(UserError, match="no feature 'nope'"):
+    data_lib.load(c, str(tmp_path / "other"))

@@ -53,26 +53,52 @@ def split_stream(text, valid_fraction: float):
   return text[:cut], text[cut:]
 
 
-def tfds_text(name: str, split: str, key: str, data_dir: str = "") -> str:
-  """All examples of a TFDS text dataset split, joined by newlines (array_record, no TF)."""
-  import tensorflow_datasets as tfds
+TFDS_PREFIX = "tfds:"  # a split of a TFDS dataset where a file path may stand
 
+
+def tfds_spec(name: str, split: str, data_dir: str = "") -> str:
+  """`tfds:NAME:SPLIT:DATA_DIR`: a TFDS split in a list of sources (`documents` streams it)."""
   if not name:
     raise UserError("data.source=tfds needs data.tfds_name")
+  return f"{TFDS_PREFIX}{name}:{split}:{data_dir}"
+
+
+def tfds_source(spec: str):
+  """The split's random-access data source (array_record, no TensorFlow)."""
+  import tensorflow_datasets as tfds
+
+  name, split, data_dir = spec[len(TFDS_PREFIX) :].split(":", 2)
   try:
-    source = tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
+    return tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
   except Exception as e:  # noqa: BLE001 - surface TFDS's reason in one line
     raise UserError(f"tfds dataset {name!r} split {split!r}: {type(e).__name__}: {e}") from None
-  texts = []
+
+
+def tfds_id(spec: str) -> list:
+  """What identifies a TFDS split's contents: the spec, the dataset's version, its examples."""
+  source = tfds_source(spec)
+  info = getattr(source, "dataset_info", None)
+  return [spec, str(info.version) if info is not None else "", len(source)]
+
+
+def tfds_documents(spec: str, key: str):
+  """Each example's `key` feature, one document each, read one example at a time."""
+  source = tfds_source(spec)
+  name, split = spec[len(TFDS_PREFIX) :].split(":")[:2]
+  if len(source) == 0:
+    raise UserError(f"tfds dataset {name!r} split {split!r} is empty")
   for i in range(len(source)):
     ex = source[i]
     if key not in ex:
       raise UserError(f"tfds {name!r} has no feature {key!r}; features: {sorted(ex)}")
     val = ex[key]
-    texts.append(val.decode("utf-8") if isinstance(val, bytes) else str(val))
-  if not texts:
-    raise UserError(f"tfds dataset {name!r} split {split!r} is empty")
-  return "\n".join(texts)
+    yield val.decode("utf-8") if isinstance(val, bytes) else str(val)
+
+
+def tfds_text(name: str, split: str, key: str, data_dir: str = "") -> str:
+  """All examples of a TFDS text split joined by newlines, for the in-memory char/byte data
+  (subword tokenizers stream a split into a token store instead: `documents`)."""
+  return "\n".join(tfds_documents(tfds_spec(name, split, data_dir), key))
 
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".txt.gz", ".jsonl.gz")
@@ -121,12 +147,16 @@ def _open_text(path: str):
 
 def documents(paths: list[str], doc_per_line: bool = False, text_key: str = "text"):
   """(text, ends_document) pieces of every document of `paths`, streamed (bounded memory):
-  JSONL files hold one document per line under `text_key`; text files are one document each,
+  JSONL files hold one document per line under `text_key`, as TFDS splits (`tfds_spec`) one per
+  example; text files are one document each,
   or one per non-empty line with `doc_per_line`. A long document comes in pieces of about
   PIECE_BYTES, cut at line ends."""
   import json
 
   for path in paths:
+    if path.startswith(TFDS_PREFIX):  # one document per example
+      yield from ((text, True) for text in tfds_documents(path, text_key))
+      continue
     jsonl = path.endswith((".jsonl", ".jsonl.gz"))
     piece, size = [], 0
     try:

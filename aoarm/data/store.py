@@ -1,7 +1,8 @@
 """The token store: a split tokenised once into memory-mapped shards, shared by every run.
 
 `CACHE/store-<split>-<key>/` holds `shard_NNNNN.bin` files of uint16 token ids (uint32 where the
-vocabulary needs it) and `manifest.json`: the sources (path, size, modification time), the
+vocabulary needs it) and `manifest.json`: the sources (path, size, modification time; for a TFDS
+split its name, version and number of examples), the
 tokenizer's SHA-256, each shard's token count and SHA-256, the split's byte and token counts.
 `key` hashes the sources and the tokenizer, so a second run of a sweep opens the store without
 tokenising again, while changed sources or another tokenizer get a store of their own.
@@ -52,6 +53,8 @@ def store_key(split: str, paths: list[str], tok, options: dict) -> str:
 
 
 def _source_id(path: str) -> list:
+  if path.startswith(sources.TFDS_PREFIX):
+    return sources.tfds_id(path)
   st = os.stat(path)
   return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
 
@@ -231,7 +234,8 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
   os.makedirs(partial)
   dtype = "uint16" if tok.vocab_size <= 65536 else "uint32"
   writer = _ShardWriter(partial, dtype, shard_tokens)
-  gz = any(p.endswith(".gz") for p in paths)  # compressed sizes: no total to count against
+  # compressed sizes, TFDS splits: no total to count against
+  gz = any(p.endswith(".gz") or p.startswith(sources.TFDS_PREFIX) for p in paths)
   total_bytes = None if gz else sum(os.path.getsize(p) for p in paths)
   pieces = sources.documents(paths, options["doc_per_line"], options["text_key"])
   if options.get("text8"):

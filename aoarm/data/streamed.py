@@ -20,11 +20,17 @@ SUBWORD = ("sentencepiece", "bpe")
 
 
 def split_paths(dcfg) -> dict:
-  """Split name -> the files it reads (`text_files`: paths, globs, directories)."""
+  """Split name -> the sources it reads (`text_files`: paths, globs, directories; `tfds`: the
+  split, streamed example by example)."""
+  if dcfg.source == "tfds":
+    return {
+      "train": [sources.tfds_spec(dcfg.tfds_name, dcfg.tfds_train_split, dcfg.tfds_data_dir)],
+      "valid": [sources.tfds_spec(dcfg.tfds_name, dcfg.tfds_valid_split, dcfg.tfds_data_dir)],
+    }
   if dcfg.source != "text_files":
     raise UserError(
-      f"data.tokenizer={dcfg.tokenizer} reads text files (data.source=text_files), "
-      f"not data.source={dcfg.source}"
+      f"data.tokenizer={dcfg.tokenizer} reads text files (data.source=text_files) or a TFDS "
+      f"dataset (tfds), not data.source={dcfg.source}"
     )
   out = {
     "train": sources.expand_paths(dcfg.train_path, "data.train_path"),
@@ -36,7 +42,8 @@ def split_paths(dcfg) -> dict:
 
 
 def _options(dcfg) -> dict:
-  return {"doc_per_line": bool(dcfg.doc_per_line), "text_key": dcfg.text_key, "text8": dcfg.text8}
+  key = dcfg.tfds_text_key if dcfg.source == "tfds" else dcfg.text_key
+  return {"doc_per_line": bool(dcfg.doc_per_line), "text_key": key, "text8": dcfg.text8}
 
 
 def _texts(paths, options):
