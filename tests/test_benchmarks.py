@@ -62,3 +62,24 @@ def test_a_gpu_kernel_benchmark_refuses_a_cpu_in_one_line():
     timeout=120,
   )
   assert res.returncode == 2 and "this backend is cpu" in res.stderr
+
+
+def test_train_memory_sums_the_whole_process_tree():
+  """benchmarks/train_memory.py's peak is over the command and every process it starts."""
+  import subprocess
+  import time
+
+  import train_memory
+
+  code = "import time; x = bytearray(200 << 20); x[::4096] = b'1' * len(x[::4096]); time.sleep(60)"
+  child = subprocess.Popen([sys.executable, "-c", code])
+  try:
+    deadline = time.time() + 30
+    while train_memory.tree_rss(child.pid)[1] < 190 << 20 and time.time() < deadline:
+      time.sleep(0.05)
+    tree, mine = train_memory.tree_rss(os.getpid())
+    assert train_memory.tree_rss(child.pid)[1] >= 190 << 20
+    assert tree >= mine + (190 << 20)  # the child's pages count towards this process's tree
+  finally:
+    child.kill()
+    child.wait()

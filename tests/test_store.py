@@ -322,6 +322,7 @@ def test_a_tfds_split_streams_into_a_store(tmp_path, monkeypatch):
     tokenizer_sample_bytes=100_000, num_workers=1, shard_tokens=1024,
   )  # fmt: skip
   cache = str(tmp_path / "cache")
+
   def mock():
     return tfds.testing.mock_data(num_examples=300, policy=tfds.testing.MockPolicy.USE_CODE)
 
