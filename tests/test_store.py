@@ -230,16 +230,19 @@ tok = subword.SentencePieceTokenizer.train([line * 50], 300, "bpe", 100_000)
 paths = sorted(os.path.join(root, "c", f) for f in os.listdir(root + "/c"))
 opts = {"doc_per_line": False, "text_key": "text", "text8": False}
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-st = store.build_store(root + "/store", paths, tok, opts, "train", 1 << 20, 1)
+workers = int(sys.argv[3])
+st = store.build_store(root + "/store", paths, tok, opts, "train", 1 << 20, workers)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(base // 1024, peak // 1024, st.manifest["num_bytes"] >> 20)
 """
 
 
 @pytest.mark.slow
-def test_building_a_store_takes_memory_independent_of_the_corpus(tmp_path):
-  """Peak memory of a build (one process, so the high-water mark is this one's) on a 48 MB
-  corpus is within a few MB of the peak on an 8 MB one, and far below the corpus size."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_building_a_store_takes_memory_independent_of_the_corpus(tmp_path, workers):
+  """Peak memory of a build's main process (which reads the corpus and, with workers, hands
+  them its text) on a 48 MB corpus is within a few MB of the peak on an 8 MB one, and far
+  below the corpus size."""
   import subprocess
   import sys
 
@@ -247,7 +250,7 @@ def test_building_a_store_takes_memory_independent_of_the_corpus(tmp_path):
   peaks = {}
   for mb in (8, 48):
     out = subprocess.run(
-      [sys.executable, "-c", _BUILD, str(tmp_path / str(mb)), str(mb)],
+      [sys.executable, "-c", _BUILD, str(tmp_path / str(mb)), str(mb), str(workers)],
       capture_output=True,
       text=True,
       env=env,
@@ -348,3 +351,68 @@ def test_a_tfds_split_streams_into_a_store(tmp_path, monkeypatch):
   c.tfds_text_key = "nope"
   with mock(), pytest.raises(UserError, match="no feature 'nope'"):
     data_lib.load(c, str(tmp_path / "other"))
+
+
+_BUILD_BIG = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+from data_prep import generate
+from aoarm.data import sources, store, subword
+from aoarm.errors import UserError
+
+if __name__ == "__main__":
+  root = sys.argv[1]
+  os.makedirs(root + "/c")
+  paths = generate(root + "/c", 48)
+  tok = subword.BpeTokenizer.train((t for t, _ in sources.documents(paths[:1])), 1000, 500_000)
+  opts = {"doc_per_line": False, "text_key": "text", "text8": False}
+  print("building", flush=True)
+  try:
+    store.build_store(root + "/store", paths, tok, opts, "train", 1 << 20, 2)
+  except UserError as e:
+    sys.exit(f"aoarm: error: {e}")
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_ends_the_build_without_a_store(tmp_path):
+  """SIGKILL one tokenising worker mid-build: the build ends with one line saying so (never
+  waits for ever), and leaves neither a store nor a partial folder."""
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  bench = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
+  env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), ".."))
+  script = tmp_path / "build.py"
+  script.write_text(_BUILD_BIG)
+  proc = subprocess.Popen(
+    [sys.executable, str(script), str(tmp_path), bench], env=env, stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE, text=True,
+  )  # fmt: skip
+  assert proc.stdout.readline().strip() == "building"
+
+  def workers():
+    out = []
+    for d in filter(str.isdigit, os.listdir("/proc")):
+      try:
+        with open(f"/proc/{d}/stat") as f:
+          ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{d}/cmdline") as f:
+          spawned = "spawn_main" in f.read()
+      except OSError:
+        continue
+      if ppid == proc.pid and spawned:
+        out.append(int(d))
+    return out
+
+  deadline = time.time() + 60
+  while len(workers()) < 2 and time.time() < deadline:
+    time.sleep(0.05)
+  time.sleep(0.5)  # well into the build
+  os.kill(workers()[0], signal.SIGKILL)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 1, err[-2000:]
+  assert "a tokenising worker of the train store died" in err
+  assert not [n for n in os.listdir(tmp_path) if n.startswith("store")]

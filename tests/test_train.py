@@ -253,3 +253,18 @@ def test_eval_and_sample_run_on_the_runs_saved_config(tmp_path, caplog):
   assert modes.sample(forgot, wd) == 0
   # the managers opened read-only on purpose no longer warn about it
   assert not [r for r in caplog.records if "read only" in r.getMessage()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant,over", [("aogpt", {}), ("two_stream", {"model.query_layers": 1})])
+def test_new_models_learn_and_stay_above_the_entropy(tmp_path, variant, over):
+  """aogpt and a one-block query stream learn the Markov source (below uniform) and, on its
+  held-out text, never go below the source's entropy."""
+  wd = str(tmp_path / "run")
+  c = tiny_run_config(variant, **{"train.num_steps": 150, **over})
+  c.eval.max_windows = 0
+  assert modes.train(c, wd) == 0
+  out = modes.evaluate(c, wd)
+  for r in out["by_order"].values():
+    assert r["nll_per_token"] > r["true_nll_per_token"] - 3 * r["stderr"]
+  assert out["nll_per_token"] < np.log(8) - 0.1

@@ -15,6 +15,7 @@ gathered by index straight from the memory maps (`StoreWindows`), so memory does
 the corpus and each process reads only its own rows.
 """
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -23,6 +24,8 @@ import multiprocessing
 import os
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
@@ -180,6 +183,20 @@ def _encode(batch):
   return np.asarray(out, np.int64), sum(len(t.encode("utf-8")) for t, _ in batch)
 
 
+def _in_order(pool, batches, depth: int):
+  """`_encode` of each batch in the pool, results in order, at most `depth` batches in flight:
+  the reader never runs ahead of the workers by more than that (`Pool.imap` queues the whole
+  corpus when workers are slower than reading), and a worker that dies raises
+  BrokenProcessPool rather than leaving the build waiting for ever."""
+  pending = collections.deque()
+  for batch in batches:
+    pending.append(pool.submit(_encode, batch))
+    if len(pending) >= depth:
+      yield pending.popleft().result()
+  while pending:
+    yield pending.popleft().result()
+
+
 def _batches(pieces):
   batch, size = [], 0
   for text, end in pieces:
@@ -248,8 +265,8 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
   try:
     if workers > 1:
       ctx = multiprocessing.get_context("spawn")
-      pool = ctx.Pool(workers, _init_worker, (tok.to_json(), False))
-      results = pool.imap(_encode, _batches(pieces))
+      pool = ProcessPoolExecutor(workers, ctx, _init_worker, (tok.to_json(), False))
+      results = _in_order(pool, _batches(pieces), 2 * workers)
     else:
       _init_worker(tok.to_json(), True)
       results = map(_encode, _batches(pieces))
@@ -261,10 +278,16 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
       dt = max(time.perf_counter() - t0, 1e-9)
       bar.set_postfix(tok_s=f"{n_tokens / dt:,.0f}", refresh=False)
     writer.close()
+  except BrokenProcessPool:
+    shutil.rmtree(partial, ignore_errors=True)
+    raise UserError(
+      f"a tokenising worker of the {split} store died (killed, or out of memory?); "
+      "nothing was kept: run again, with fewer data.num_workers if memory is short"
+    ) from None
   finally:
     bar.close()
     if pool is not None:
-      pool.terminate()
+      pool.shutdown(wait=False, cancel_futures=True)
   if n_tokens == 0:
     shutil.rmtree(partial, ignore_errors=True)
     raise UserError(f"the {split} split has no text ({len(paths)} files)")
