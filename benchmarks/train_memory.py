@@ -89,16 +89,17 @@ def run(a, root: str):
     "--config.train.eval_batches=2", "--config.eval.max_windows=64", *a.overrides,
   ]  # fmt: skip
   t0 = time.perf_counter()
-  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  log = open(f"{root}/stderr.log", "w+")  # a file, not a pipe: a full pipe would stall it
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
   peak_tree = peak_main = 0
   while proc.poll() is None:
     tree, main_rss = tree_rss(proc.pid)
     peak_tree, peak_main = max(peak_tree, tree), max(peak_main, main_rss)
     time.sleep(0.1)
-  err = proc.stderr.read()
   wall = time.perf_counter() - t0
   if proc.returncode:
-    print(err[-3000:], file=sys.stderr)
+    log.seek(0)
+    print(log.read()[-3000:], file=sys.stderr)
     sys.exit(f"the training command failed (exit {proc.returncode})")
   row = {
     "corpus_mb": a.mb,
