@@ -194,3 +194,10 @@ def test_named_sizes_for_the_pod_presets():
     assert flops.count(m)["total"] == params
   with pytest.raises(ValueError, match="size='2b'"):
     config_lib.base_config("ar", "size=2b")
+
+
+def test_report_labels_the_model_options():
+  """A run with a beyond-the-paper option gets its own row, named by the option."""
+  assert report.label({"variant": "two_stream", "query_layers": 2}) == "two_stream (query_layers=2)"
+  assert report.label({"variant": "two_stream", "query_layers": 0}) == "two_stream"
+  assert report.label({"variant": "aogpt"}) == "aogpt"
