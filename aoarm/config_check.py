@@ -148,6 +148,7 @@ RULES = {
   "model.remat": Choice(("none", "full", "dots")),
   "model.capture_attention": Bool(),
   "model.query_layers": NONNEG,  # 0 = every block
+  "model.own_positions": Choice(("rope", "learned")),
   **{f"model.kernels.{k}": Choice(v) for k, v in KERNEL_CHOICES.items()},
   "model.rope.base": Num(0.0, open_lo=True),
   "model.rope.target_heads": FRACTION,

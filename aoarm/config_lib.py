@@ -93,6 +93,7 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.model.remat = "none"  # none | full | dots
   c.model.capture_attention = False  # diagnostics only: slow explicit attention
   c.model.query_layers = 0  # two_stream: query stream in the top n blocks only; 0 = every block
+  c.model.own_positions = "rope"  # aogpt: rope | learned (AO-GPT's own-position table, no RoPE)
   # how the model computes, never what (aoarm.kernels.AUTO says what each `auto` picks)
   c.model.kernels = mlc.ConfigDict()
   c.model.kernels.attention = "auto"  # auto (cuDNN on GPU with bf16, else XLA) | xla | cudnn

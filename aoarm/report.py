@@ -43,6 +43,8 @@ def label(cfg_model: dict) -> str:
     v += f" (order_dims={rope['order_dims']})"
   if cfg_model.get("query_layers", 0):
     v += f" (query_layers={cfg_model['query_layers']})"
+  if cfg_model.get("own_positions", "rope") != "rope":
+    v += f" (own_positions={cfg_model['own_positions']})"
   return v
 
 
@@ -57,6 +59,7 @@ NOT_EXPERIMENT = (
   "model.rope.target_heads",
   "model.rope.order_dims",
   "model.query_layers",
+  "model.own_positions",
   "model.kernels.",
   "model.remat",
   "model.capture_attention",

@@ -65,8 +65,8 @@ def compute_ratio(c, other: str) -> float:
 
 def sweep():
   """Variants x L x seed, then the beyond-the-paper arms at L = 128 and 1024: the rope options,
-  AO-GPT's single stream, a query stream in the top 1-3 blocks only, and decoupled_rope and
-  aogpt given two_stream's training FLOPs."""
+  AO-GPT's single stream (own positions by RoPE, and by AO-GPT's learned table), a query stream
+  in the top 1-3 blocks only, and decoupled_rope and aogpt given two_stream's training FLOPs."""
   runs = config_lib.sweep_product(
     **{
       "variant": ["two_stream", "decoupled_rope", "mdm"],
@@ -82,6 +82,7 @@ def sweep():
       {"variant": "decoupled_rope", "seq_len": L, "seed": 0, "model.rope.order_dims": 0.5}
     )
     runs.append({"variant": "aogpt", "seq_len": L, "seed": 0})
+    runs.append({"variant": "aogpt", "seq_len": L, "seed": 0, "model.own_positions": "learned"})
     for n in (1, 2, 3):
       runs.append({"variant": "two_stream", "seq_len": L, "seed": 0, "model.query_layers": n})
     for v in ("decoupled_rope", "aogpt"):

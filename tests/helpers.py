@@ -17,6 +17,7 @@ CAUSAL_CASES = [(v, {}) for v in CAUSAL_VARIANTS] + [
   ("decoupled_rope", {"order_dims": 0.5}),
   ("decoupled_rope", {"target_heads": 0.5, "order_dims": 0.25}),
   ("two_stream", {"query_layers": 1}),  # the query stream in the top block only
+  ("aogpt", {"own_positions": "learned"}),  # AO-GPT's own-position table, no RoPE
 ]
 
 

@@ -128,7 +128,10 @@ def forward(params, cfg, x_L, sigma_L):
   else:
     qpos = np.repeat(own[:, None], H, 1)
   steps = row_rank.astype(np.float64)
-  use_rope = v != "sigma_gpt"
+  learned_own = v == "aogpt" and cfg.own_positions == "learned"  # AO-GPT's own-position table
+  use_rope = v != "sigma_gpt" and not learned_own
+  if learned_own:
+    h = h + p["pos_own"]["embedding"][(own + 1).astype(int)]
   if v == "sigma_gpt":
     own_rows = p["pos_own"]["embedding"][np.maximum(own, 0).astype(int)]
     p_own = np.where(own[:, None] >= 0, own_rows, 0)
@@ -147,7 +150,7 @@ def forward(params, cfg, x_L, sigma_L):
       shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = modulations(b["ada"], cond)
       hn = hn * (1 + scale_a) + shift_a
       h = h + gate_a * attention(
-        b["attn"], hn, hn, content_mask, qpos, own, steps, steps, 0.0, True
+        b["attn"], hn, hn, content_mask, qpos, own, steps, steps, 0.0, use_rope
       )
       h = h + gate_m * mlp(b["mlp"], rms(h, b["norm2"]["scale"]) * (1 + scale_m) + shift_m)
       continue

@@ -17,7 +17,7 @@ import sweep  # noqa: E402
 def test_length_sweep_expands_to_the_experiment():
   entries = sweep.load_sweep(os.path.join(REPO, "configs", "length_sweep.py"))
   names = [sweep.run_name(e) for e in entries]
-  assert len(names) == len(set(names)) == 28
+  assert len(names) == len(set(names)) == 30
   assert "decoupled_rope_seq_len1024_seed0_target_heads0.5" in names
   (order_dims,) = [e for e in entries if e.get("model.rope.order_dims") and e["seq_len"] == 1024]
   cmd = sweep.command("configs/length_sweep.py", order_dims, "/w", "train", ["--x"])

@@ -22,6 +22,7 @@ OPTION_CASES = [
   ("two_stream", 1, "random", {"num_layers": 3, "query_layers": 1}),
   ("two_stream", 3, "random", {"num_layers": 3, "query_layers": 2}),
   ("two_stream", 2, "adaptive", {"num_layers": 3, "query_layers": 1}),
+  ("aogpt", 1, "random", {"own_positions": "learned"}),
 ]
 
 

@@ -71,3 +71,7 @@ def test_query_layers_is_checked():
     ModelConfig(variant="two_stream", num_layers=2, query_layers=3)
   with pytest.raises(ValueError, match="two-stream variants only"):
     ModelConfig(variant="decoupled_rope", query_layers=1)
+  with pytest.raises(ValueError, match="applies to aogpt only"):
+    ModelConfig(variant="decoupled_rope", own_positions="learned")
+  with pytest.raises(ValueError, match="rope|learned"):
+    ModelConfig(variant="aogpt", own_positions="sinusoid")

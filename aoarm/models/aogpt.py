@@ -4,14 +4,17 @@ rotated by the row's own position. The target position sigma_t enters only throu
 layer norm: a learned 128-d embedding of it, through SiLU, sets each block's shifts, scales and
 gates and the final norm's shift and scale (`models.adaptive_norm`). Attention has QK-norm.
 
-Where AO-GPT differs and aoarm keeps its backbone: own positions by RoPE rather than a learned
-table added to the input, no biases outside the adaptive norm, aoarm's initialisation.
+Own positions: by RoPE (`model.own_positions=rope`, the default), or as AO-GPT has them
+(`learned`): a learned table of seq_len + 1 rows (row 0 for BOS) added to the input, no RoPE.
+Where AO-GPT differs and aoarm keeps its backbone: no biases outside the adaptive norm, aoarm's
+initialisation.
 """
 
 from typing import ClassVar
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from aoarm.models import decoding, layers
 from aoarm.models.attention import RopeIds
@@ -24,12 +27,17 @@ TARGET_DIM = 128  # width of the target-position embedding (AO-GPT's)
 
 
 class AOGPT(nn.Module):
-  traits: ClassVar = Traits(objective="any_order", position_tables=True)
+  traits: ClassVar = Traits(objective="any_order", position_tables=True, position_options=True)
   cfg: ModelConfig
 
   def setup(self):
     c = self.cfg
-    self.backbone = Backbone(c, causal=True, cond_dim=TARGET_DIM, qk_norm=True)
+    self.learned = c.own_positions == "learned"
+    self.backbone = Backbone(
+      c, causal=True, use_rope=not self.learned, cond_dim=TARGET_DIM, qk_norm=True
+    )
+    if self.learned:  # row own + 1: BOS (own position -1) has row 0
+      self.pos_own = layers.position_table(c.seq_len + 1, c.d_model, c.params_dtype, "pos_own")
     self.pos_tgt = nn.Embed(
       c.seq_len,
       TARGET_DIM,
@@ -42,18 +50,27 @@ class AOGPT(nn.Module):
     """SiLU of the target positions' embeddings: B x N x TARGET_DIM."""
     return jax.nn.silu(self.pos_tgt(tgt_BxN).astype(self.cfg.compute_dtype))
 
+  def _inputs(self, h_BxNxD, rows: Rows):
+    """Content rows with their own positions (added, or as RoPE ids) and conditioning."""
+    if self.learned:
+      h_BxNxD = h_BxNxD + self.pos_own(rows.own + 1).astype(self.cfg.compute_dtype)
+      zeros = jnp.zeros_like(rows.own)
+      ids = RopeIds(q_pos=zeros, k_pos=zeros)
+    else:
+      ids = RopeIds(q_pos=rows.own, k_pos=rows.own)
+    return h_BxNxD, ids, self._cond(rows.tgt)
+
   def __call__(self, x_BxL: jax.Array, sigma_BxL: jax.Array) -> jax.Array:
     """Logits B x L x V in generation order: row t predicts y_t = x[sigma_t]."""
     check_order(x_BxL, sigma_BxL)
     if x_BxL.shape[1] > self.cfg.seq_len:
       raise ValueError(f"aogpt's table holds {self.cfg.seq_len} positions, got L={x_BxL.shape[1]}")
-    h_BxLxD = content_rows(self, self.backbone, x_BxL, sigma_BxL)
-    rows = full_rows(sigma_BxL)
-    ids = RopeIds(q_pos=rows.own, k_pos=rows.own)
-    return self.backbone(h_BxLxD, ids, cond_BxLxC=self._cond(rows.tgt))
+    h, ids, cond = self._inputs(
+      content_rows(self, self.backbone, x_BxL, sigma_BxL), full_rows(sigma_BxL)
+    )
+    return self.backbone(h, ids, cond_BxLxC=cond)
 
   def decode(self, prev_BxN, rows: Rows, cache, start):
     """Cached: content rows holding prev tokens (BOS = vocab_size) -> (logits, cache)."""
-    h = self.backbone.embed(prev_BxN)
-    ids = RopeIds(q_pos=rows.own, k_pos=rows.own)
-    return decoding.extend(self.backbone, h, ids, cache, start, cond=self._cond(rows.tgt))
+    h, ids, cond = self._inputs(self.backbone.embed(prev_BxN), rows)
+    return decoding.extend(self.backbone, h, ids, cache, start, cond=cond)

@@ -65,6 +65,7 @@ class ModelConfig:
   target_heads: float = 1.0  # decoupled_rope: fraction of heads whose queries use the target pos
   order_dims: float = 0.0  # decoupled_rope: fraction of rotary dims that encode generation step
   query_layers: int = 0  # two-stream: the query stream runs in the top this many blocks; 0: all
+  own_positions: str = "rope"  # aogpt: rope | learned (AO-GPT's own table added to the input)
   capture_attention: bool = False  # sow attention scores/weights (diagnostics); slow path
   kernels: Kernels = Kernels()  # implementation choices (`model.kernels.*`)
 
@@ -101,6 +102,13 @@ class ModelConfig:
     if self.query_layers and traits(self.variant).streams != 2:
       raise ValueError(
         f"model.query_layers applies to two-stream variants only, not variant={self.variant}"
+      )
+    if self.own_positions not in ("rope", "learned"):
+      raise ValueError(f"model.own_positions must be rope|learned, got {self.own_positions!r}")
+    if self.own_positions != "rope" and not traits(self.variant).position_options:
+      raise ValueError(
+        f"model.own_positions={self.own_positions} applies to aogpt only, not "
+        f"variant={self.variant}"
       )
     if not rope_options and (self.target_heads != 1.0 or self.order_dims != 0.0):
       raise ValueError(

@@ -27,6 +27,9 @@ class Traits:
   position_tables: bool = False
   # takes model.rope.target_heads / model.rope.order_dims (the single-stream probes)
   rope_options: bool = False
+  # takes model.own_positions = learned (a learned table of own positions added to the input,
+  # no RoPE) besides rope
+  position_options: bool = False
 
   def __post_init__(self):
     assert self.objective in OBJECTIVES and self.sampler in SAMPLERS, self
