@@ -37,6 +37,15 @@ def test_profile_summary_groups_device_events(tmp_path):
   assert top["scatter"]["share"] == 0.5
 
 
+def test_model_overrides_take_their_defaults_types():
+  """`--model=query_layers=1,kernels.norm=xla`: numbers stay numbers, names stay names."""
+  import train_throughput
+
+  kw = train_throughput.model_overrides("query_layers=1,kernels.norm=xla")
+  r = train_throughput.bench("two_stream", "runlocal", 4, steps=1, warmup=1, devices=1, model_kw=kw)
+  assert r["loss"] > 0
+
+
 def test_scaling_runs_use_the_first_n_devices():
   import train_throughput
 
