@@ -11,7 +11,7 @@ from helpers import assert_kernel_matches_xla, init, tiny
 pytestmark = pytest.mark.gpu
 
 
-@pytest.mark.parametrize("variant", ["two_stream", "decoupled_rope", "ar", "mdm"])
+@pytest.mark.parametrize("variant", ["two_stream", "decoupled_rope", "ar", "mdm", "aogpt"])
 def test_cudnn_attention_matches_xla(variant):
   cfg = tiny(variant, seq_len=128, d_model=128, num_heads=2, dtype="bfloat16")
   _, params, x, sigma = init(cfg, batch=4, sharpen=1.0)
