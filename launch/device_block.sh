@@ -2,8 +2,11 @@
 # One block of a sweep on a lent single-GPU machine whose disk does not outlive the call:
 # runs the sweep entries matching REGEX within SECONDS, then diagnostics and the report, and packs
 # every run's small outputs (config, eval, diagnostics, metrics; no checkpoints) into
-# $OUT/sweep.tgz. Unpack the tarballs of several blocks into one directory and run
-# `python -m aoarm.report DIR` there.
+# $OUT/${TAG:-sweep}.tgz. Unpack the tarballs of several blocks into one directory and run
+# `python -m aoarm.report DIR` there. On a machine of two GPUs, run two blocks side by side:
+#   CUDA_VISIBLE_DEVICES=0 SWEEP_DIR=/tmp/s0 TAG=gpu0 bash launch/device_block.sh CFG RE0 540 ... &
+#   CUDA_VISIBLE_DEVICES=1 SWEEP_DIR=/tmp/s1 TAG=gpu1 bash launch/device_block.sh CFG RE1 540 ... &
+#   wait
 #   bash launch/device_block.sh configs/length_sweep.py 'mdm_seq_len(128|256)' 420 \
 #     --config.data.train_path=.data/train.txt --config.data.valid_path=.data/valid.txt \
 #     --config.data.test_path=.data/test.txt
@@ -18,5 +21,5 @@ for d in "$dir"/*/; do
   fi
 done
 python3 -m aoarm.report "$dir" 2>&1 | tail -20
-(cd "$dir" && tar czf "${OUT:-/tmp}/sweep.tgz" \
+(cd "$dir" && tar czf "${OUT:-/tmp}/${TAG:-sweep}.tgz" \
   $(find . \( -name '*.json' -o -name 'metrics.jsonl' -o -name '*.png' \) -not -path '*/ckpt/*'))
