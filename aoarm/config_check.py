@@ -14,6 +14,7 @@ from aoarm import kernels
 from aoarm.errors import UserError
 from aoarm.models import VARIANTS
 from aoarm.models.model_config import CHOICES as KERNEL_CHOICES
+from aoarm.models.model_config import OWN_POSITIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +149,7 @@ RULES = {
   "model.remat": Choice(("none", "full", "dots")),
   "model.capture_attention": Bool(),
   "model.query_layers": NONNEG,  # 0 = every block
-  "model.own_positions": Choice(("rope", "learned")),
+  "model.own_positions": Choice(OWN_POSITIONS),
   **{f"model.kernels.{k}": Choice(v) for k, v in KERNEL_CHOICES.items()},
   "model.rope.base": Num(0.0, open_lo=True),
   "model.rope.target_heads": FRACTION,

@@ -140,9 +140,9 @@ def main(argv=None):
 
   print("| variant | layers/d | L | V | params (total) | N (matmul) | fwd GFLOP/token |")
   print("|---|---|---|---|---|---|---|")
+  two = [v for v in VARIANTS if models.traits(v).streams == 2]
+  rows = [(v, {}) for v in VARIANTS] + [(v, {"query_layers": 1}) for v in two]
   for layers, d, heads, L, V in ((6, 384, 6, 1024, 27), (12, 768, 12, 1024, 50304)):
-    two = [v for v in VARIANTS if models.traits(v).streams == 2]
-    rows = [(v, {}) for v in VARIANTS] + [(v, {"query_layers": 1}) for v in two]
     for v, opts in rows:
       cfg = ModelConfig(
         variant=v, vocab_size=V, seq_len=L, num_layers=layers, d_model=d, num_heads=heads, **opts

@@ -63,11 +63,17 @@ def tfds_spec(name: str, split: str, data_dir: str = "") -> str:
   return f"{TFDS_PREFIX}{name}:{split}:{data_dir}"
 
 
+def _tfds_parts(spec: str) -> tuple[str, str, str]:
+  """(name, split, data_dir) of a `tfds_spec`."""
+  name, split, data_dir = spec[len(TFDS_PREFIX) :].split(":", 2)
+  return name, split, data_dir
+
+
 def tfds_source(spec: str):
   """The split's random-access data source (array_record, no TensorFlow)."""
   import tensorflow_datasets as tfds
 
-  name, split, data_dir = spec[len(TFDS_PREFIX) :].split(":", 2)
+  name, split, data_dir = _tfds_parts(spec)
   try:
     return tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
   except Exception as e:  # noqa: BLE001 - surface TFDS's reason in one line
@@ -84,7 +90,7 @@ def tfds_id(spec: str) -> list:
 def tfds_documents(spec: str, key: str):
   """Each example's `key` feature, one document each, read one example at a time."""
   source = tfds_source(spec)
-  name, split = spec[len(TFDS_PREFIX) :].split(":")[:2]
+  name, split, _ = _tfds_parts(spec)
   if len(source) == 0:
     raise UserError(f"tfds dataset {name!r} split {split!r} is empty")
   for i in range(len(source)):

@@ -252,8 +252,8 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
   dtype = "uint16" if tok.vocab_size <= 65536 else "uint32"
   writer = _ShardWriter(partial, dtype, shard_tokens)
   # compressed sizes, TFDS splits: no total to count against
-  gz = any(p.endswith(".gz") or p.startswith(sources.TFDS_PREFIX) for p in paths)
-  total_bytes = None if gz else sum(os.path.getsize(p) for p in paths)
+  no_total = any(p.endswith(".gz") or p.startswith(sources.TFDS_PREFIX) for p in paths)
+  total_bytes = None if no_total else sum(os.path.getsize(p) for p in paths)
   pieces = sources.documents(paths, options["doc_per_line"], options["text_key"])
   if options.get("text8"):
     pieces = ((sources.normalize_text8(t), end) for t, end in pieces)

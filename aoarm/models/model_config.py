@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from aoarm import kernels
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+OWN_POSITIONS = ("rope", "learned")  # model.own_positions (aogpt)
 CHOICES = {  # Kernels field -> its values
   "attention": ("auto", "xla", "cudnn"),
   "embed": ("auto", "gather", "onehot"),
@@ -103,8 +104,10 @@ class ModelConfig:
       raise ValueError(
         f"model.query_layers applies to two-stream variants only, not variant={self.variant}"
       )
-    if self.own_positions not in ("rope", "learned"):
-      raise ValueError(f"model.own_positions must be rope|learned, got {self.own_positions!r}")
+    if self.own_positions not in OWN_POSITIONS:
+      raise ValueError(
+        f"model.own_positions must be {'|'.join(OWN_POSITIONS)}, got {self.own_positions!r}"
+      )
     if self.own_positions != "rope" and not traits(self.variant).position_options:
       raise ValueError(
         f"model.own_positions={self.own_positions} applies to aogpt only, not "
