@@ -21,6 +21,16 @@ SIZES = {
 }
 
 
+def cast_like(default, text: str):
+  """`text` as a value of `default`'s type: a flag (1, true, yes or empty are True), an integer,
+  a float; any other default takes the text as it is. ValueError for a bad number."""
+  if isinstance(default, bool):
+    return text.lower() in ("1", "true", "yes", "")
+  if isinstance(default, int | float):
+    return type(default)(text)
+  return text
+
+
 def parse_arg(arg: str | None, **defaults) -> mlc.ConfigDict:
   """'a=1,b,c=x' -> ConfigDict; a bare name is True; values take the type of their default."""
   out = dict(DEFAULT_ARGS, **defaults)
@@ -28,18 +38,11 @@ def parse_arg(arg: str | None, **defaults) -> mlc.ConfigDict:
     key, eq, val = item.partition("=")
     if key not in out:
       raise ValueError(f"unknown config arg {key!r} in {arg!r}; known: {sorted(out)}")
-    default = out[key]
-    if not eq:
-      out[key] = True
-    elif isinstance(default, bool):
-      out[key] = val.lower() in ("1", "true", "yes", "")
-    elif isinstance(default, int):
-      try:
-        out[key] = int(val)
-      except ValueError:
-        raise ValueError(f"config arg {key}={val!r} is not an integer") from None
-    else:
-      out[key] = val
+    try:
+      out[key] = cast_like(out[key], val) if eq else True
+    except ValueError:
+      kind = "an integer" if isinstance(out[key], int) else "a number"
+      raise ValueError(f"config arg {key}={val!r} is not {kind}") from None
   return mlc.ConfigDict(out)
 
 

@@ -58,11 +58,8 @@ def setup(
     node = c.model
     for p in path:
       node = node[p]
-    old = node.get(name)  # a number or a flag takes its default's type (query_layers=1)
-    if isinstance(old, bool):
-      value = str(value).lower() in ("1", "true", "yes")
-    elif isinstance(old, (int, float)):
-      value = type(old)(value)
+    # a number or a flag takes its default's type (query_layers=1), as config args do
+    value = config_lib.cast_like(node.get(name), str(value))
     with node.unlocked():
       node[name] = value
   c.train.batch_size = batch
