@@ -44,10 +44,10 @@ def _main(workdir, *flags):
   return [sys.executable, "-m", "aoarm.main", f"--workdir={workdir}", *RUN, *flags]
 
 
-def _together(workdir, *flags, n=2, timeout=300):
-  """Run N processes of one run; (returncodes, stderr of process 0)."""
+def _start(workdir, *flags, n=2):
+  """Start N processes of one run (8 fake devices in all), stderr piped, stdout dropped."""
   port = _port()
-  procs = [
+  return [
     subprocess.Popen(
       _main(
         workdir,
@@ -58,12 +58,17 @@ def _together(workdir, *flags, n=2, timeout=300):
       ),
       cwd=REPO,
       env=_env(8 // n),
-      stdout=subprocess.PIPE,
+      stdout=subprocess.DEVNULL,
       stderr=subprocess.PIPE,
       text=True,
     )  # fmt: skip
     for i in range(n)
   ]
+
+
+def _together(workdir, *flags, n=2, timeout=300):
+  """Run N processes of one run; (returncodes, stderr of process 0)."""
+  procs = _start(workdir, *flags, n=n)
   outs = [p.communicate(timeout=timeout) for p in procs]
   return [p.returncode for p in procs], outs[0][1]
 
@@ -143,20 +148,7 @@ def test_a_killed_process_ends_the_run_and_both_resume_exactly(tmp_path):
     _main(one, *steps), cwd=REPO, env=_env(8), capture_output=True, text=True, timeout=300
   )
   assert res.returncode == 0, res.stderr[-2000:]
-  port = _port()
-  procs = [
-    subprocess.Popen(
-      _main(
-        two, *steps, f"--coordinator=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"
-      ),
-      cwd=REPO,
-      env=_env(4),
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE,
-      text=True,
-    )  # fmt: skip
-    for i in range(2)
-  ]
+  procs = _start(two, *steps)
   metrics = os.path.join(two, "metrics.jsonl")
   deadline = time.time() + 240
   while time.time() < deadline:  # past the first checkpoint, well before the end
