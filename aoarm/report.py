@@ -1,6 +1,8 @@
 """Gather a sweep's eval JSONs into a markdown table and plots.
 
   python -m aoarm.report SWEEP_DIR     # -> SWEEP_DIR/report.md, bits_vs_len.png, attention.png
+  python -m aoarm.report SWEEP_DIR --only='_seq_len(128|1024)_' --tag=short_long
+                                       # those runs only -> report_short_long.md, ...
 
 Rows: one per experiment (the variant and its options, and any other setting in which the runs
 differ, e.g. `opt.lr=0.003`), columns: L. Runs are grouped by their whole resolved config except
@@ -15,6 +17,7 @@ import glob
 import json
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -24,7 +27,6 @@ from aoarm import run_config
 
 def newest_eval(paths):
   """The newest default evaluation (step_<N>.json), else the newest of any kind."""
-  import re
 
   def step(p):
     m = re.match(r"step_(\d+)(.*)\.json$", os.path.basename(p))
@@ -133,10 +135,13 @@ def _labels(rows):
   return rows
 
 
-def gather(sweep_dir: str) -> list[dict]:
+def gather(sweep_dir: str, only: str = "") -> list[dict]:
+  """Every evaluated run under sweep_dir (those whose folder name matches the regex `only`)."""
   rows = []
   for cfg_path in sorted(glob.glob(os.path.join(sweep_dir, "*", "config.json"))):
     run = os.path.dirname(cfg_path)
+    if only and not re.search(only, os.path.basename(run)):
+      continue
     evals = glob.glob(os.path.join(run, "eval", "step_*.json"))
     if not evals:
       continue
@@ -264,16 +269,30 @@ def main(argv=None):
 
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("sweep_dir", help="a folder of run workdirs (each with config.json and eval/)")
-  d = p.parse_args(argv).sweep_dir
+  p.add_argument("--only", default="", help="regex on run folder names: report those runs only")
+  p.add_argument("--tag", default="", help="suffix of the output files: report_TAG.md, ...")
+  a = p.parse_args(argv)
+  d = a.sweep_dir
   if not os.path.isdir(d):
     _fail(f"{d} is not a directory")
-  rows = gather(d)
+  try:
+    re.compile(a.only)
+  except re.error as e:
+    _fail(f"--only={a.only!r} is not a regular expression: {e}")
+  if a.tag and not re.fullmatch(r"[\w.-]+", a.tag):
+    _fail(f"--tag={a.tag!r}: use letters, digits, '_', '.', '-'")
+  rows = gather(d, a.only)
   if not rows:
-    _fail(f"no eval JSONs under {d}/*/eval/")
+    _fail(
+      f"no eval JSONs under {d}/*/eval/"
+      + (f" in runs matching --only={a.only!r}" if a.only else "")
+    )
+  sfx = f"_{a.tag}" if a.tag else ""
   md = [
     "# Sweep report",
     "",
-    f"Runs: {len({r['run'] for r in rows})} in `{d}`.",
+    f"Runs: {len({r['run'] for r in rows})} in `{d}`"
+    + (f" matching `{a.only}`." if a.only else "."),
     "",
     "Held-out bits/char, random order (mean ± standard error):",
     "",
@@ -284,12 +303,12 @@ def main(argv=None):
     table(rows, "l2r"),
     "",
   ]
-  plot(rows, os.path.join(d, "bits_vs_len.png"))
-  if plot_attention(rows, os.path.join(d, "attention.png")):
-    md += ["Attention diagnostics: attention.png", ""]
-  with open(os.path.join(d, "report.md"), "w") as f:
+  plot(rows, os.path.join(d, f"bits_vs_len{sfx}.png"))
+  if plot_attention(rows, os.path.join(d, f"attention{sfx}.png")):
+    md += [f"Attention diagnostics: attention{sfx}.png", ""]
+  with open(os.path.join(d, f"report{sfx}.md"), "w") as f:
     f.write("\n".join(md))
-  with open(os.path.join(d, "report.json"), "w") as f:
+  with open(os.path.join(d, f"report{sfx}.json"), "w") as f:
     json.dump(rows, f, indent=1)
   print("\n".join(md))
 

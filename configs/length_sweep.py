@@ -20,6 +20,9 @@ from aoarm.models import ModelConfig
 TOKENS_PER_STEP = 65_536  # batch_size * L, the same for every L
 TRAIN_TOKENS = 2**27  # 134M tokens per run (~7.6 epochs of text8like train)
 DATA = "../shared/data/text8like"  # without data_dir=... (this project's machines)
+# AO-GPT as its authors train it (scxue/AO-GPT-MDM, config_larger_model_v3): the learned table
+# for own positions, and a curriculum of 10% left-to-right sequences among the random orders
+AOGPT_RECIPE = {"model.own_positions": "learned", "order.train": "mixture", "order.l2r_prob": 0.1}
 
 
 def get_config(arg=None):
@@ -65,7 +68,8 @@ def compute_ratio(c, other: str) -> float:
 
 def sweep():
   """Variants x L x seed, then the beyond-the-paper arms at L = 128 and 1024: the rope options,
-  AO-GPT's single stream (own positions by RoPE, and by AO-GPT's learned table), a query stream
+  AO-GPT's single stream (own positions by RoPE, by AO-GPT's learned table, and with its
+  authors' 10% left-to-right curriculum too), a query stream
   in the top 1-3 blocks only, and decoupled_rope and aogpt given two_stream's training FLOPs."""
   runs = config_lib.sweep_product(
     **{
@@ -83,6 +87,7 @@ def sweep():
     )
     runs.append({"variant": "aogpt", "seq_len": L, "seed": 0})
     runs.append({"variant": "aogpt", "seq_len": L, "seed": 0, "model.own_positions": "learned"})
+    runs.append({"variant": "aogpt", "seq_len": L, "seed": 0, **AOGPT_RECIPE})
     for n in (1, 2, 3):
       runs.append({"variant": "two_stream", "seq_len": L, "seed": 0, "model.query_layers": n})
     for v in ("decoupled_rope", "aogpt"):

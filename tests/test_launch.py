@@ -17,8 +17,12 @@ import sweep  # noqa: E402
 def test_length_sweep_expands_to_the_experiment():
   entries = sweep.load_sweep(os.path.join(REPO, "configs", "length_sweep.py"))
   names = [sweep.run_name(e) for e in entries]
-  assert len(names) == len(set(names)) == 30
+  assert len(names) == len(set(names)) == 32
   assert "decoupled_rope_seq_len1024_seed0_target_heads0.5" in names
+  (recipe,) = [e for e in entries if e.get("order.train") == "mixture" and e["seq_len"] == 128]
+  cmd = sweep.command("configs/length_sweep.py", recipe, "/w", "train", [])
+  for flag in ("own_positions=learned", "order.train=mixture", "order.l2r_prob=0.1"):
+    assert any(c.endswith(flag) for c in cmd), (flag, cmd)
   (order_dims,) = [e for e in entries if e.get("model.rope.order_dims") and e["seq_len"] == 1024]
   cmd = sweep.command("configs/length_sweep.py", order_dims, "/w", "train", ["--x"])
   assert "--config=configs/length_sweep.py:variant=decoupled_rope,seq_len=1024,seed=0" in cmd
@@ -201,3 +205,28 @@ def test_report_labels_the_model_options():
   assert report.label({"variant": "two_stream", "query_layers": 2}) == "two_stream (query_layers=2)"
   assert report.label({"variant": "two_stream", "query_layers": 0}) == "two_stream"
   assert report.label({"variant": "aogpt"}) == "aogpt"
+
+
+def test_report_of_a_subset_of_runs(tmp_path):
+  """`--only REGEX` reports the runs whose folder names match, into files named by `--tag`, and
+  leaves the whole sweep's report alone; bad values end in one line, exit 2."""
+  _fake_run(tmp_path, "two_stream_L128", "two_stream", 128, 2.0)
+  _fake_run(tmp_path, "aogpt_L128", "aogpt", 128, 4.0)
+  report.main([str(tmp_path)])
+  whole = (tmp_path / "report.md").read_text()
+  report.main([str(tmp_path), "--only=^two_stream", "--tag=paper"])
+  md = (tmp_path / "report_paper.md").read_text()
+  assert "| two_stream | 2.0000 ± 0.0144 |" in md and "aogpt" not in md
+  assert "matching `^two_stream`" in md
+  assert (tmp_path / "bits_vs_len_paper.png").stat().st_size > 1000
+  assert (tmp_path / "report.md").read_text() == whole and "aogpt" in whole
+  for bad, msg in (
+    (["--only=(", "--tag=x"], "--only='(' is not a regular expression"),
+    (["--only=^nothing"], "in runs matching --only='^nothing'"),
+    (["--tag=a/b"], "--tag='a/b'"),
+  ):
+    res = subprocess.run(
+      [sys.executable, "-m", "aoarm.report", str(tmp_path), *bad], capture_output=True, text=True
+    )
+    assert res.returncode == 2 and msg in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
