@@ -193,6 +193,37 @@ def table(rows, order: str) -> str:
   return "\n".join(out)
 
 
+def gap_table(rows, order: str, ref: str, base: str = "") -> str:
+  """Each row's gap to the row labelled `ref` (bits - ref's bits, ± the two errors combined), and
+  with `base`, the share of base's gap that the row closes (100%: level with ref; a row whose gap
+  is wider than base's 'widens Nx')."""
+  rs = [r for r in rows if r["order"] == order]
+  Ls = sorted({r["seq_len"] for r in rs})
+
+  def cell(lab, L):
+    return _agg([r for r in rs if r["label"] == lab and r["seq_len"] == L])
+
+  head = "| variant | " + " | ".join(f"L={L}: gap to {ref}" for L in Ls) + " |"
+  out = [head, "|---|" + "---|" * len(Ls)]
+  for lab in sorted({r["label"] for r in rs} - {ref}):
+    cells = []
+    for L in Ls:
+      (m, e, n), (mr, er, nr) = cell(lab, L), cell(ref, L)
+      if not (n and nr):
+        cells.append("")
+        continue
+      text = f"{m - mr:+.3f} ± {math.hypot(e, er):.3f}"
+      mb, _, nb = cell(base, L) if base else (0.0, 0.0, 0)
+      if nb and lab != base and mb > mr:
+        closed = 1 - (m - mr) / (mb - mr)
+        text += (
+          f" (closes {closed:.0%})" if closed >= 0 else f" (widens {(m - mr) / (mb - mr):.1f}x)"
+        )
+      cells.append(text)
+    out.append(f"| {lab} | " + " | ".join(cells) + " |")
+  return "\n".join(out)
+
+
 def _agg(rs):
   if not rs:
     return float("nan"), float("nan"), 0
@@ -271,6 +302,12 @@ def main(argv=None):
   p.add_argument("sweep_dir", help="a folder of run workdirs (each with config.json and eval/)")
   p.add_argument("--only", default="", help="regex on run folder names: report those runs only")
   p.add_argument("--tag", default="", help="suffix of the output files: report_TAG.md, ...")
+  p.add_argument("--gap_to", default="", help="a row's label: every row's gap to it, in bits")
+  p.add_argument(
+    "--gap_of",
+    default="",
+    help="with --gap_to, a row's label: the share of its gap each row closes",
+  )
   a = p.parse_args(argv)
   d = a.sweep_dir
   if not os.path.isdir(d):
@@ -282,6 +319,12 @@ def main(argv=None):
   if a.tag and not re.fullmatch(r"[\w.-]+", a.tag):
     _fail(f"--tag={a.tag!r}: use letters, digits, '_', '.', '-'")
   rows = gather(d, a.only)
+  labels = {r["label"] for r in rows}
+  for flag, lab in (("gap_to", a.gap_to), ("gap_of", a.gap_of)):
+    if lab and lab not in labels:
+      _fail(f"--{flag}={lab!r} is no row of this report (rows: {', '.join(sorted(labels))})")
+  if a.gap_of and not a.gap_to:
+    _fail("--gap_of needs --gap_to")
   if not rows:
     _fail(
       f"no eval JSONs under {d}/*/eval/"
@@ -303,6 +346,13 @@ def main(argv=None):
     table(rows, "l2r"),
     "",
   ]
+  for order in ("random", "l2r") if a.gap_to else ():
+    md += [
+      f"Gap to {a.gap_to}, {order} order (bits/char):",
+      "",
+      gap_table(rows, order, a.gap_to, a.gap_of),
+      "",
+    ]
   plot(rows, os.path.join(d, f"bits_vs_len{sfx}.png"))
   if plot_attention(rows, os.path.join(d, f"attention{sfx}.png")):
     md += [f"Attention diagnostics: attention{sfx}.png", ""]

@@ -1,6 +1,7 @@
 """Sweep expansion, naming, skip-finished, the SLURM script, and the report's table and plots."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -230,3 +231,25 @@ def test_report_of_a_subset_of_runs(tmp_path):
     )
     assert res.returncode == 2 and msg in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_report_gaps_to_a_reference_row(tmp_path):
+  """--gap_to/--gap_of: each row's gap to the reference, ± both errors combined, and the share
+  of the baseline's gap it closes (or by how much it widens it); unknown labels exit 2."""
+  _fake_run(tmp_path, "ts", "two_stream", 128, 2.0)
+  _fake_run(tmp_path, "dr", "decoupled_rope", 128, 2.1)
+  _fake_run(tmp_path, "near", "aogpt", 128, 2.025)
+  _fake_run(tmp_path, "far", "sigma_gpt", 128, 2.3)
+  report.main([str(tmp_path), "--gap_to=two_stream", "--gap_of=decoupled_rope"])
+  md = (tmp_path / "report.md").read_text()
+  se = f"{math.hypot(0.01, 0.01) / math.log(2):.3f}"
+  assert f"| aogpt | +0.025 ± {se} (closes 75%) |" in md
+  assert f"| sigma_gpt | +0.300 ± {se} (widens 3.0x) |" in md
+  assert f"| decoupled_rope | +0.100 ± {se} |" in md
+  assert "| two_stream | +" not in md
+  res = subprocess.run(
+    [sys.executable, "-m", "aoarm.report", str(tmp_path), "--gap_to=mdm"],
+    capture_output=True,
+    text=True,
+  )
+  assert res.returncode == 2 and "--gap_to='mdm' is no row" in res.stderr, res.stderr
