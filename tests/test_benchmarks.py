@@ -6,6 +6,7 @@ import os
 import sys
 
 import jax
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
@@ -92,3 +93,30 @@ def test_train_memory_sums_the_whole_process_tree():
   finally:
     child.kill()
     child.wait()
+
+
+def test_a_plateau_is_left_only_for_good():
+  """benchmarks/aogpt_plateau.py: the step where the loss leaves its plateau and stays below."""
+  import aogpt_plateau
+
+  flat = {50: 2.84, 100: 2.7, 150: 2.85, 200: 2.83}  # one low batch, then back
+  assert aogpt_plateau.left_plateau(flat, 0.1) is None
+  falling = {50: 2.84, 100: 2.83, 150: 2.6, 200: 2.5, 250: 2.4}
+  assert aogpt_plateau.left_plateau(falling, 0.1) == 150
+  assert aogpt_plateau.left_plateau(falling, 0.5) is None
+
+
+@pytest.mark.slow
+def test_the_plateau_benchmark_runs_its_arms(tmp_path):
+  import aogpt_plateau
+
+  out = tmp_path / "rows.jsonl"
+  aogpt_plateau.main(
+    ["--arms=aogpt_learned_l2r10", "--steps=10", "--every=5", "--seq_len=16", "--batch=8",
+     "--eval_windows=4", f"--json={out}"]
+  )  # fmt: skip
+  (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+  assert row["arm"] == "aogpt_learned_l2r10" and row["data"] == "pydoc"
+  assert sorted(row["loss"], key=int) == ["5", "10"] and row["valid_bits"] > 0
+  with pytest.raises(SystemExit, match="'nope' is not one of"):
+    aogpt_plateau.main(["--arms=nope"])
