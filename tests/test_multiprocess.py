@@ -45,32 +45,46 @@ def _main(workdir, *flags):
 
 
 def _start(workdir, *flags, n=2):
-  """Start N processes of one run (8 fake devices in all), stderr piped, stdout dropped."""
+  """Start N processes of one run (8 fake devices in all), stdout dropped, each stderr to a
+  file beside the workdir (`_stderr`): a pipe that nobody reads while the peers run would block
+  a process that writes more than the pipe holds."""
   port = _port()
-  return [
-    subprocess.Popen(
-      _main(
-        workdir,
-        *flags,
-        f"--coordinator=127.0.0.1:{port}",
-        f"--num_processes={n}",
-        f"--process_id={i}",
-      ),
-      cwd=REPO,
-      env=_env(8 // n),
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE,
-      text=True,
-    )  # fmt: skip
-    for i in range(n)
-  ]
+  procs = []
+  for i in range(n):
+    with open(_stderr_path(workdir, i), "w") as err:
+      procs.append(
+        subprocess.Popen(
+          _main(
+            workdir,
+            *flags,
+            f"--coordinator=127.0.0.1:{port}",
+            f"--num_processes={n}",
+            f"--process_id={i}",
+          ),
+          cwd=REPO,
+          env=_env(8 // n),
+          stdout=subprocess.DEVNULL,
+          stderr=err,
+        )  # fmt: skip
+      )
+  return procs
+
+
+def _stderr_path(workdir, i) -> str:
+  return f"{workdir}.stderr{i}"
+
+
+def _stderr(workdir, i=0) -> str:
+  with open(_stderr_path(workdir, i)) as f:
+    return f.read()
 
 
 def _together(workdir, *flags, n=2, timeout=300):
   """Run N processes of one run; (returncodes, stderr of process 0)."""
   procs = _start(workdir, *flags, n=n)
-  outs = [p.communicate(timeout=timeout) for p in procs]
-  return [p.returncode for p in procs], outs[0][1]
+  for p in procs:
+    p.wait(timeout=timeout)
+  return [p.returncode for p in procs], _stderr(workdir)
 
 
 def _losses(workdir) -> dict:
@@ -154,12 +168,13 @@ def test_a_killed_process_ends_the_run_and_both_resume_exactly(tmp_path):
   while time.time() < deadline:  # past the first checkpoint, well before the end
     if os.path.exists(metrics) and max(_losses(two), default=0) >= 7:
       break
-    assert procs[1].poll() is None, procs[1].communicate()[1][-2000:]
+    assert procs[1].poll() is None, _stderr(two, 1)[-2000:]
     time.sleep(0.02)
   procs[1].send_signal(signal.SIGKILL)
   t0 = time.time()
-  _, err0 = procs[0].communicate(timeout=180)  # bounded: never a hang
-  procs[1].communicate()
+  procs[0].wait(timeout=180)  # bounded: never a hang
+  procs[1].wait()
+  err0 = _stderr(two)
   assert procs[0].returncode != 0, "the survivor finished a run its peer never did"
   assert time.time() - t0 < 150
   killed_at = max(_losses(two))
