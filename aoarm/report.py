@@ -295,7 +295,8 @@ def _fail(msg: str):
   sys.exit(2)
 
 
-def main(argv=None):
+def _args(argv):
+  """The parsed flags, --only and --tag checked (one line, exit 2, before any file is read)."""
   import argparse
 
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -309,27 +310,30 @@ def main(argv=None):
     help="with --gap_to, a row's label: the share of its gap each row closes",
   )
   a = p.parse_args(argv)
-  d = a.sweep_dir
-  if not os.path.isdir(d):
-    _fail(f"{d} is not a directory")
+  if not os.path.isdir(a.sweep_dir):
+    _fail(f"{a.sweep_dir} is not a directory")
   try:
     re.compile(a.only)
   except re.error as e:
     _fail(f"--only={a.only!r} is not a regular expression: {e}")
   if a.tag and not re.fullmatch(r"[\w.-]+", a.tag):
     _fail(f"--tag={a.tag!r}: use letters, digits, '_', '.', '-'")
+  if a.gap_of and not a.gap_to:
+    _fail("--gap_of needs --gap_to")
+  return a
+
+
+def main(argv=None):
+  a = _args(argv)
+  d = a.sweep_dir
   rows = gather(d, a.only)
+  if not rows:
+    matching = f" in runs matching --only={a.only!r}" if a.only else ""
+    _fail(f"no eval JSONs under {d}/*/eval/{matching}")
   labels = {r["label"] for r in rows}
   for flag, lab in (("gap_to", a.gap_to), ("gap_of", a.gap_of)):
     if lab and lab not in labels:
       _fail(f"--{flag}={lab!r} is no row of this report (rows: {', '.join(sorted(labels))})")
-  if a.gap_of and not a.gap_to:
-    _fail("--gap_of needs --gap_to")
-  if not rows:
-    _fail(
-      f"no eval JSONs under {d}/*/eval/"
-      + (f" in runs matching --only={a.only!r}" if a.only else "")
-    )
   sfx = f"_{a.tag}" if a.tag else ""
   md = [
     "# Sweep report",
