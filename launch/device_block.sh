@@ -7,8 +7,9 @@
 #   CUDA_VISIBLE_DEVICES=0 SWEEP_DIR=/tmp/s0 TAG=gpu0 bash launch/device_block.sh CFG RE0 540 ... &
 #   CUDA_VISIBLE_DEVICES=1 SWEEP_DIR=/tmp/s1 TAG=gpu1 bash launch/device_block.sh CFG RE1 540 ... &
 #   wait
-# Blocks can also share one GPU (each about half as fast; the sum is a little more than one):
-# give each a share of its memory, e.g. XLA_PYTHON_CLIENT_MEM_FRACTION=0.3 for three blocks.
+# Blocks can also share one GPU (each runs slower; issue 17's calls ran three and four at once,
+# not timed against one alone): give each a share of its memory, e.g.
+# XLA_PYTHON_CLIENT_MEM_FRACTION=0.3 for three blocks.
 #   bash launch/device_block.sh configs/length_sweep.py 'mdm_seq_len(128|256)' 420 \
 #     --config.data.train_path=.data/train.txt --config.data.valid_path=.data/valid.txt \
 #     --config.data.test_path=.data/test.txt
