@@ -22,9 +22,10 @@ import math
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from aoarm import gen_samples, losses, models, orders, runs, text_metrics
+from aoarm import evaluate, gen_samples, models, runs, sharding, text_metrics
 from aoarm.errors import UserError
 
 
@@ -38,15 +39,17 @@ def unigram_entropy(tokens_BxL: np.ndarray) -> float:
   return float(np.mean(out))
 
 
-def judge_nll(judge, params, x_BxL) -> tuple[float, int]:
+def judge_nll(judge, nll_fn, params, x_BxL) -> tuple[float, int]:
   """(mean NLL per token, windows per sample) of samples under the judge, left to right, in the
   judge's own window length: a longer sample is scored as consecutive windows, each from its
-  start (the remainder past the last whole window is left out)."""
+  start (the remainder past the last whole window is left out). `nll_fn`: the judge's compiled
+  per-window NLL (`evaluate.make_eval_fn`), so that a frontier's rows share one compilation per
+  shape instead of running the model op by op."""
   L = judge.mcfg.seq_len
   n = max(x_BxL.shape[1] // L, 1)
   x = np.asarray(x_BxL)[:, : n * L].reshape(-1, min(L, x_BxL.shape[1]))
-  sigma = orders.identity_orders(*x.shape)
-  return float(losses.any_order_nll(judge.model.apply, params, x, sigma).mean()), n
+  x = sharding.global_batch_from_full(x, judge.mesh)
+  return float(np.mean(np.asarray(nll_fn(params, x, jnp.int32(0))))), n
 
 
 def judge_info(judge_dir, jrun, jparams) -> dict:
@@ -82,6 +85,7 @@ def score(judge_dir, tokenizer: dict, points: list, word_level=False, text=None)
     if tokenizer != tok.to_json():
       raise UserError(f"the samples and the judge {judge_dir} have different vocabularies")
     info = judge_info(judge_dir, jrun, jparams)
+    nll_fn = evaluate.make_eval_fn(judge, "l2r", 1)
     train_text = tok.decode(np.asarray(jrun.data.splits["train"])) if word_level else ""
     held, where = np.asarray(jrun.data.splits["valid"]), f"{judge_dir} valid split"
   else:
@@ -113,7 +117,7 @@ def score(judge_dir, tokenizer: dict, points: list, word_level=False, text=None)
     texts = [tok.decode(row) for row in x]
     row = {k: v for k, v in p.items() if k != "tokens"}
     if judge is not None:
-      nll, windows = judge_nll(judge, jparams, x)
+      nll, windows = judge_nll(judge, nll_fn, jparams, x)
       row.update(gen_nll=nll, gen_perplexity=math.exp(nll), judge_windows=windows)
     row.update(
       unigram_entropy=unigram_entropy(x),
