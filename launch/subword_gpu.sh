@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 15's end-to-end subword run on a two-GPU machine (one run per GPU, in parallel): the
+# Issue 15's end-to-end subword run on a two-GPU machine (one run per GPU, in parallel; GPUS=1:
+# both runs share one GPU, each allocating only what it uses): the
 # public-domain sources of shared/data/raw (copied to $RAW), text kept as it is; the last 5% of
 # every source's lines (documents for .jsonl) held out as the valid split; a byte-level BPE of
 # 16384 entries trained on the training split; the 124M shape (12 x 768) at L = 1024 for
@@ -7,7 +8,9 @@
 #   OUT=... RAW=.raw STEPS=1500 bash launch/subword_gpu.sh
 # RUNLOCAL=1: the same at CPU size, to check the script.
 set -uo pipefail
-OUT=${OUT:-/tmp/subword_out}; RAW=${RAW:-.raw}; STEPS=${STEPS:-1500}; mkdir -p "$OUT"
+OUT=${OUT:-/tmp/subword_out}; RAW=${RAW:-.raw}; STEPS=${STEPS:-1500}; GPUS=${GPUS:-2}
+mkdir -p "$OUT"
+if [ "$GPUS" = 1 ]; then export XLA_PYTHON_CLIENT_PREALLOCATE=false; fi
 corpus=/tmp/corpus; runs=/tmp/subword_runs
 python3 - "$RAW" "$corpus" <<'PY'
 import json, os, sys
@@ -45,7 +48,7 @@ python3 -m aoarm.data.prepare --config=configs/two_stream.py "${data[@]}" 2>&1 |
 i=0
 for v in two_stream decoupled_rope; do
   ( for mode in train eval; do
-      CUDA_VISIBLE_DEVICES=$i python3 -m aoarm.main --config=configs/$v.py \
+      CUDA_VISIBLE_DEVICES=$((i % GPUS)) python3 -m aoarm.main --config=configs/$v.py \
         --workdir=$runs/$v --mode=$mode "${data[@]}" "${shape[@]}" "${train[@]}" 2>&1 \
         | grep -vE 'Given directory|^W[0-9]|^I[0-9]' | tail -25
     done ) > "$OUT/$v.log" 2>&1 &
