@@ -8,8 +8,8 @@
 #   bash launch/one_gpu_calls.sh 2   # issue 16: seed 1 of two_stream and decoupled_rope at L = 1024;
 #                                    # issue 17: AO-GPT's recipe at L = 128 and 1024, at the sweep's
 #                                    # tokens and at two_stream's FLOPs
-#   bash launch/one_gpu_calls.sh 3   # issue 17: 124M training throughput, side by side, the GPU to
-#                                    # itself; then issue 15's subword run (both runs on the GPU)
+#   bash launch/one_gpu_calls.sh 3   # issue 15's subword run (both runs on the GPU); then issue
+#                                    # 17's 124M training throughput, side by side, the GPU to itself
 # Small runs share the GPU: each process allocates what it uses (no preallocation), at most
 # MEM of it. Each sweep entry runs in its own block (launch/device_block.sh) so all run at once.
 # RUNLOCAL=1: calls 1 and 2 at CPU size, to check the script.
@@ -42,17 +42,16 @@ case ${1:?call 1, 2 or 3} in
     JUDGE=0 frontier 530 0:two_stream:1024:1:nll 0:decoupled_rope:1024:1:nll
     ;;
   3)
+    GPUS=1 STEPS=${STEPS:-800} bash launch/subword_gpu.sh
     tp=(python3 benchmarks/train_throughput.py --preset=gpt2 --batch=32 --steps=30 --window=15
         --sync_steps=3)
     xla=kernels.norm=xla,kernels.mlp=xla,kernels.qkv=xla
-    export XLA_PYTHON_CLIENT_PREALLOCATE=true
+    export XLA_PYTHON_CLIENT_PREALLOCATE=true  # the GPU to itself
     rows() { grep --line-buffered -E '^\{|^\||rror' | tee -a "$OUT/throughput.jsonl"; }
     timeout 170 "${tp[@]}" --variants=aogpt,two_stream,decoupled_rope --model=$xla 2>&1 | rows
     for n in 1 6; do
       timeout 70 "${tp[@]}" --variants=two_stream --model=$xla,query_layers=$n 2>&1 | rows
     done
-    export XLA_PYTHON_CLIENT_PREALLOCATE=false
-    GPUS=1 STEPS=${STEPS:-800} bash launch/subword_gpu.sh
     ;;
 esac
 wait
