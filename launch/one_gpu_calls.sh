@@ -24,9 +24,9 @@ block() {  # TAG REGEX SECONDS: one length-sweep block in the background, its lo
     bash launch/device_block.sh "configs/length_sweep.py${RUNLOCAL:+:runlocal}" "$2" "$3" "${data[@]}" \
     2>&1 | sed "s/^/[$1] /" >> "$OUT/blocks.log") &
 }
-frontier() {  # BUDGET CELLS...: launch/frontier_gpu.sh, its log in frontier.log
+frontier() {  # BUDGET CELLS...: launch/frontier_gpu.sh (every process's log in $OUT/logs.tgz)
   local budget=$1; shift
-  BUDGET=$budget bash launch/frontier_gpu.sh "$@" 2>&1 | tee "$OUT/frontier.log"
+  BUDGET=$budget bash launch/frontier_gpu.sh "$@" 2>&1
 }
 recipe=own_positionslearned_trainmixture_l2r_prob0.1
 case ${1:?call 1, 2 or 3} in
