@@ -20,7 +20,7 @@ timeout "$seconds" python3 launch/sweep.py --config="$config" --sweep_dir="$dir"
   -- "$@" 2>&1 | grep -E '^\[|rror' | cut -c1-160
 for d in "$dir"/*/; do
   if [ -d "$d/eval" ] && [ ! -d "$d/diagnostics" ] && [[ $d != *mdm* ]]; then
-    timeout 150 python3 -m aoarm.diagnostics --workdir="$d" --num_windows=16 > /dev/null 2>&1
+    timeout "${DIAG_SECONDS:-150}" python3 -m aoarm.diagnostics --workdir="$d" --num_windows=16 > /dev/null 2>&1
   fi
 done
 python3 -m aoarm.report "$dir" 2>&1 | tail -20

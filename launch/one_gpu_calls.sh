@@ -2,13 +2,14 @@
 # What is owed to issues 15-17 on ONE lent H200, in three calls of under 10 minutes each, with
 # text8like in .data/ and the public-domain sources in .raw/ (carried), outputs under $OUT:
 #   bash launch/one_gpu_calls.sh 1   # issue 16: the judge, trained and then scoring the committed
-#                                    # samples; mdm's whole-split NLL with 8 masking rates (seed 0
-#                                    # at L = 128 and 1024, seed 1 at 1024); issue 17's
-#                                    # query_layers=2 and AO-GPT's recipe at two_stream's FLOPs,
-#                                    # both at L = 1024
-#   bash launch/one_gpu_calls.sh 2   # issue 16: seed 1 of two_stream and decoupled_rope at L = 1024;
-#                                    # issue 17: AO-GPT's recipe at L = 128 and 1024 at the sweep's
-#                                    # tokens, and at L = 128 at two_stream's FLOPs
+#                                    # samples; issue 17: query_layers=2 and AO-GPT's recipe at
+#                                    # two_stream's FLOPs, both at L = 1024 (and mdm cells that
+#                                    # the unrolled 8-rate eval's compile made miss the time box)
+#   bash launch/one_gpu_calls.sh 2   # issue 16: mdm's whole-split NLL with 8 masking rates (seed 0
+#                                    # at L = 128 and 1024, seed 1 at 1024), seed 1 of two_stream
+#                                    # and decoupled_rope at L = 1024; issue 17: query_layers=2 at
+#                                    # L = 1024 again (its eval was cut in call 1), AO-GPT's recipe
+#                                    # at L = 128 at the sweep's tokens and at two_stream's FLOPs
 #   bash launch/one_gpu_calls.sh 3   # issue 15's subword run (both runs on the GPU); then issue
 #                                    # 17's 124M training throughput, side by side, the GPU to itself
 # Small runs share the GPU: each process allocates what it uses (no preallocation), at most
@@ -37,10 +38,12 @@ case ${1:?call 1, 2 or 3} in
       0:mdm:1024:1:nll
     ;;
   2)
-    block rec128 "aogpt_seq_len128_seed0_$recipe\$" 400
-    block rec1024 "aogpt_seq_len1024_seed0_$recipe\$" 400
-    block eq128 "aogpt_seq_len128_seed0_compute_oftwo_stream_$recipe\$" 420
-    JUDGE=0 frontier 530 0:two_stream:1024:1:nll 0:decoupled_rope:1024:1:nll
+    export DIAG_SECONDS=50
+    block ql2 'two_stream_seq_len1024_seed0_query_layers2$' 440
+    block rec128 "aogpt_seq_len128_seed0_$recipe\$" 440
+    block eq128 "aogpt_seq_len128_seed0_compute_oftwo_stream_$recipe\$" 480
+    JUDGE=0 frontier 540 0:mdm:128:0:nll 0:mdm:1024:0:nll 0:mdm:1024:1:nll \
+      0:two_stream:1024:1:nll 0:decoupled_rope:1024:1:nll
     ;;
   3)
     GPUS=1 STEPS=${STEPS:-800} bash launch/subword_gpu.sh
