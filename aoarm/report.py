@@ -135,10 +135,17 @@ def _labels(rows):
   return rows
 
 
-def gather(sweep_dir: str, only: str = "") -> list[dict]:
-  """Every evaluated run under sweep_dir (those whose folder name matches the regex `only`)."""
+def gather(sweep_dir: str, only: str = "", also: tuple[str, ...] = ()) -> list[dict]:
+  """Every evaluated run under sweep_dir and the folders `also` (each a run's workdir or a folder
+  of them) whose folder name matches the regex `only`."""
   rows = []
-  for cfg_path in sorted(glob.glob(os.path.join(sweep_dir, "*", "config.json"))):
+  cfgs = sorted(glob.glob(os.path.join(sweep_dir, "*", "config.json")))
+  for extra in also:
+    one = os.path.join(extra, "config.json")
+    cfgs += (
+      [one] if os.path.isfile(one) else sorted(glob.glob(os.path.join(extra, "*", "config.json")))
+    )
+  for cfg_path in cfgs:
     run = os.path.dirname(cfg_path)
     if only and not re.search(only, os.path.basename(run)):
       continue
@@ -158,7 +165,7 @@ def gather(sweep_dir: str, only: str = "") -> list[dict]:
       order = "random" if order == "elbo" else order  # mdm's ELBO sits with random orders
       rows.append(
         {
-          "run": os.path.basename(run),
+          "run": os.path.relpath(run, sweep_dir),
           "label": label(cfg["model"]),
           "experiment": experiment(cfg),
           "seq_len": cfg["data"]["seq_len"],
@@ -212,7 +219,14 @@ def gap_table(rows, order: str, ref: str, base: str = "") -> str:
       if not (n and nr):
         cells.append("")
         continue
-      text = f"{m - mr:+.3f} ± {math.hypot(e, er):.3f}"
+      paired = _paired(
+        *([r for r in rs if r["label"] == x and r["seq_len"] == L] for x in (lab, ref))
+      )
+      if paired:  # the same seeds on both sides: the spread of the per-seed gaps
+        d = np.array(paired)
+        text = f"{d.mean():+.3f} ± {d.std(ddof=1) / math.sqrt(len(d)):.3f} (paired, {len(d)} seeds)"
+      else:
+        text = f"{m - mr:+.3f} ± {math.hypot(e, er):.3f}"
       mb, _, nb = cell(base, L) if base else (0.0, 0.0, 0)
       if nb and lab != base and mb > mr:
         closed = 1 - (m - mr) / (mb - mr)
@@ -222,6 +236,15 @@ def gap_table(rows, order: str, ref: str, base: str = "") -> str:
       cells.append(text)
     out.append(f"| {lab} | " + " | ".join(cells) + " |")
   return "\n".join(out)
+
+
+def _paired(rs, refs) -> list[float]:
+  """The per-seed gaps (bits - the reference's bits) where both cells hold one run for each of
+  the same >= 2 seeds; else []."""
+  a, b = ({r["seed"]: r["bits"] for r in x} for x in (rs, refs))
+  if len(a) != len(rs) or len(b) != len(refs) or a.keys() != b.keys() or len(a) < 2:
+    return []
+  return [a[s] - b[s] for s in sorted(a)]
 
 
 def _agg(rs):
@@ -302,6 +325,11 @@ def _args(argv):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("sweep_dir", help="a folder of run workdirs (each with config.json and eval/)")
   p.add_argument("--only", default="", help="regex on run folder names: report those runs only")
+  p.add_argument(
+    "--also",
+    default="",
+    help="comma list of more runs (workdirs, or folders of them) to report with sweep_dir's",
+  )
   p.add_argument("--tag", default="", help="suffix of the output files: report_TAG.md, ...")
   p.add_argument("--gap_to", default="", help="a row's label: every row's gap to it, in bits")
   p.add_argument(
@@ -312,6 +340,9 @@ def _args(argv):
   a = p.parse_args(argv)
   if not os.path.isdir(a.sweep_dir):
     _fail(f"{a.sweep_dir} is not a directory")
+  for x in (x for x in a.also.split(",") if x):
+    if not os.path.isdir(x):
+      _fail(f"--also: {x} is not a directory")
   try:
     re.compile(a.only)
   except re.error as e:
@@ -326,7 +357,7 @@ def _args(argv):
 def main(argv=None):
   a = _args(argv)
   d = a.sweep_dir
-  rows = gather(d, a.only)
+  rows = gather(d, a.only, tuple(x for x in a.also.split(",") if x))
   if not rows:
     matching = f" in runs matching --only={a.only!r}" if a.only else ""
     _fail(f"no eval JSONs under {d}/*/eval/{matching}")
@@ -339,6 +370,7 @@ def main(argv=None):
     "# Sweep report",
     "",
     f"Runs: {len({r['run'] for r in rows})} in `{d}`"
+    + (f" and `{a.also}`" if a.also else "")
     + (f" matching `{a.only}`." if a.only else "."),
     "",
     "Held-out bits/char, random order (mean ± standard error):",

@@ -253,3 +253,27 @@ def test_report_gaps_to_a_reference_row(tmp_path):
     text=True,
   )
   assert res.returncode == 2 and "--gap_to='mdm' is no row" in res.stderr, res.stderr
+
+
+def test_report_pairs_the_gap_by_seed_and_takes_runs_from_other_folders(tmp_path):
+  """With the same seeds on both sides the gap is the mean of the per-seed gaps ± their spread
+  (here the seeds move both variants together, so the paired error is small); `--also` adds runs
+  kept elsewhere (a workdir or a folder of them); a missing one exits 2."""
+  sweep, more = tmp_path / "sweep", tmp_path / "more"
+  _fake_run(sweep, "ts0", "two_stream", 1024, 2.0, seed=0)
+  _fake_run(sweep, "dr0", "decoupled_rope", 1024, 2.1, seed=0)
+  _fake_run(more, "ts1", "two_stream", 1024, 2.3, seed=1)
+  _fake_run(more, "dr1", "decoupled_rope", 1024, 2.42, seed=1)
+  _fake_run(tmp_path, "mdm0", "mdm", 1024, 2.5, seed=0)
+  report.main([str(sweep), f"--also={more},{tmp_path / 'mdm0'}", "--gap_to=two_stream"])
+  md = (sweep / "report.md").read_text()
+  assert "| two_stream | 2.1500 ± 0.1500 (2 seeds) |" in md
+  assert "| decoupled_rope | +0.110 ± 0.010 (paired, 2 seeds) |" in md
+  assert f"| mdm | +0.350 ± {math.hypot(0.15, 0.01 / math.log(2)):.3f} |" in md  # one seed
+  assert "Runs: 5 in" in md
+  res = subprocess.run(
+    [sys.executable, "-m", "aoarm.report", str(sweep), f"--also={tmp_path / 'nope'}"],
+    capture_output=True,
+    text=True,
+  )
+  assert res.returncode == 2 and "--also: " in res.stderr and "nope" in res.stderr, res.stderr
