@@ -20,7 +20,10 @@ def test_length_sweep_expands_to_the_experiment():
   names = [sweep.run_name(e) for e in entries]
   assert len(names) == len(set(names)) == 32
   assert "decoupled_rope_seq_len1024_seed0_target_heads0.5" in names
-  (recipe,) = [e for e in entries if e.get("order.train") == "mixture" and e["seq_len"] == 128]
+  recipes = [e for e in entries if e.get("order.train") == "mixture" and e["seq_len"] == 128]
+  (recipe,) = [e for e in recipes if "compute_of" not in e]
+  (equal_compute,) = [e for e in recipes if e.get("compute_of") == "two_stream"]
+  assert equal_compute["model.own_positions"] == "learned"  # aogpt's equal-compute arm: the recipe
   cmd = sweep.command("configs/length_sweep.py", recipe, "/w", "train", [])
   for flag in ("own_positions=learned", "order.train=mixture", "order.l2r_prob=0.1"):
     assert any(c.endswith(flag) for c in cmd), (flag, cmd)
