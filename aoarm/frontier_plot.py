@@ -82,6 +82,12 @@ def at_entropy(rows: list[dict], key: str, h: float) -> float | None:
   return None
 
 
+def _cell(value, rel_err=None) -> str:
+  if value is None:
+    return "-"
+  return f"{value:.3f}" + (f" ± {value * rel_err:.3f}" if rel_err else "")
+
+
 def matched_table(rows: list[dict], key: str) -> str:
   """Markdown: per L, every line's `key` at the held-out text's own unigram entropy (a
   temperature-free comparison of frontiers), and at temperature 1 (the model's distribution)."""
@@ -95,9 +101,16 @@ def matched_table(rows: list[dict], key: str) -> str:
       out.append(f"| {L} | held-out text | | | {r[key]:.3f} (H={h:.3f}) | |")
     for line in dict.fromkeys((r["run"], r["sampler"]) for r in at_L if r["variant"] != "data"):
       rs = [r for r in at_L if (r["run"], r["sampler"]) == line]
-      m = at_entropy(rs, key, h) if h is not None else None
-      t1 = [r[key] for r in rs if r["temperature"] == 1.0]
-      cells = [f"{m:.3f}" if m is not None else "-", f"{t1[0]:.3f}" if t1 else "-"]
+      t1 = [r for r in rs if r["temperature"] == 1.0]
+      # gen perplexity's ±: the NLL's standard error across samples, times the perplexity
+      err = key == "gen_perplexity" and all("gen_nll_stderr" in r for r in rs)
+      m, m_se, t, t_se = None, None, None, None
+      if h is not None:
+        m = at_entropy(rs, key, h)
+        m_se = at_entropy(rs, "gen_nll_stderr", h) if err else None
+      if t1:
+        t, t_se = t1[0][key], t1[0]["gen_nll_stderr"] if err else None
+      cells = [_cell(m, m_se), _cell(t, t_se)]
       out.append(
         f"| {L} | {rs[0]['variant']} | {line[1]} | {rs[0].get('precision', '')} | "
         + " | ".join(cells)

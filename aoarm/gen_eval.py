@@ -12,8 +12,8 @@ of the judge's valid split, cut into windows of each sample length, is scored th
 reference point (`variant: "data"`). Sampling and scoring can run apart: without `--judge` the
 samples go to OUT.samples.npz; `--samples=F1,F2` scores such files later. Writes OUT.samples.npz,
 OUT.json (one row per point, with `variant`, `seq_len`, `temperature`, `sampler`, `num_samples`,
-`gen_perplexity`, `unigram_entropy`, the judge's size and held-out bits, ...) and one plot per
-sample length, OUT_L<L>.png (`aoarm.frontier_plot`).
+`gen_perplexity`, `gen_nll_stderr` (across samples), `unigram_entropy`, the judge's size and
+held-out bits, ...) and one plot per sample length, OUT_L<L>.png (`aoarm.frontier_plot`).
 """
 
 import argparse
@@ -39,17 +39,21 @@ def unigram_entropy(tokens_BxL: np.ndarray) -> float:
   return float(np.mean(out))
 
 
-def judge_nll(judge, nll_fn, params, x_BxL) -> tuple[float, int]:
-  """(mean NLL per token, windows per sample) of samples under the judge, left to right, in the
-  judge's own window length: a longer sample is scored as consecutive windows, each from its
-  start (the remainder past the last whole window is left out). `nll_fn`: the judge's compiled
-  per-window NLL (`evaluate.make_eval_fn`), so that a frontier's rows share one compilation per
-  shape instead of running the model op by op."""
+def judge_nll(judge, nll_fn, params, x_BxL) -> tuple[float, float, int]:
+  """(mean NLL per token, its standard error across samples, windows per sample) of samples
+  under the judge, left to right, in the judge's own window length: a longer sample is scored as
+  consecutive windows, each from its start (the remainder past the last whole window is left
+  out). `nll_fn`: the judge's compiled per-window NLL (`evaluate.make_eval_fn`), so that a
+  frontier's rows share one compilation per shape instead of running the model op by op."""
   L = judge.mcfg.seq_len
-  n = max(x_BxL.shape[1] // L, 1)
+  B, n = x_BxL.shape[0], max(x_BxL.shape[1] // L, 1)
   x = np.asarray(x_BxL)[:, : n * L].reshape(-1, min(L, x_BxL.shape[1]))
-  x = sharding.global_batch_from_full(x, judge.mesh)
-  return float(np.mean(np.asarray(nll_fn(params, x, jnp.int32(0))))), n
+  pad = -len(x) % sharding.data_parallel_size(judge.mesh)  # whole rows per device; cut after
+  x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
+  nll = np.asarray(nll_fn(params, sharding.global_batch_from_full(x, judge.mesh), jnp.int32(0)))
+  nll_B = nll[: B * n].reshape(B, n).mean(axis=1)
+  se = float(nll_B.std(ddof=1) / math.sqrt(B)) if B > 1 else float("nan")
+  return float(nll_B.mean()), se, n
 
 
 def judge_info(judge_dir, jrun, jparams) -> dict:
@@ -117,8 +121,13 @@ def score(judge_dir, tokenizer: dict, points: list, word_level=False, text=None)
     texts = [tok.decode(row) for row in x]
     row = {k: v for k, v in p.items() if k != "tokens"}
     if judge is not None:
-      nll, windows = judge_nll(judge, nll_fn, jparams, x)
-      row.update(gen_nll=nll, gen_perplexity=math.exp(nll), judge_windows=windows)
+      nll, se, windows = judge_nll(judge, nll_fn, jparams, x)
+      row.update(
+        gen_nll=nll,
+        gen_nll_stderr=se,  # across the point's samples: the noise of a frontier point
+        gen_perplexity=math.exp(nll),
+        judge_windows=windows,
+      )
     row.update(
       unigram_entropy=unigram_entropy(x),
       **(text_metrics.word_metrics(texts, vocab) if word_level else {}),

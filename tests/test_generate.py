@@ -85,6 +85,9 @@ def test_frontier_json_and_plot(runs, tmp_path):
   for r in res:
     assert r["seq_len"] == 16 and r["judge_windows"] == 1 and r["num_samples"] == 16
     assert {"gen_perplexity", "unigram_entropy", "repeat_2gram", "distinct_4"} <= set(r)
+    assert 0 <= r["gen_nll_stderr"] < r["gen_nll"]
+    if r["temperature"] != 0.01:  # 16 samples that differ (near-greedy ones may not)
+      assert r["gen_nll_stderr"] > 0
     assert r["judge_params"] > 0 and r["judge_shape"] == "2x32" and r["judge_valid_bits"] > 0
     assert r["judge_eval_capped"]  # max_windows=32 of the pydoc valid split
     assert r["variant"] == "data" or r["precision"] == "float64"

@@ -45,3 +45,24 @@ def test_a_frontier_line_at_a_given_entropy():
   ]
   table = fp.matched_table(rows, "valid_words")
   assert "| 8 | x | k=1 |  | 0.700 | 0.500 |" in table
+
+
+def test_the_matched_table_gives_gen_perplexity_its_error_across_samples():
+  """With each point's `gen_nll_stderr`, gen perplexity reads `value ± value * stderr`, the
+  stderr interpolated at the data's entropy like the value; rows without it print no ±."""
+  from aoarm import frontier_plot as fp
+
+  line = [
+    {"unigram_entropy": 2.0, "gen_perplexity": 10.0, "gen_nll_stderr": 0.1, "temperature": 0.5},
+    {"unigram_entropy": 3.0, "gen_perplexity": 20.0, "gen_nll_stderr": 0.3, "temperature": 1.0},
+  ]
+  data = {"run": "d", "sampler": "held-out text", "variant": "data", "seq_len": 8}
+  data.update(temperature=None, unigram_entropy=2.5, gen_perplexity=4.0)
+  rows = [dict(r, run="a", sampler="k=1", variant="x", seq_len=8) for r in line] + [data]
+  assert "| 8 | x | k=1 |  | 15.000 ± 3.000 | 20.000 ± 6.000 |" in fp.matched_table(
+    rows, "gen_perplexity"
+  )
+  for r in line:
+    del r["gen_nll_stderr"]
+  rows = [dict(r, run="a", sampler="k=1", variant="x", seq_len=8) for r in line] + [data]
+  assert "| 8 | x | k=1 |  | 15.000 | 20.000 |" in fp.matched_table(rows, "gen_perplexity")
