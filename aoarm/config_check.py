@@ -150,6 +150,8 @@ RULES = {
   "model.capture_attention": Bool(),
   "model.query_layers": NONNEG,  # 0 = every block
   "model.own_positions": Choice(OWN_POSITIONS),
+  "model.ada_gate_init": Num(),
+  "model.ada_cond_std": Num(0.0, open_lo=True),
   **{f"model.kernels.{k}": Choice(v) for k, v in KERNEL_CHOICES.items()},
   "model.rope.base": Num(0.0, open_lo=True),
   "model.rope.target_heads": FRACTION,

@@ -97,6 +97,8 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.model.capture_attention = False  # diagnostics only: slow explicit attention
   c.model.query_layers = 0  # two_stream: query stream in the top n blocks only; 0 = every block
   c.model.own_positions = "rope"  # aogpt: rope | learned (AO-GPT's own-position table, no RoPE)
+  c.model.ada_gate_init = 0.0  # aogpt: every block's two gates' bias at init (0: AO-GPT's; 1: open)
+  c.model.ada_cond_std = 0.02  # aogpt: init std of the target-position embedding (AO-GPT's 0.02)
   # how the model computes, never what (aoarm.kernels.AUTO says what each `auto` picks)
   c.model.kernels = mlc.ConfigDict()
   c.model.kernels.attention = "auto"  # auto (cuDNN on GPU with bf16, else XLA) | xla | cudnn

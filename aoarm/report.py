@@ -47,6 +47,9 @@ def label(cfg_model: dict) -> str:
     v += f" (query_layers={cfg_model['query_layers']})"
   if cfg_model.get("own_positions", "rope") != "rope":
     v += f" (own_positions={cfg_model['own_positions']})"
+  for key, default in (("ada_gate_init", 0.0), ("ada_cond_std", 0.02)):
+    if cfg_model.get(key, default) != default:
+      v += f" ({key}={cfg_model[key]})"
   return v
 
 
@@ -62,6 +65,7 @@ NOT_EXPERIMENT = (
   "model.rope.order_dims",
   "model.query_layers",
   "model.own_positions",
+  "model.ada_",
   "model.kernels.",
   "model.remat",
   "model.capture_attention",

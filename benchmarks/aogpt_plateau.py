@@ -1,6 +1,7 @@
 """How long a small model sits on its starting plateau under random orders, per arm: aogpt with
 own positions by RoPE, by AO-GPT's learned table, and with AO-GPT's 10% left-to-right curriculum,
-against decoupled_rope. Prints one JSON row per arm: the training loss every `--every` steps, the
+against decoupled_rope, and AO-GPT's recipe under other initialisations (`model.ada_gate_init`,
+`model.ada_cond_std`). Prints one JSON row per arm: the training loss every `--every` steps, the
 first logged step from which every logged loss is `--drop` nats below the first one (where it left
 the plateau for good; a dip of one batch does not count), and held-out bits/char on random orders.
 
@@ -17,14 +18,21 @@ import os
 import sys
 import tempfile
 
+RECIPE = {"model.own_positions": "learned", "order.train": "mixture", "order.l2r_prob": 0.1}
 ARMS = {
   "decoupled_rope": ("decoupled_rope", {}),
   "aogpt_rope": ("aogpt", {}),
   "aogpt_learned": ("aogpt", {"model.own_positions": "learned"}),
-  "aogpt_learned_l2r10": (
+  "aogpt_learned_l2r10": ("aogpt", RECIPE),
+  # AO-GPT's recipe, other initialisations: the gates open at init (bias 1), the target-position
+  # embedding at unit scale, both
+  "aogpt_learned_l2r10_open": ("aogpt", {**RECIPE, "model.ada_gate_init": 1.0}),
+  "aogpt_learned_l2r10_unit": ("aogpt", {**RECIPE, "model.ada_cond_std": 1.0}),
+  "aogpt_learned_l2r10_open_unit": (
     "aogpt",
-    {"model.own_positions": "learned", "order.train": "mixture", "order.l2r_prob": 0.1},
+    {**RECIPE, "model.ada_gate_init": 1.0, "model.ada_cond_std": 1.0},
   ),
+  "aogpt_rope_open_unit": ("aogpt", {"model.ada_gate_init": 1.0, "model.ada_cond_std": 1.0}),
 }
 
 

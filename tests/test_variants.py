@@ -75,3 +75,38 @@ def test_query_layers_is_checked():
     ModelConfig(variant="decoupled_rope", own_positions="learned")
   with pytest.raises(ValueError, match="rope|learned"):
     ModelConfig(variant="aogpt", own_positions="sinusoid")
+
+
+def test_aogpt_init_options_set_the_gates_and_the_target_embedding():
+  """Default: AO-GPT's init (every gate bias 0, target-position embedding std 0.02);
+  ada_gate_init / ada_cond_std set the two gate rows of every block's modulation bias (shift and
+  scale rows stay 0, the final norm has no gate) and the embedding's scale; other variants
+  refuse them."""
+  import flax.linen as nn
+  import jax
+  import numpy as np
+
+  from aoarm import orders
+  from aoarm.models import ModelConfig, get_model
+  from aoarm.models.adaptive_norm import Modulation
+
+  gates = [Modulation._fields.index(g) for g in ("gate_attn", "gate_mlp")]
+  for gate, std in ((0.0, 0.02), (1.0, 1.0)):
+    cfg = ModelConfig(
+      variant="aogpt", vocab_size=11, seq_len=64, num_layers=2, d_model=32, num_heads=4,
+      ada_gate_init=gate, ada_cond_std=std,
+    )  # fmt: skip
+    x = np.zeros((1, 64), np.int32)
+    sigma = orders.random_orders(jax.random.key(0), 1, 64)
+    p = nn.unbox(get_model(cfg).init(jax.random.key(1), x, sigma))["params"]
+    for i in range(2):
+      b_6xD = np.asarray(p["backbone"][f"block_{i}"]["ada"]["bias"])
+      assert (b_6xD[gates] == gate).all()
+      assert (np.delete(b_6xD, gates, axis=0) == 0).all()
+    assert (np.asarray(p["backbone"]["final_ada"]["bias"]) == 0).all()
+    emb = np.asarray(p["pos_tgt"]["embedding"])
+    assert abs(emb.std() / std - 1) < 0.1
+  with pytest.raises(ValueError, match="apply to aogpt only"):
+    ModelConfig(variant="decoupled_rope", ada_gate_init=1.0)
+  with pytest.raises(ValueError, match="ada_cond_std must be > 0"):
+    ModelConfig(variant="aogpt", ada_cond_std=0.0)

@@ -33,14 +33,27 @@ def modulate(xn_BxNxD, shift_BxNxD, scale_BxNxD):
   return xn_BxNxD * (1 + scale_BxNxD) + shift_BxNxD
 
 
+def _bias_init(rows: tuple[int, ...], value: float):
+  """Zeros, except `value` in the given rows (the gates')."""
+
+  def init(key, shape, dtype):
+    del key
+    b_MxD = jnp.zeros(shape, dtype)
+    return b_MxD.at[jnp.asarray(rows, jnp.int32)].set(value) if rows else b_MxD
+
+  return init
+
+
 class AdaptiveNorm(nn.Module):
   """c B x N x C -> `num` vectors B x N x D: one matmul against a C x num x D kernel, plus a
-  bias (zeros at init)."""
+  bias (zeros at init, except `gate_init` in the rows `gate_rows`)."""
 
   d_model: int
   num: int
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
+  gate_rows: tuple[int, ...] = ()
+  gate_init: float = 0.0
 
   @nn.compact
   def __call__(self, c_BxNxC: jax.Array) -> list[jax.Array]:
@@ -54,7 +67,7 @@ class AdaptiveNorm(nn.Module):
     )
     b_MxD = self.param(
       "bias",
-      nn.with_logical_partitioning(nn.initializers.zeros, names[1:]),
+      nn.with_logical_partitioning(_bias_init(self.gate_rows, self.gate_init), names[1:]),
       (self.num, self.d_model),
       self.param_dtype,
     )

@@ -7,7 +7,10 @@ gates and the final norm's shift and scale (`models.adaptive_norm`). Attention h
 Own positions: by RoPE (`model.own_positions=rope`, the default), or as AO-GPT has them
 (`learned`): a learned table of seq_len + 1 rows (row 0 for BOS) added to the input, no RoPE.
 Where AO-GPT differs and aoarm keeps its backbone: no biases outside the adaptive norm, aoarm's
-initialisation.
+initialisation. AO-GPT's initialisation starts every gate near 0 and the target position's path
+as a product of two 0.02-scale matrices, which holds training on the unigram plateau for
+thousands of steps; `model.ada_gate_init=1` opens the gates at init and `model.ada_cond_std=1`
+gives the target-position embedding unit scale (RESULTS.md, issue 17: both shorten the plateau).
 """
 
 from typing import ClassVar
@@ -27,7 +30,9 @@ TARGET_DIM = 128  # width of the target-position embedding (AO-GPT's)
 
 
 class AOGPT(nn.Module):
-  traits: ClassVar = Traits(objective="any_order", position_tables=True, position_options=True)
+  traits: ClassVar = Traits(
+    objective="any_order", position_tables=True, position_options=True, adaptive_norm=True
+  )
   cfg: ModelConfig
 
   def setup(self):
@@ -42,7 +47,9 @@ class AOGPT(nn.Module):
       c.seq_len,
       TARGET_DIM,
       param_dtype=c.params_dtype,
-      embedding_init=nn.with_logical_partitioning(layers.dense_init(), ("pos", "cond")),
+      embedding_init=nn.with_logical_partitioning(
+        layers.dense_init(c.ada_cond_std), ("pos", "cond")
+      ),
       name="pos_tgt",
     )
 

@@ -59,7 +59,8 @@ class Block(nn.Module):
       impl=c.kernels.mlp,  # resolved per call: auto depends on the input's shape and dtype
     )
     if self.cond_dim:
-      self.ada = AdaptiveNorm(c.d_model, 6, dt, pdt)
+      gates = (Modulation._fields.index("gate_attn"), Modulation._fields.index("gate_mlp"))
+      self.ada = AdaptiveNorm(c.d_model, 6, dt, pdt, gates, c.ada_gate_init)
 
   def modulation(self, cond_BxNxC) -> Modulation | None:
     """This block's shifts, scales and gates for conditioning rows (None: no adaptive norm)."""

@@ -67,6 +67,8 @@ class ModelConfig:
   order_dims: float = 0.0  # decoupled_rope: fraction of rotary dims that encode generation step
   query_layers: int = 0  # two-stream: the query stream runs in the top this many blocks; 0: all
   own_positions: str = "rope"  # aogpt: rope | learned (AO-GPT's own table added to the input)
+  ada_gate_init: float = 0.0  # aogpt: bias of every block's two gates at init (AO-GPT's: 0)
+  ada_cond_std: float = 0.02  # aogpt: init std of the target-position embedding (AO-GPT's)
   capture_attention: bool = False  # sow attention scores/weights (diagnostics); slow path
   kernels: Kernels = Kernels()  # implementation choices (`model.kernels.*`)
 
@@ -113,6 +115,14 @@ class ModelConfig:
         f"model.own_positions={self.own_positions} applies to aogpt only, not "
         f"variant={self.variant}"
       )
+    if (self.ada_gate_init, self.ada_cond_std) != (0.0, 0.02) and not traits(
+      self.variant
+    ).adaptive_norm:
+      raise ValueError(
+        f"model.ada_gate_init / model.ada_cond_std apply to aogpt only, not variant={self.variant}"
+      )
+    if not self.ada_cond_std > 0:
+      raise ValueError(f"model.ada_cond_std must be > 0, got {self.ada_cond_std}")
     if not rope_options and (self.target_heads != 1.0 or self.order_dims != 0.0):
       raise ValueError(
         f"rope.target_heads / rope.order_dims do not apply to variant={self.variant} "

@@ -30,6 +30,8 @@ class Traits:
   # takes model.own_positions = learned (a learned table of own positions added to the input,
   # no RoPE) besides rope
   position_options: bool = False
+  # the target position enters through adaptive norms: takes model.ada_gate_init / ada_cond_std
+  adaptive_norm: bool = False
 
   def __post_init__(self):
     assert self.objective in OBJECTIVES and self.sampler in SAMPLERS, self
