@@ -23,6 +23,9 @@ DATA = "../shared/data/text8like"  # without data_dir=... (this project's machin
 # AO-GPT as its authors train it (scxue/AO-GPT-MDM, config_larger_model_v3): the learned table
 # for own positions, and a curriculum of 10% left-to-right sequences among the random orders
 AOGPT_RECIPE = {"model.own_positions": "learned", "order.train": "mixture", "order.l2r_prob": 0.1}
+# gates open and a unit-scale target-position embedding at init: a shorter starting plateau
+# (RESULTS.md, issue 17; benchmarks/aogpt_plateau.py)
+OPEN_INIT = {"model.ada_gate_init": 1.0, "model.ada_cond_std": 1.0}
 
 
 def get_config(arg=None):
@@ -69,7 +72,8 @@ def compute_ratio(c, other: str) -> float:
 def sweep():
   """Variants x L x seed, then the beyond-the-paper arms at L = 128 and 1024: the rope options,
   AO-GPT's single stream (own positions by RoPE, by AO-GPT's learned table, and with its
-  authors' 10% left-to-right curriculum too), a query stream
+  authors' 10% left-to-right curriculum too, and that recipe with its gates open and a unit-scale
+  target embedding at init), a query stream
   in the top 1-3 blocks only, and decoupled_rope and aogpt (its authors' recipe, which leaves
   the starting plateau sooner: RESULTS.md) given two_stream's training FLOPs."""
   runs = config_lib.sweep_product(
@@ -89,6 +93,7 @@ def sweep():
     runs.append({"variant": "aogpt", "seq_len": L, "seed": 0})
     runs.append({"variant": "aogpt", "seq_len": L, "seed": 0, "model.own_positions": "learned"})
     runs.append({"variant": "aogpt", "seq_len": L, "seed": 0, **AOGPT_RECIPE})
+    runs.append({"variant": "aogpt", "seq_len": L, "seed": 0, **AOGPT_RECIPE, **OPEN_INIT})
     for n in (1, 2, 3):
       runs.append({"variant": "two_stream", "seq_len": L, "seed": 0, "model.query_layers": n})
     runs.append({"variant": "decoupled_rope", "seq_len": L, "seed": 0, "compute_of": "two_stream"})

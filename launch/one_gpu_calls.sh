@@ -8,6 +8,9 @@
 #   bash launch/one_gpu_calls.sh 2   # issue 17's 124M training throughput, side by side, the GPU
 #                                    # to itself (a short call: what the session's budget leaves)
 #   bash launch/one_gpu_calls.sh 3   # issue 15's subword run (both runs on the one GPU)
+#   bash launch/one_gpu_calls.sh 4   # issue 17: AO-GPT's recipe at L = 128 and 1024, as its authors
+#                                    # initialise it and with open gates and a unit-scale target
+#                                    # embedding (model.ada_gate_init=1, model.ada_cond_std=1)
 # (Session 13 planned the same in three other calls; their results were lost with the machine.)
 # Small runs share the GPU: each process allocates what it uses (no preallocation), at most
 # MEM of it. Each sweep entry runs in its own block (launch/device_block.sh) so all run at once.
@@ -26,7 +29,8 @@ frontier() {  # BUDGET CELLS...: launch/frontier_gpu.sh (every process's log in 
   local budget=$1; shift
   BUDGET=$budget bash launch/frontier_gpu.sh "$@" 2>&1
 }
-case ${1:?call 1, 2 or 3} in
+recipe=own_positionslearned_trainmixture_l2r_prob0.1
+case ${1:?call 1, 2, 3 or 4} in
   1)
     export DIAG_SECONDS=50
     block ql2 'two_stream_seq_len1024_seed0_query_layers2$' 440
@@ -44,6 +48,13 @@ case ${1:?call 1, 2 or 3} in
     ;;
   3)
     GPUS=1 STEPS=${STEPS:-800} bash launch/subword_gpu.sh
+    ;;
+  4)
+    export DIAG_SECONDS=50
+    for L in 128 1024; do
+      block rec$L "^aogpt_seq_len${L}_seed0_$recipe\$" 520
+      block open$L "^aogpt_seq_len${L}_seed0_${recipe}_ada_gate_init1.0_ada_cond_std1.0\$" 520
+    done
     ;;
 esac
 wait
