@@ -211,8 +211,11 @@ def gap_table(rows, order: str, ref: str, base: str = "") -> str:
   rs = [r for r in rows if r["order"] == order]
   Ls = sorted({r["seq_len"] for r in rs})
 
+  def runs(lab, L):
+    return [r for r in rs if r["label"] == lab and r["seq_len"] == L]
+
   def cell(lab, L):
-    return _agg([r for r in rs if r["label"] == lab and r["seq_len"] == L])
+    return _agg(runs(lab, L))
 
   head = "| variant | " + " | ".join(f"L={L}: gap to {ref}" for L in Ls) + " |"
   out = [head, "|---|" + "---|" * len(Ls)]
@@ -223,9 +226,7 @@ def gap_table(rows, order: str, ref: str, base: str = "") -> str:
       if not (n and nr):
         cells.append("")
         continue
-      paired = _paired(
-        *([r for r in rs if r["label"] == x and r["seq_len"] == L] for x in (lab, ref))
-      )
+      paired = _paired(runs(lab, L), runs(ref, L))
       if paired:  # the same seeds on both sides: the spread of the per-seed gaps
         d = np.array(paired)
         text = f"{d.mean():+.3f} ± {d.std(ddof=1) / math.sqrt(len(d)):.3f} (paired, {len(d)} seeds)"
@@ -344,7 +345,8 @@ def _args(argv):
   a = p.parse_args(argv)
   if not os.path.isdir(a.sweep_dir):
     _fail(f"{a.sweep_dir} is not a directory")
-  for x in (x for x in a.also.split(",") if x):
+  a.also = tuple(x for x in a.also.split(",") if x)
+  for x in a.also:
     if not os.path.isdir(x):
       _fail(f"--also: {x} is not a directory")
   try:
@@ -361,7 +363,7 @@ def _args(argv):
 def main(argv=None):
   a = _args(argv)
   d = a.sweep_dir
-  rows = gather(d, a.only, tuple(x for x in a.also.split(",") if x))
+  rows = gather(d, a.only, a.also)
   if not rows:
     matching = f" in runs matching --only={a.only!r}" if a.only else ""
     _fail(f"no eval JSONs under {d}/*/eval/{matching}")
@@ -374,7 +376,7 @@ def main(argv=None):
     "# Sweep report",
     "",
     f"Runs: {len({r['run'] for r in rows})} in `{d}`"
-    + (f" and `{a.also}`" if a.also else "")
+    + (f" and `{','.join(a.also)}`" if a.also else "")
     + (f" matching `{a.only}`." if a.only else "."),
     "",
     "Held-out bits/char, random order (mean ± standard error):",

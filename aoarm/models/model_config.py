@@ -115,9 +115,11 @@ class ModelConfig:
         f"model.own_positions={self.own_positions} applies to aogpt only, not "
         f"variant={self.variant}"
       )
-    if (self.ada_gate_init, self.ada_cond_std) != (0.0, 0.02) and not traits(
-      self.variant
-    ).adaptive_norm:
+    init = (self.ada_gate_init, self.ada_cond_std)
+    if (
+      init != (ModelConfig.ada_gate_init, ModelConfig.ada_cond_std)
+      and not traits(self.variant).adaptive_norm
+    ):
       raise ValueError(
         f"model.ada_gate_init / model.ada_cond_std apply to aogpt only, not variant={self.variant}"
       )
