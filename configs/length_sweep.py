@@ -100,4 +100,14 @@ def sweep():
     runs.append(
       {"variant": "aogpt", "seq_len": L, "seed": 0, "compute_of": "two_stream", **AOGPT_RECIPE}
     )
+    runs.append(
+      {
+        "variant": "aogpt",
+        "seq_len": L,
+        "seed": 0,
+        "compute_of": "two_stream",
+        **AOGPT_RECIPE,
+        **OPEN_INIT,
+      }
+    )
   return runs
