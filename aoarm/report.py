@@ -35,9 +35,15 @@ def newest_eval(paths):
   return max(paths, key=step)
 
 
-def label(cfg_model: dict) -> str:
-  """The variant, with any rope option that is not its default (the single-stream probes')."""
+def label(cfg_model: dict, cfg_order: dict | None = None) -> str:
+  """The variant, with any model option that is not its default (the single-stream probes',
+  the second stream's depth, aogpt's), and its training order where that is not the variant's
+  own (random orders; left to right for `ar`)."""
   v = cfg_model["variant"]
+  order = (cfg_order or {}).get("train", "l2r" if v == "ar" else "random")
+  if order == "mixture":
+    order = f"mixture, l2r_prob={cfg_order.get('l2r_prob')}"
+  suffix = f" (train order: {order})" if order != ("l2r" if v == "ar" else "random") else ""
   rope = cfg_model.get("rope", {})
   if rope.get("target_heads", 1.0) != 1.0:
     v += f" (target_heads={rope['target_heads']})"
@@ -50,7 +56,7 @@ def label(cfg_model: dict) -> str:
   for key, default in (("ada_gate_init", 0.0), ("ada_cond_std", 0.02)):
     if cfg_model.get(key, default) != default:
       v += f" ({key}={cfg_model[key]})"
-  return v
+  return v + suffix
 
 
 # settings that do not change what a run measures (and the table's own axes)
@@ -66,6 +72,8 @@ NOT_EXPERIMENT = (
   "model.query_layers",
   "model.own_positions",
   "model.ada_",
+  "order.train",
+  "order.l2r_prob",
   "model.kernels.",
   "model.remat",
   "model.capture_attention",
@@ -170,7 +178,7 @@ def gather(sweep_dir: str, only: str = "", also: tuple[str, ...] = ()) -> list[d
       rows.append(
         {
           "run": os.path.relpath(run, sweep_dir),
-          "label": label(cfg["model"]),
+          "label": label(cfg["model"], cfg.get("order")),
           "experiment": experiment(cfg),
           "seq_len": cfg["data"]["seq_len"],
           "seed": cfg["seed"],

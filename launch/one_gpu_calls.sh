@@ -63,7 +63,7 @@ case ${1:?call 1 to 6} in
   5)
     export XLA_PYTHON_CLIENT_PREALLOCATE=true  # the GPU to itself, one process at a time
     short=(--steps=20 --window=10 --sync_steps=2)
-    timeout 150 "${tp[@]}" "${short[@]}" --variants=decoupled_rope,two_stream --model=$xla 2>&1 | rows
+    timeout 240 "${tp[@]}" "${short[@]}" --variants=decoupled_rope,two_stream --model=$xla 2>&1 | rows
     for n in 1 2 3; do
       timeout 100 "${tp[@]}" "${short[@]}" --variants=two_stream --model=$xla,query_layers=$n 2>&1 \
         | sed -u "s/\"variant\": \"two_stream\"/\"variant\": \"two_stream\", \"query_layers\": $n/" | rows

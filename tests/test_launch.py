@@ -212,6 +212,12 @@ def test_report_labels_the_model_options():
   assert report.label({"variant": "two_stream", "query_layers": 2}) == "two_stream (query_layers=2)"
   assert report.label({"variant": "two_stream", "query_layers": 0}) == "two_stream"
   assert report.label({"variant": "aogpt"}) == "aogpt"
+  mixture = {"train": "mixture", "l2r_prob": 0.1}
+  want = "aogpt (train order: mixture, l2r_prob=0.1)"
+  assert report.label({"variant": "aogpt"}, mixture) == want
+  assert report.label({"variant": "aogpt"}, {"train": "random"}) == "aogpt"
+  assert report.label({"variant": "ar"}, {"train": "l2r"}) == "ar"
+  assert report.label({"variant": "ar"}, {"train": "random"}) == "ar (train order: random)"
 
 
 def test_report_of_a_subset_of_runs(tmp_path):
