@@ -18,15 +18,17 @@ import sweep  # noqa: E402
 def test_length_sweep_expands_to_the_experiment():
   entries = sweep.load_sweep(os.path.join(REPO, "configs", "length_sweep.py"))
   names = [sweep.run_name(e) for e in entries]
-  assert len(names) == len(set(names)) == 34
+  assert len(names) == len(set(names)) == 36
   assert "decoupled_rope_seq_len1024_seed0_target_heads0.5" in names
   recipes = [e for e in entries if e.get("order.train") == "mixture" and e["seq_len"] == 128]
   (recipe,) = [e for e in recipes if "compute_of" not in e and "model.ada_gate_init" not in e]
-  (opened,) = [e for e in recipes if e.get("model.ada_gate_init") == 1.0]
+  (opened,) = [e for e in recipes if e.get("model.ada_gate_init") == 1.0 and "compute_of" not in e]
   cmd = sweep.command("configs/length_sweep.py", opened, "/w", "train", [])
   assert any(c.endswith("ada_cond_std=1.0") for c in cmd), cmd
-  (equal_compute,) = [e for e in recipes if e.get("compute_of") == "two_stream"]
-  assert equal_compute["model.own_positions"] == "learned"  # aogpt's equal-compute arm: the recipe
+  # aogpt's equal-compute arms: the recipe, with AO-GPT's init and with open gates
+  equal_compute = [e for e in recipes if e.get("compute_of") == "two_stream"]
+  assert [e["model.own_positions"] for e in equal_compute] == ["learned", "learned"]
+  assert sorted(e.get("model.ada_gate_init", 0.0) for e in equal_compute) == [0.0, 1.0]
   cmd = sweep.command("configs/length_sweep.py", recipe, "/w", "train", [])
   for flag in ("own_positions=learned", "order.train=mixture", "order.l2r_prob=0.1"):
     assert any(c.endswith(flag) for c in cmd), (flag, cmd)
