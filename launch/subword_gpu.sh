@@ -6,9 +6,10 @@
 # 16384 entries trained on the training split; the 124M shape (12 x 768) at L = 1024 for
 # two_stream and decoupled_rope, the same steps and tokens each. Outputs under $OUT.
 #   OUT=... RAW=.raw STEPS=1500 bash launch/subword_gpu.sh
+# SEED=n: both runs with seed n (model init, orders, batches; the tokenizer and store are the same).
 # RUNLOCAL=1: the same at CPU size, to check the script.
 set -uo pipefail
-OUT=${OUT:-/tmp/subword_out}; RAW=${RAW:-.raw}; STEPS=${STEPS:-1500}; GPUS=${GPUS:-2}
+OUT=${OUT:-/tmp/subword_out}; RAW=${RAW:-.raw}; STEPS=${STEPS:-1500}; GPUS=${GPUS:-2}; SEED=${SEED:-0}
 mkdir -p "$OUT"
 if [ "$GPUS" = 1 ]; then export XLA_PYTHON_CLIENT_PREALLOCATE=false; fi
 corpus=/tmp/corpus; runs=/tmp/subword_runs
@@ -31,12 +32,13 @@ for rel in keep:
 PY
 shape=(--config.model.num_layers=12 --config.model.d_model=768 --config.model.num_heads=12
        --config.model.kernels.mlp=xla --config.model.kernels.qkv=xla)
-train=(--config.train.batch_size=32 --config.train.num_steps=$STEPS --config.train.log_every=100
+train=(--config.seed=$SEED --config.train.batch_size=32 --config.train.num_steps=$STEPS --config.train.log_every=100
        --config.opt.lr=6e-4 --config.opt.warmup_steps=200 --config.ckpt.every_steps=100000)
 if [ "${RUNLOCAL:-0}" = 1 ]; then
   shape=(--config.model.num_layers=2 --config.model.d_model=64 --config.model.num_heads=4
          --config.model.dtype=float32)
-  train=(--config.train.batch_size=2 --config.train.num_steps=$STEPS --config.train.log_every=5)
+  train=(--config.seed=$SEED --config.train.batch_size=2 --config.train.num_steps=$STEPS
+         --config.train.log_every=5)
 fi
 data=(--config.data.source=text_files --config.data.train_path=$corpus/train
       --config.data.valid_path=$corpus/valid --config.data.test_path=$corpus/valid
