@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from aoarm import run_config
+from aoarm import models, run_config
 
 
 def newest_eval(paths):
@@ -40,10 +40,11 @@ def label(cfg_model: dict, cfg_order: dict | None = None) -> str:
   the second stream's depth, aogpt's), and its training order where that is not the variant's
   own (random orders; left to right for `ar`)."""
   v = cfg_model["variant"]
-  order = (cfg_order or {}).get("train", "l2r" if v == "ar" else "random")
+  own = "random" if models.traits(v).random_orders else "l2r"
+  order = (cfg_order or {}).get("train", own)
   if order == "mixture":
     order = f"mixture, l2r_prob={cfg_order.get('l2r_prob')}"
-  suffix = f" (train order: {order})" if order != ("l2r" if v == "ar" else "random") else ""
+  suffix = f" (train order: {order})" if order != own else ""
   rope = cfg_model.get("rope", {})
   if rope.get("target_heads", 1.0) != 1.0:
     v += f" (target_heads={rope['target_heads']})"
