@@ -168,11 +168,13 @@ RULES = {
   "opt.grad_accum": POS,
   "train.batch_size": POS,
   "train.num_steps": POS,
+  "train.compute_of": Choice(("", *VARIANTS)),  # "" = its own budget
   "train.stop_after": NONNEG,  # 0 = run to num_steps
   "train.log_every": POS,
   "train.eval_every": NONNEG,  # 0 = only at the end
   "train.profile": Text(_profile),
   "train.eval_batches": POS,
+  "train.final_eval": Bool(),
   "train.compile_cache": Text(),  # auto | off | a folder
   "ckpt.every_steps": POS,
   "ckpt.keep": POS,

@@ -129,11 +129,16 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.train = mlc.ConfigDict()
   c.train.batch_size = 64  # global sequences per step
   c.train.num_steps = 10_000  # total steps (sets the LR schedule)
+  # equal compute: the variant whose training FLOPs this run was given (its num_steps set so by
+  # the config, e.g. configs/length_sweep.py:compute_of=two_stream); '' = its own budget
+  c.train.compute_of = ""
   c.train.stop_after = 0  # stop (with a checkpoint) after this step; 0 = run to num_steps
   c.train.log_every = 50  # steps between metric writes
   c.train.eval_every = 0  # steps between held-out evals during training (0 = only at the end)
   c.train.profile = ""  # "A:B": jax.profiler trace of steps [A, B) into WORKDIR/profile
-  c.train.eval_batches = 16  # batches in an in-training eval (the full eval is --mode=eval)
+  c.train.eval_batches = 16  # batches in an in-training eval (every train.eval_every steps)
+  # at the last step, the eval --mode=eval writes (eval/step_<N>.json and .npz), in this process
+  c.train.final_eval = True
   # JAX's persistent compilation cache: auto (~/.cache/aoarm/jax) | off | a folder
   c.train.compile_cache = "auto"
 

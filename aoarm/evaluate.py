@@ -64,6 +64,13 @@ def make_eval_fn(placed, order: str, num_orders: int):
 def evaluate(placed, params, tokens, ecfg, order: str, split: str, true_nll=None) -> dict:
   """Mean NLL of the windows of `tokens` (a split) in `order` (see `orders_to_report`) for the
   model placed on its mesh (`placed_model.PlacedModel`), with its standard error."""
+  return evaluate_windows(placed, params, tokens, ecfg, order, split, true_nll)[0]
+
+
+def evaluate_windows(placed, params, tokens, ecfg, order, split, true_nll=None):
+  """(summary, nll_W): `evaluate`'s summary and the NLL (nats/token) of each scored window, in
+  window order (window w is tokens[w*L:(w+1)*L], its orders seeded by (EVAL_SEED, w)): two runs
+  of one L scored on the same split pair window by window."""
   mcfg, mesh = placed.mcfg, placed.mesh
   dp = sharding.data_parallel_size(mesh)
   if ecfg.batch_size % dp:
@@ -96,10 +103,11 @@ def evaluate(placed, params, tokens, ecfg, order: str, split: str, true_nll=None
     "num_orders": K,
     "variant": mcfg.variant,
     "seq_len": mcfg.seq_len,
+    "eval_seed": EVAL_SEED,
   }
   if true_nll is not None:
     out["true_nll_per_token"] = float(true_nll(mcfg.seq_len))
-  return out
+  return out, nll_W
 
 
 def orders_to_report(mcfg, ecfg) -> list[str]:

@@ -87,6 +87,7 @@ NOT_EXPERIMENT = (
   "train.log_every",
   "train.eval_every",
   "train.eval_batches",
+  "train.final_eval",
   "train.profile",
   "train.compile_cache",
   "train.stop_after",

@@ -41,6 +41,15 @@ def may_change(key: str) -> bool:
   return any(key == p or key.startswith(p) for p in MAY_CHANGE)
 
 
+def saved(workdir: str) -> dict | None:
+  """The run's saved config.json, flat ({'a.b': value}), or None where there is none."""
+  path = os.path.join(workdir or "", "config.json")
+  if not workdir or not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return flat(json.load(f))
+
+
 def for_reading(cfg, workdir: str, mode: str):
   """`cfg` with every key outside MAY_CHANGE replaced by the run's saved value (a key the saved
   config lacks keeps the command line's: configs gain keys over time). No saved config: `cfg`."""

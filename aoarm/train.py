@@ -189,6 +189,7 @@ class LoopIO:
   meta_fn: Any  # step -> the checkpoint's meta
   evaluate_fn: Any = None  # params -> {metric: value}, every train.eval_every and at the end
   workdir: str = "."
+  final_fn: Any = None  # (params, step) -> {metric: value}: at the end, instead of evaluate_fn
 
 
 def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
@@ -261,7 +262,10 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
       if stop_now:
         ckpt.wait()
         return stop.exit_code
-    final = evaluate_fn(state.params) if evaluate_fn is not None else {}
+    if io.final_fn is not None:
+      final = io.final_fn(state.params, n)
+    else:
+      final = evaluate_fn(state.params) if evaluate_fn is not None else {}
     if final:
       writer.write(n, final)
     held = "".join(f", {k.split('/')[-1]} {v:.4f}" for k, v in final.items() if k.endswith("bits"))

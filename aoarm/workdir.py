@@ -44,13 +44,14 @@ def check_dir(path: str, what: str, must_exist: bool = False):
     raise UserError(f"{what} {path} is not writable ({probe}: {e.strerror})") from None
 
 
-def write_atomic(path: str, text: str):
-  """Write `text` to `path` so that a reader sees the old file or the whole new one, never a
-  part: a temporary file in the same folder, flushed to disk, then renamed over `path`."""
+def write_atomic(path: str, text: str | bytes):
+  """Write `text` (or bytes) to `path` so that a reader sees the old file or the whole new one,
+  never a part: a temporary file in the same folder, flushed to disk, then renamed over `path`."""
   folder = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
   try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    binary = isinstance(text, bytes)
+    with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
       f.write(text)
       f.flush()
       os.fsync(f.fileno())

@@ -58,6 +58,7 @@ def get_config(arg=None):
       c.data.source = "pydoc"
   if a.compute_of:
     c.train.num_steps = round(c.train.num_steps * compute_ratio(c, a.compute_of))
+    c.train.compute_of = a.compute_of  # recorded: reports label the arm "equal compute"
   return c
 
 

@@ -141,6 +141,8 @@ def main():
       print(f"[done] {wd}")
       continue
     for mode in ("train", "eval"):
+      if mode == "eval" and not a.dry_run and finished(wd):
+        break  # the training process wrote the final eval itself (train.final_eval)
       cmd = command(a.config, e, wd, mode, extra)
       print(("[dry] " if a.dry_run else "[run] ") + shlex.join(cmd), flush=True)
       if not a.dry_run:

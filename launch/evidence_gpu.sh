@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Issue 31's sweep (configs/evidence.py) on one lent GPU whose disk does not outlive the call:
+# every entry matching REGEX runs at once as its own process (the small model leaves an H200
+# mostly idle), each run trains and writes its whole-split eval and per-window file itself
+# (train.final_eval), and within SECONDS everything small is packed into $OUT/$TAG.tgz
+# (config, eval JSON and .npz, metrics, every process's log with a time stamp per line; no
+# checkpoints). text8like in .data/ (carried). Unpack several calls' tarballs into one folder and
+# run `python -m aoarm.report` there.
+#   TAG=L1024 bash launch/evidence_gpu.sh '_seq_len1024_seed[0-2](_compute_oftwo_stream)?$' 560
+# MEM: each process's share of the GPU's memory (default 0.09: ten processes).
+# RUNLOCAL=1: the same at CPU size (configs/evidence.py:runlocal, pydoc data), to check it.
+set -uo pipefail
+regex=$1; seconds=${2:-560}; tag=${TAG:-evidence}
+OUT=${OUT:-/tmp/evidence_out}; mkdir -p "$OUT"
+dir=${SWEEP_DIR:-/tmp/evidence}; logs=$dir/logs; mkdir -p "$logs"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false XLA_PYTHON_CLIENT_MEM_FRACTION=${MEM:-0.09}
+export PYTHONUNBUFFERED=1
+cfg=configs/evidence.py; data=()
+if [ "${RUNLOCAL:-0}" = 1 ]; then cfg=configs/evidence.py:runlocal; else
+  data=(--config.data.train_path=.data/train.txt --config.data.valid_path=.data/valid.txt
+        --config.data.test_path=.data/test.txt)
+fi
+names=$(python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="$regex" --dry_run \
+  | grep -- '--mode=train' | sed -E 's/.*--workdir=[^ ]*\/([^ /]+) .*/\1/')
+stamp() { while IFS= read -r l; do printf '%(%s)T %s\n' -1 "${l:0:300}"; done; }
+start=$SECONDS
+for n in $names; do
+  (timeout "$seconds" python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="^$n\$" \
+    -- "${data[@]}" 2>&1 | tr '\r' '\n' | grep -v 'step/s\]$' | stamp > "$logs/$n.log") &
+done
+if command -v nvidia-smi > /dev/null; then  # the GPU's use while they run, every 5 s
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 \
+    > "$logs/nvidia_smi.csv" 2>&1 &
+  smi=$!
+fi
+wait $(jobs -p | grep -v "${smi:-x}") 2>/dev/null
+[ -n "${smi:-}" ] && kill "$smi" 2>/dev/null
+echo "[evidence] $(echo $names | wc -w) runs in $((SECONDS - start)) s"
+for n in $names; do
+  printf '[evidence] %-60s %s\n' "$n" "$(ls "$dir/$n/eval" 2>/dev/null | tr '\n' ' ')"
+done
+(cd "$dir" && tar czf "$OUT/$tag.tgz" $(find . \( -name '*.json' -o -name '*.npz' \
+  -o -name 'metrics.jsonl' -o -name '*.log' -o -name '*.csv' \) -not -path '*/ckpt/*'))
