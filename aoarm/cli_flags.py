@@ -24,13 +24,42 @@ def _new_names(argv):
   return out
 
 
+# --config.KEY=VALUE given without --config (eval or sample of an existing run: applied to the
+# run's saved config by `run_config.from_workdir`)
+BARE_OVERRIDES: dict = {}
+
+
+def explicit_keys(argv) -> set:
+  """The config keys the command line sets itself (--config.KEY=VALUE or --config.KEY VALUE)."""
+  return {a.partition("=")[0][len("--config.") :] for a in argv[1:] if a.startswith("--config.")}
+
+
+def _reading_mode(argv) -> bool:
+  modes = [a.partition("=")[2] for a in argv[1:] if a.startswith("--mode=")]
+  if "--mode" in argv:
+    i = argv.index("--mode")
+    modes += argv[i + 1 : i + 2]
+  return bool(modes) and modes[-1] in ("eval", "sample")
+
+
 def parse_flags(argv):
-  """absl's parser, but a bad config file, arg or override ends in one line and exit 2."""
+  """absl's parser, but a bad config file, arg or override ends in one line and exit 2. Without
+  --config, --mode=eval/sample takes --config.KEY=VALUE overrides for the run's saved config."""
   argv = _new_names(argv)
   sys.argv[1:] = argv[1:]  # ml_collections reads the overrides from sys.argv as well
   overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
   has_config = any(a == "--config" or a.startswith("--config=") for a in argv[1:])
-  if overrides and not has_config:
+  if overrides and not has_config and _reading_mode(argv):
+    for a in argv[1:]:
+      if a.startswith("--config."):
+        key, eq, value = a[len("--config.") :].partition("=")
+        if not eq:
+          print(f"aoarm: error: --config.{key}: give it as --config.{key}=VALUE", file=sys.stderr)
+          sys.exit(2)
+        BARE_OVERRIDES[key] = value
+    argv = [a for a in argv if not a.startswith("--config.")]
+    sys.argv[1:] = argv[1:]
+  elif overrides and not has_config:
     print(
       f"aoarm: error: {overrides[0]} needs --config=configs/<variant>.py[:arg] to override",
       file=sys.stderr,

@@ -57,6 +57,11 @@ def main(argv):
     distributed.join(
       distributed.settings(_COORD.value, _NPROC.value, _PID.value), _JOIN_TIMEOUT.value
     )
+    from aoarm import cli_flags, compile_cache, config_check, config_lib, run_config
+
+    mode = _MODE.value
+    if cfg is None and mode in ("eval", "sample"):  # the run's own config: --workdir is enough
+      cfg = run_config.from_workdir(_WORKDIR.value, cli_flags.BARE_OVERRIDES, mode)
     if cfg is None:
       raise UserError("--config is required, e.g. --config=configs/two_stream.py:runlocal")
     try:
@@ -66,12 +71,13 @@ def main(argv):
       raise UserError(
         f"cannot load {given[0] if given else '--config'}: no such file, or it has no get_config"
       ) from None
-    from aoarm import compile_cache, config_check, config_lib
-
     config_lib.apply_aliases(cfg)
+    if mode in ("eval", "sample"):  # the run's saved config; the command line's own keys on top
+      explicit = cli_flags.explicit_keys(sys.argv) | set(cli_flags.BARE_OVERRIDES)
+      cfg = run_config.for_reading(cfg, _WORKDIR.value, mode, explicit)
     config_check.validate(cfg, jax.default_backend())  # again in prepare: library callers
     compile_cache.enable(cfg.train.compile_cache)
-    code = modes.MODES[_MODE.value](cfg, _WORKDIR.value)
+    code = modes.MODES[mode](cfg, _WORKDIR.value)
   except UserError as e:
     print(f"aoarm: error: {e}", file=sys.stderr)
     code = 2

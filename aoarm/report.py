@@ -8,8 +8,11 @@ Rows: one per experiment (the variant and its options, and any other setting in 
 differ, e.g. `opt.lr=0.003`), columns: L. Runs are grouped by their whole resolved config except
 the seed and the settings that do not change the experiment (implementation knobs, logging,
 checkpointing, evaluation and sampling options, the mesh), so unrelated runs are never averaged.
-Values: held-out bits/token (random order; the identity order in a second table), the mean over
-seeds with error bars across seeds (or the eval's own standard error across windows for one seed).
+Values: held-out bits/token (random order; the identity order in a second table): the mean over
+seeds ± its Student-t 95% half-width, n on every cell, or for one seed the eval's standard error
+across windows, marked (`aoarm.evidence`). Gaps (`--gap_to`) are seed-paired, or within one seed
+window-paired from the evals' per-window files. Evals of another scope (split, window cap, K,
+other data, bits/byte) get their own rows, and runs that give no row are listed, not dropped.
 """
 
 import collections
@@ -20,9 +23,7 @@ import os
 import re
 import sys
 
-import numpy as np
-
-from aoarm import models, run_config
+from aoarm import evidence, models, report_plots, run_config
 
 
 def newest_eval(paths):
@@ -35,10 +36,10 @@ def newest_eval(paths):
   return max(paths, key=step)
 
 
-def label(cfg_model: dict, cfg_order: dict | None = None) -> str:
+def label(cfg_model: dict, cfg_order: dict | None = None, cfg_train: dict | None = None) -> str:
   """The variant, with any model option that is not its default (the single-stream probes',
-  the second stream's depth, aogpt's), and its training order where that is not the variant's
-  own (random orders; left to right for `ar`)."""
+  the second stream's depth, aogpt's), its training order where that is not the variant's
+  own (random orders; left to right for `ar`), and an equal-compute arm's reference."""
   v = cfg_model["variant"]
   own = "random" if models.traits(v).random_orders else "l2r"
   order = (cfg_order or {}).get("train", own)
@@ -57,6 +58,9 @@ def label(cfg_model: dict, cfg_order: dict | None = None) -> str:
   for key, default in (("ada_gate_init", 0.0), ("ada_cond_std", 0.02)):
     if cfg_model.get(key, default) != default:
       v += f" ({key}={cfg_model[key]})"
+  other = (cfg_train or {}).get("compute_of", "")
+  if other:
+    v += f" (equal compute: {other}'s FLOPs)"
   return v + suffix
 
 
@@ -149,9 +153,40 @@ def _labels(rows):
   return rows
 
 
-def gather(sweep_dir: str, only: str = "", also: tuple[str, ...] = ()) -> list[dict]:
+def scope(ev: dict, cfg: dict) -> str:
+  """What an eval measured beyond its run, where that is not the default (the run's own whole
+  valid split, one random order per window, bits per token): '' or e.g. 'test, first 64 of 358
+  windows, K=8, bits/byte'. Rows of different scopes never share a cell."""
+  parts = []
+  split = ev.get("split", (cfg.get("eval") or {}).get("split", "valid"))
+  if split != "valid":
+    parts.append(split)
+  if ev.get("capped"):
+    parts.append(f"first {ev.get('max_windows')} of {ev.get('windows_in_split')} windows")
+  if ev.get("num_orders", 1) != 1:
+    parts.append(f"K={ev['num_orders']}")
+  path = (ev.get("data") or {}).get("path", "")
+  if path and path != (cfg.get("data") or {}).get(f"{split}_path", path):
+    parts.append(f"data {os.path.basename(path)}")
+  if "bits_per_byte" in ev:
+    parts.append("bits/byte")
+  return ", ".join(parts)
+
+
+def _read_json(path: str):
+  """The JSON in `path`, or None where it is not a whole JSON file (a run killed mid-write)."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def gather(sweep_dir: str, only: str = "", also: tuple[str, ...] = (), skipped=None) -> list[dict]:
   """Every evaluated run under sweep_dir and the folders `also` (each a run's workdir or a folder
-  of them) whose folder name matches the regex `only`."""
+  of them) whose folder name matches the regex `only`. `skipped`, a list, gets (run, why) of
+  every matching run that gives no row."""
+  skipped = [] if skipped is None else skipped
   rows = []
   cfgs = sorted(glob.glob(os.path.join(sweep_dir, "*", "config.json")))
   for extra in also:
@@ -161,171 +196,98 @@ def gather(sweep_dir: str, only: str = "", also: tuple[str, ...] = ()) -> list[d
     )
   for cfg_path in cfgs:
     run = os.path.dirname(cfg_path)
+    name = os.path.relpath(run, sweep_dir)
     if only and not re.search(only, os.path.basename(run)):
       continue
     evals = glob.glob(os.path.join(run, "eval", "step_*.json"))
-    if not evals:
+    cfg = _read_json(cfg_path)
+    if cfg is None:
+      skipped.append((name, "config.json is not whole JSON"))
       continue
-    with open(cfg_path) as f:
-      cfg = json.load(f)
-    with open(newest_eval(evals)) as f:
-      ev = json.load(f)
+    if not evals:
+      skipped.append((name, "no eval"))
+      continue
+    ev_path = newest_eval(evals)
+    ev = _read_json(ev_path)
+    if ev is None:
+      skipped.append((name, f"{os.path.basename(ev_path)} is not whole JSON"))
+      continue
     diag = glob.glob(os.path.join(run, "diagnostics", "step_*.json"))
     d = None
     if diag:
-      with open(newest_eval(diag)) as f:
-        d = json.load(f)["summary"]
+      d = (_read_json(newest_eval(diag)) or {}).get("summary")
+    where = scope(ev, cfg)
     for order, r in ev.get("by_order", {"random": ev}).items():
+      key = order
       order = "random" if order == "elbo" else order  # mdm's ELBO sits with random orders
+      lab = label(cfg["model"], cfg.get("order"), cfg.get("train"))
       rows.append(
         {
-          "run": os.path.relpath(run, sweep_dir),
-          "label": label(cfg["model"], cfg.get("order")),
+          "run": name,
+          "label": f"{lab} [{where}]" if where else lab,
           "experiment": experiment(cfg),
           "seq_len": cfg["data"]["seq_len"],
           "seed": cfg["seed"],
           "order": order,
-          "bits": r["bits_per_token"],
-          "stderr_bits": r["stderr"] / math.log(2),
+          "order_key": key,
+          "bits": r.get("bits_per_byte", r["bits_per_token"]),
+          "stderr_bits": r["stderr"] / math.log(2) / r.get("bytes_per_token", 1.0),
           "step": ev["step"],
           "tokens_seen": ev["step"] * cfg["train"]["batch_size"] * cfg["data"]["seq_len"],
           "diagnostics": d,
+          "per_window": ev_path[: -len(".json")] + ".npz",
         }
       )
   return _labels(rows)
 
 
-def table(rows, order: str) -> str:
-  rs = [r for r in rows if r["order"] == order]
-  Ls = sorted({r["seq_len"] for r in rs})
-  labels = sorted({r["label"] for r in rs})
-  out = ["| variant | " + " | ".join(f"L={L}" for L in Ls) + " |", "|---|" + "---|" * len(Ls)]
-  for lab in labels:
-    cells = []
-    for L in Ls:
-      cell = [r for r in rs if r["label"] == lab and r["seq_len"] == L]
-      m, e, n = _agg(cell)
-      seeds = len({r["seed"] for r in cell})
-      note = f" ({seeds} seeds)" if seeds > 1 else ""
-      if n > seeds:  # the same seed run more than once
-        note = f" ({n} runs, {seeds} seed{'s' if seeds > 1 else ''})"
-      cells.append("" if n == 0 else f"{m:.4f} ± {e:.4f}{note}")
-    out.append(f"| {lab} | " + " | ".join(cells) + " |")
-  return "\n".join(out)
-
-
-def gap_table(rows, order: str, ref: str, base: str = "") -> str:
-  """Each row's gap to the row labelled `ref` (bits - ref's bits, ± the two errors combined), and
-  with `base`, the share of base's gap that the row closes (100%: level with ref; a row whose gap
-  is wider than base's 'widens Nx')."""
+def _cells(rows, order):
   rs = [r for r in rows if r["order"] == order]
   Ls = sorted({r["seq_len"] for r in rs})
 
   def runs(lab, L):
     return [r for r in rs if r["label"] == lab and r["seq_len"] == L]
 
-  def cell(lab, L):
-    return _agg(runs(lab, L))
+  return rs, Ls, runs
 
-  head = "| variant | " + " | ".join(f"L={L}: gap to {ref}" for L in Ls) + " |"
-  out = [head, "|---|" + "---|" * len(Ls)]
-  for lab in sorted({r["label"] for r in rs} - {ref}):
-    cells = []
-    for L in Ls:
-      (m, e, n), (mr, er, nr) = cell(lab, L), cell(ref, L)
-      if not (n and nr):
-        cells.append("")
-        continue
-      paired = _paired(runs(lab, L), runs(ref, L))
-      if paired:  # the same seeds on both sides: the spread of the per-seed gaps
-        d = np.array(paired)
-        text = f"{d.mean():+.3f} ± {d.std(ddof=1) / math.sqrt(len(d)):.3f} (paired, {len(d)} seeds)"
-      else:
-        text = f"{m - mr:+.3f} ± {math.hypot(e, er):.3f}"
-      mb, _, nb = cell(base, L) if base else (0.0, 0.0, 0)
-      if nb and lab != base and mb > mr:
-        closed = 1 - (m - mr) / (mb - mr)
-        text += (
-          f" (closes {closed:.0%})" if closed >= 0 else f" (widens {(m - mr) / (mb - mr):.1f}x)"
-        )
-      cells.append(text)
-    out.append(f"| {lab} | " + " | ".join(cells) + " |")
+
+def table(rows, order: str) -> str:
+  """Levels: mean over seeds ± the 95% t half-width, n on every cell (evidence.level)."""
+  rs, Ls, runs = _cells(rows, order)
+  out = ["| variant | " + " | ".join(f"L={L}" for L in Ls) + " |", "|---|" + "---|" * len(Ls)]
+  for lab in sorted({r["label"] for r in rs}):
+    cells = [evidence.level(runs(lab, L)) for L in Ls]
+    out.append(f"| {lab} | " + " | ".join(c.text() if c else "" for c in cells) + " |")
   return "\n".join(out)
 
 
-def _paired(rs, refs) -> list[float]:
-  """The per-seed gaps (bits - the reference's bits) where both cells hold one run for each of
-  the same >= 2 seeds; else []."""
-  a, b = ({r["seed"]: r["bits"] for r in x} for x in (rs, refs))
-  if len(a) != len(rs) or len(b) != len(refs) or a.keys() != b.keys() or len(a) < 2:
-    return []
-  return [a[s] - b[s] for s in sorted(a)]
-
-
-def _agg(rs):
-  if not rs:
-    return float("nan"), float("nan"), 0
-  b = np.array([r["bits"] for r in rs])
-  if len(b) > 1:
-    return float(b.mean()), float(b.std(ddof=1) / math.sqrt(len(b))), len(b)
-  return float(b[0]), rs[0]["stderr_bits"], 1
-
-
-def plot(rows, path):
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  fig, ax = plt.subplots(figsize=(6.5, 4.5))
-  rs = [r for r in rows if r["order"] == "random"]
-  for lab in sorted({r["label"] for r in rs}):
-    Ls = sorted({r["seq_len"] for r in rs if r["label"] == lab})
-    stats = [_agg([r for r in rs if r["label"] == lab and r["seq_len"] == L]) for L in Ls]
-    ax.errorbar(
-      Ls, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=lab
-    )
-  ax.set_xscale("log", base=2)
-  ax.set_xlabel("sequence length L")
-  ax.set_ylabel("held-out bits/char (random order)")
-  ax.set_title("held-out bits per token against sequence length (± 1 SE)", fontsize=9)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-
-
-def plot_attention(rows, path, m: int = 4):
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  rs = [r for r in rows if r["order"] == "random" and r["diagnostics"]]
-  if not rs:
-    return False
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-  series = collections.defaultdict(list)
-  for r in rs:
-    for stream, s in r["diagnostics"].items():
-      series[(r["label"], stream)].append(
-        (r["seq_len"], s[f"structural_{m}"], s[f"semantic_{m}"], s[f"uniform_{m}"])
-      )
-  for (lab, stream), pts in sorted(series.items()):
-    pts.sort()
-    Ls = [p[0] for p in pts]
-    for ax, i, name in ((axes[0], 1, "structural"), (axes[1], 2, "semantic")):
-      ax.plot(Ls, [p[i] for p in pts], marker="o", label=f"{lab} [{stream}]")
-      ax.set_title(f"{name}: attention mass on {m} {'most recent' if i == 1 else 'nearest'} rows")
-  for ax in axes:  # the uniform baseline: the mass a uniform attention puts on any m rows
-    ax.plot(Ls, [p[3] for p in pts], "k:", label="uniform attention")
-  for ax in axes:
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("sequence length L")
-  axes[0].set_ylabel(f"mass (m={m})")
-  axes[1].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  return True
+def gap_table(rows, order: str, ref: str, base: str = "") -> str:
+  """Each row's gap to the row labelled `ref` (bits - ref's bits: evidence.gap), the trend of
+  the gap from the shortest L to the longest (evidence.trend), and with `base`, the share of
+  base's gap that the row closes (100%: level with ref; wider than base's: 'widens Nx')."""
+  rs, Ls, runs = _cells(rows, order)
+  cols = [f"L={L}: gap to {ref}" for L in Ls]
+  if len(Ls) > 1:
+    cols.append(f"gap at L={Ls[-1]} − gap at L={Ls[0]}")
+  out = ["| variant | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+  for lab in sorted({r["label"] for r in rs} - {ref}):
+    cells = []
+    for L in Ls:
+      g = evidence.gap(runs(lab, L), runs(ref, L))
+      if g is None:
+        cells.append("")
+        continue
+      text = g.text(3, sign=True)
+      gb = evidence.gap(runs(base, L), runs(ref, L)) if base and lab != base else None
+      if gb is not None and gb.mean > 0:
+        closed = 1 - g.mean / gb.mean
+        text += f" (closes {closed:.0%})" if closed >= 0 else f" (widens {g.mean / gb.mean:.1f}x)"
+      cells.append(text)
+    if len(Ls) > 1:
+      t = evidence.trend(runs(lab, Ls[0]), runs(ref, Ls[0]), runs(lab, Ls[-1]), runs(ref, Ls[-1]))
+      cells.append(t.text(3, sign=True) if t else "")
+    out.append(f"| {lab} | " + " | ".join(cells) + " |")
+  return "\n".join(out)
 
 
 def _fail(msg: str):
@@ -373,7 +335,8 @@ def _args(argv):
 def main(argv=None):
   a = _args(argv)
   d = a.sweep_dir
-  rows = gather(d, a.only, a.also)
+  skipped = []
+  rows = gather(d, a.only, a.also, skipped)
   if not rows:
     matching = f" in runs matching --only={a.only!r}" if a.only else ""
     _fail(f"no eval JSONs under {d}/*/eval/{matching}")
@@ -389,24 +352,33 @@ def main(argv=None):
     + (f" and `{','.join(a.also)}`" if a.also else "")
     + (f" matching `{a.only}`." if a.only else "."),
     "",
-    "Held-out bits/char, random order (mean ± standard error):",
+    *(
+      [f"Not in the tables ({len(skipped)}): " + "; ".join(f"`{r}` ({w})" for r, w in skipped), ""]
+      if skipped
+      else []
+    ),
+    "Held-out bits per token (bits/char at character level; a [scope] after a label says what"
+    " else its eval measured), random order: mean over seeds ± the 95% Student-t half-width"
+    " (n − 1 degrees of freedom), n on every cell; one seed: ± its standard error across"
+    " windows:",
     "",
     table(rows, "random"),
     "",
-    "Held-out bits/char, left-to-right order:",
+    "Held-out bits per token, left-to-right order:",
     "",
     table(rows, "l2r"),
     "",
   ]
   for order in ("random", "l2r") if a.gap_to else ():
     md += [
-      f"Gap to {a.gap_to}, {order} order (bits/char):",
+      f"Gap to {a.gap_to}, {order} order (bits per token; seed-paired where both arms ran the"
+      " same seeds):",
       "",
       gap_table(rows, order, a.gap_to, a.gap_of),
       "",
     ]
-  plot(rows, os.path.join(d, f"bits_vs_len{sfx}.png"))
-  if plot_attention(rows, os.path.join(d, f"attention{sfx}.png")):
+  report_plots.plot(rows, os.path.join(d, f"bits_vs_len{sfx}.png"))
+  if report_plots.plot_attention(rows, os.path.join(d, f"attention{sfx}.png")):
     md += [f"Attention diagnostics: attention{sfx}.png", ""]
   with open(os.path.join(d, f"report{sfx}.md"), "w") as f:
     f.write("\n".join(md))

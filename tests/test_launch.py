@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from aoarm import report
@@ -150,9 +151,10 @@ def test_report_table_and_plot(tmp_path):
   ev_path.write_text(json.dumps(ev))
   report.main([str(tmp_path)])
   md = (tmp_path / "report.md").read_text()
-  assert "| two_stream | 2.1000 ± 0.1000 (2 seeds) |" in md
+  t = 12.706204736 * 0.1  # t(0.975, 1 df) x the standard error of two seeds
+  assert f"| two_stream | 2.1000 ± {t:.4f} (n=2, 95% t) |" in md
   assert "decoupled_rope (target_heads=0.5)" in md
-  assert "| mdm | 2.4000 ± 0.0144 |" in md  # the ELBO sits in the random-order table
+  assert "| mdm | 2.4000 ± 0.0144 (1 seed: window SE) |" in md  # the ELBO sits with random
   assert (tmp_path / "bits_vs_len.png").stat().st_size > 1000
 
 
@@ -169,11 +171,12 @@ def test_report_never_averages_different_experiments(tmp_path):
   _fake_run(tmp_path, "pydoc_again", "two_stream", 128, 2.4, seed=1, **{"mesh.data": 2})
   report.main([str(tmp_path)])
   md = (tmp_path / "report.md").read_text()
-  assert "| two_stream (data.source=markov, opt.lr=0.001) | 1.5000 ± 0.0144 |" in md
-  assert "| two_stream (data.source=pydoc, opt.lr=0.003) | 3.0000 ± 0.0144 |" in md
-  assert (
-    "| two_stream (data.source=pydoc, opt.lr=0.001) | 2.2000 ± 0.1155 (3 runs, 2 seeds) |" in md
-  )
+  one = "0.0144 (1 seed: window SE)"
+  assert f"| two_stream (data.source=markov, opt.lr=0.001) | 1.5000 ± {one} |" in md
+  assert f"| two_stream (data.source=pydoc, opt.lr=0.003) | 3.0000 ± {one} |" in md
+  t = 4.30265273 * 0.2 / 3**0.5  # t(0.975, 2 df) x the standard error of three runs
+  want = f"| two_stream (data.source=pydoc, opt.lr=0.001) | 2.2000 ± {t:.4f} (3 runs, 2 seeds"
+  assert want in md
 
 
 def test_report_keeps_a_setting_that_follows_L_in_one_row(tmp_path):
@@ -190,9 +193,10 @@ def test_report_keeps_a_setting_that_follows_L_in_one_row(tmp_path):
   )
   report.main([str(tmp_path)])
   md = (tmp_path / "report.md").read_text()
-  assert "| two_stream | 2.0000 ± 0.0144 | 2.0000 ± 0.0144 |" in md
-  assert "| decoupled_rope (opt.lr=0.001) | 2.3000 ± 0.0144 | 2.3000 ± 0.0144 |" in md
-  assert "| decoupled_rope (opt.lr=0.003) | 2.6000 ± 0.0144 |  |" in md
+  one = "0.0144 (1 seed: window SE)"
+  assert f"| two_stream | 2.0000 ± {one} | 2.0000 ± {one} |" in md
+  assert f"| decoupled_rope (opt.lr=0.001) | 2.3000 ± {one} | 2.3000 ± {one} |" in md
+  assert f"| decoupled_rope (opt.lr=0.003) | 2.6000 ± {one} |  |" in md
 
 
 def test_named_sizes_for_the_pod_presets():
@@ -231,7 +235,7 @@ def test_report_of_a_subset_of_runs(tmp_path):
   whole = (tmp_path / "report.md").read_text()
   report.main([str(tmp_path), "--only=^two_stream", "--tag=paper"])
   md = (tmp_path / "report_paper.md").read_text()
-  assert "| two_stream | 2.0000 ± 0.0144 |" in md and "aogpt" not in md
+  assert "| two_stream | 2.0000 ± 0.0144 (1 seed: window SE) |" in md and "aogpt" not in md
   assert "matching `^two_stream`" in md
   assert (tmp_path / "bits_vs_len_paper.png").stat().st_size > 1000
   assert (tmp_path / "report.md").read_text() == whole and "aogpt" in whole
@@ -256,7 +260,7 @@ def test_report_gaps_to_a_reference_row(tmp_path):
   _fake_run(tmp_path, "far", "sigma_gpt", 128, 2.3)
   report.main([str(tmp_path), "--gap_to=two_stream", "--gap_of=decoupled_rope"])
   md = (tmp_path / "report.md").read_text()
-  se = f"{math.hypot(0.01, 0.01) / math.log(2):.3f}"
+  se = f"{math.hypot(0.01, 0.01) / math.log(2):.3f} (1 seed: unpaired)"
   assert f"| aogpt | +0.025 ± {se} (closes 75%) |" in md
   assert f"| sigma_gpt | +0.300 ± {se} (widens 3.0x) |" in md
   assert f"| decoupled_rope | +0.100 ± {se} |" in md
@@ -281,9 +285,11 @@ def test_report_pairs_the_gap_by_seed_and_takes_runs_from_other_folders(tmp_path
   _fake_run(tmp_path, "mdm0", "mdm", 1024, 2.5, seed=0)
   report.main([str(sweep), f"--also={more},{tmp_path / 'mdm0'}", "--gap_to=two_stream"])
   md = (sweep / "report.md").read_text()
-  assert "| two_stream | 2.1500 ± 0.1500 (2 seeds) |" in md
-  assert "| decoupled_rope | +0.110 ± 0.010 (paired, 2 seeds) |" in md
-  assert f"| mdm | +0.350 ± {math.hypot(0.15, 0.01 / math.log(2)):.3f} |" in md  # one seed
+  t1 = 12.706204736  # t(0.975, 1 df)
+  assert f"| two_stream | 2.1500 ± {t1 * 0.15:.4f} (n=2, 95% t) |" in md
+  assert f"| decoupled_rope | +0.110 ± {t1 * 0.01:.3f} (seed-paired, n=2, 95% t) |" in md
+  unpaired = math.hypot(t1 * 0.15, 0.01 / math.log(2))
+  assert f"| mdm | +0.350 ± {unpaired:.3f} (seeds not paired: unpaired) |" in md
   assert "Runs: 5 in" in md
   res = subprocess.run(
     [sys.executable, "-m", "aoarm.report", str(sweep), f"--also={tmp_path / 'nope'}"],
@@ -291,3 +297,56 @@ def test_report_pairs_the_gap_by_seed_and_takes_runs_from_other_folders(tmp_path
     text=True,
   )
   assert res.returncode == 2 and "--also: " in res.stderr and "nope" in res.stderr, res.stderr
+
+
+def test_report_statistics_a_reviewer_accepts(tmp_path):
+  """Issue 31: within one seed the gap is window-paired from the per-window files; the trend is
+  seed-paired across lengths with a t interval; a capped or test-split eval gets its own row; an
+  equal-compute arm says so; runs without an eval are listed, not dropped."""
+  from scipy import stats
+
+  from aoarm import evidence
+
+  rng = np.random.default_rng(0)
+  base = rng.normal(2.0, 0.3, 50)
+  for name, bits in (("ts", base), ("dr", base + 0.1 + rng.normal(0, 0.01, 50))):
+    _fake_run(tmp_path, name, "two_stream" if name == "ts" else "decoupled_rope", 128, 0.0)
+    nats = bits * math.log(2)
+    np.savez(tmp_path / name / "eval" / "step_10.npz", nll_random=nats, nll_l2r=nats)
+  rows = {n: report.gather(str(tmp_path), f"^{n}$") for n in ("dr", "ts")}
+  gap = evidence.gap(rows["dr"][:1], rows["ts"][:1])  # the random order's rows
+  x, y = (evidence.per_window_bits(rows[n][0]) for n in ("dr", "ts"))
+  d = x - y
+  assert gap.how == "1 seed: window-paired SE, 50 windows"
+  assert math.isclose(gap.mean, d.mean()) and math.isclose(gap.half, d.std(ddof=1) / 50**0.5)
+  # the trend over lengths, paired by seed
+  t_rows = []
+  for seed, g128, g1024 in ((0, 0.05, 0.10), (1, 0.07, 0.16), (2, 0.03, 0.11)):
+    for L, g in ((128, g128), (1024, g1024)):
+      t_rows += [
+        {"seed": seed, "bits": 2.0, "stderr_bits": 0.01, "L": L, "arm": "ts"},
+        {"seed": seed, "bits": 2.0 + g, "stderr_bits": 0.01, "L": L, "arm": "dr"},
+      ]
+
+  def cell(arm, L):
+    return [r for r in t_rows if r["arm"] == arm and r["L"] == L]
+
+  t = evidence.trend(cell("dr", 128), cell("ts", 128), cell("dr", 1024), cell("ts", 1024))
+  diffs = np.array([0.05, 0.09, 0.08])
+  assert math.isclose(t.mean, diffs.mean())
+  want = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / 3**0.5
+  assert math.isclose(t.half, want) and t.n == 3
+  # scopes, equal compute, runs without an eval
+  _fake_run(tmp_path, "eq", "decoupled_rope", 128, 2.05, **{"train.compute_of": "two_stream"})
+  _fake_run(tmp_path, "capped", "two_stream", 128, 1.9)
+  ev_path = tmp_path / "capped" / "eval" / "step_10.json"
+  ev = json.loads(ev_path.read_text())
+  ev.update(capped=True, max_windows=64, windows_in_split=358, split="test")
+  ev_path.write_text(json.dumps(ev))
+  (tmp_path / "noeval").mkdir()
+  (tmp_path / "noeval" / "config.json").write_text((tmp_path / "ts" / "config.json").read_text())
+  report.main([str(tmp_path)])
+  md = (tmp_path / "report.md").read_text()
+  assert "| decoupled_rope (equal compute: two_stream's FLOPs) | 2.0500 ±" in md
+  assert "| two_stream [test, first 64 of 358 windows] | 1.9000 ±" in md
+  assert "`noeval` (no eval)" in md
