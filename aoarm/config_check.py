@@ -116,6 +116,7 @@ RULES = {
   "data.source": Choice(("pydoc", "text_files", "tfds", "markov")),
   "data.train_path": Text(),
   "data.valid_path": Text(),
+  "data.extensions": Text(),
   "data.test_path": Text(),
   "data.text8": Bool(),
   "data.tokenizer": Choice(("char", "byte", "sentencepiece", "bpe")),

@@ -60,6 +60,9 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.data.train_path = ""  # text_files: training text
   c.data.valid_path = ""  # text_files: held-out text
   c.data.test_path = ""  # text_files: test text (optional)
+  # folders and globs: the extensions to take ('.txt,.raw'); '' = .txt/.jsonl(.gz), and a folder
+  # that also holds other files is refused with their names (a file named itself is always read)
+  c.data.extensions = ""
   c.data.text8 = False  # text_files/tfds: normalise to text8 (a-z and space)
   # char (vocabulary of the training text, saved in workdir) | byte | sentencepiece | bpe
   # (subword: streamed into a memory-mapped token store in data.cache_dir, docs/data.md)

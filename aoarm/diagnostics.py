@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from aoarm import models, orders
+from aoarm import workdir as workdir_lib
 from aoarm.errors import UserError
 from aoarm.models import get_model
 
@@ -152,8 +153,9 @@ def run(workdir: str, num_windows: int = 64, batch: int = 16, seed: int = 0) -> 
     "per_head": per_head,
   }
   os.makedirs(os.path.join(workdir, "diagnostics"), exist_ok=True)
-  with open(os.path.join(workdir, "diagnostics", f"step_{step}.json"), "w") as f:
-    json.dump(result, f, indent=1)
+  path = os.path.join(workdir, "diagnostics", f"step_{step}.json")
+  workdir_lib.write_atomic(path, json.dumps(result, indent=1))
+  print(f"wrote {path}", file=sys.stderr)
   return result
 
 
@@ -164,6 +166,9 @@ def main(argv=None):
   p.add_argument("--batch", type=int, default=16)
   a = p.parse_args(argv)
   try:
+    for flag in ("num_windows", "batch"):
+      if getattr(a, flag) < 1:
+        raise UserError(f"--{flag}={getattr(a, flag)} must be at least 1")
     r = run(a.workdir, a.num_windows, a.batch)
   except UserError as e:
     print(f"aoarm: error: {e}", file=sys.stderr)

@@ -148,7 +148,10 @@ def _read(path: str) -> str:
 
 
 def _ints(s: str) -> list[int]:
-  return [int(v) for v in s.split(",") if v.strip()]
+  try:
+    return [int(v) for v in s.split(",") if v.strip()]
+  except ValueError:
+    raise UserError(f"{s!r} is not a comma list of integers") from None
 
 
 def main(argv=None):
@@ -183,11 +186,14 @@ def main(argv=None):
     tokenizer, points = None, []
     for f in filter(None, a.samples.split(",")):
       tokenizer, points = _merge(tokenizer, points, *gen_samples.load(f), f)
+    temps = _temperatures(a.temperatures)
+    if a.num_samples < 1:
+      raise UserError(f"--num_samples={a.num_samples} must be at least 1")
     fresh = []
     for d in filter(None, a.runs.split(",")):
       tok, pts = gen_samples.sample_run(
         d,
-        [float(t) for t in a.temperatures.split(",")],
+        temps,
         a.num_samples,
         a.seed,
         ks=_ints(a.ks),
@@ -213,6 +219,24 @@ def main(argv=None):
 
   paths = frontier_plot.plot_per_length(rows, a.out)
   print(f"wrote {a.out}.json and {', '.join(paths)}")
+
+
+def _temperatures(text: str) -> list[float]:
+  """--temperatures: a comma list of finite numbers >= 0 (0 = greedy)."""
+  import math
+
+  out = []
+  for t in filter(None, text.split(",")):
+    try:
+      v = float(t)
+    except ValueError:
+      raise UserError(f"--temperatures={text}: {t!r} is not a number") from None
+    if not math.isfinite(v) or v < 0:
+      raise UserError(f"--temperatures={text}: {t!r} must be a finite number >= 0")
+    out.append(v)
+  if not out:
+    raise UserError(f"--temperatures={text!r}: give at least one temperature")
+  return out
 
 
 def _merge(tokenizer, points, tok, pts, where):

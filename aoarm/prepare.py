@@ -148,10 +148,26 @@ def _check_paths(cfg, workdir: str, mode: str) -> tuple[str, str]:
   if jax.process_index() == 0:
     if mode == "train":  # (the token cache is only an optimisation: see data.cache)
       workdir_lib.check_dir(workdir, "--workdir")
+      workdir_lib.check_run_folder(workdir)
     elif mode in ("eval", "sample"):  # other tools ("read") write elsewhere
       out = os.path.join(workdir, "eval" if mode == "eval" else "samples")
       workdir_lib.check_dir(out, f"the {mode} output folder")
   return ckpt_dir, cache
+
+
+def _check_held_out(d):
+  """A held-out file must not be the training file (the held-out NLL would be a training one;
+  eval.split=train scores the training text on purpose)."""
+  if d.source != "text_files" or not d.train_path:
+    return
+  train = {os.path.realpath(p.strip()) for p in d.train_path.split(",") if p.strip()}
+  for key in ("valid_path", "test_path"):
+    held = {os.path.realpath(p.strip()) for p in d[key].split(",") if p.strip()}
+    if held & train:
+      raise UserError(
+        f"data.{key}={d[key]!r} names the training text ({d.train_path!r}): a held-out split "
+        "must be other text (to score the training text, use eval.split=train)"
+      )
 
 
 def prepare(cfg, workdir: str, mode: str) -> Run:
@@ -161,6 +177,7 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
   config_lib.apply_aliases(cfg)
   config_check.validate(cfg, jax.default_backend())
   _model_config(cfg, vocab_size=1)  # the model section is checked before any data is read
+  _check_held_out(cfg.data)
   ckpt_dir, cache = _check_paths(cfg, workdir, mode)
   meta_step, meta = _latest_meta(ckpt_dir)
   saved_tok = _saved_tokenizer(workdir, mode, meta_step, meta)

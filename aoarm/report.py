@@ -173,8 +173,11 @@ def scope(ev: dict, cfg: dict) -> str:
   return ", ".join(parts)
 
 
-def _read_json(path: str):
-  """The JSON in `path`, or None where it is not a whole JSON file (a run killed mid-write)."""
+def read_json(path: str):
+  """The JSON in `path`, or None where it is not a regular file (a FIFO would block) or not
+  whole JSON (what a run killed mid-write leaves)."""
+  if not os.path.isfile(path):
+    return None
   try:
     with open(path) as f:
       return json.load(f)
@@ -200,7 +203,7 @@ def gather(sweep_dir: str, only: str = "", also: tuple[str, ...] = (), skipped=N
     if only and not re.search(only, os.path.basename(run)):
       continue
     evals = glob.glob(os.path.join(run, "eval", "step_*.json"))
-    cfg = _read_json(cfg_path)
+    cfg = read_json(cfg_path)
     if cfg is None:
       skipped.append((name, "config.json is not whole JSON"))
       continue
@@ -208,14 +211,14 @@ def gather(sweep_dir: str, only: str = "", also: tuple[str, ...] = (), skipped=N
       skipped.append((name, "no eval"))
       continue
     ev_path = newest_eval(evals)
-    ev = _read_json(ev_path)
+    ev = read_json(ev_path)
     if ev is None:
       skipped.append((name, f"{os.path.basename(ev_path)} is not whole JSON"))
       continue
     diag = glob.glob(os.path.join(run, "diagnostics", "step_*.json"))
     d = None
     if diag:
-      d = (_read_json(newest_eval(diag)) or {}).get("summary")
+      d = (read_json(newest_eval(diag)) or {}).get("summary")
     where = scope(ev, cfg)
     for order, r in ev.get("by_order", {"random": ev}).items():
       key = order

@@ -64,6 +64,12 @@ def check(meta: dict, cfg, train_fingerprint: str, ckpt_dir: str):
       f"config.train.num_steps={cfg.train.num_steps} is below the step of the checkpoint in "
       f"{ckpt_dir} ({step}); a resumed run cannot go back. Use num_steps >= {step}"
     )
+  stop = cfg.train.stop_after
+  if stop and stop <= step:
+    raise UserError(
+      f"config.train.stop_after={stop} is at or below the step of the checkpoint in {ckpt_dir} "
+      f"({step}): nothing would be trained. Use stop_after > {step}, or 0 to run to num_steps"
+    )
   saved_cfg = meta.get("config")
   if saved_cfg is None:
     log.warning(

@@ -29,23 +29,30 @@ def find(root: str) -> list[str]:
 
 
 def _metrics(run: str) -> list[dict]:
+  """The run's metrics rows; a line that is not whole JSON (the cut last line a kill -9 leaves)
+  is left out. Only a regular file is read: a FIFO would block."""
   path = os.path.join(run, "metrics.jsonl")
-  if not os.path.exists(path):
+  if not os.path.isfile(path):
     return []
+  out = []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for line in f:
+      try:
+        out.append(json.loads(line))
+      except ValueError:
+        continue
+  return out
 
 
 def heldout(run: str) -> dict | None:
   """The run's newest held-out result: its `--mode=eval` JSON (`report.newest_eval`'s choice),
   else the last in-training eval in metrics.jsonl (`in_training`: over train.eval_batches
   batches, so `capped`); None if it has neither."""
-  from aoarm.report import newest_eval
+  from aoarm.report import newest_eval, read_json
 
   paths = glob.glob(os.path.join(run, "eval", "step_*.json"))
-  if paths:
-    with open(newest_eval(paths)) as f:
-      e = json.load(f)
+  e = read_json(newest_eval(paths)) if paths else None
+  if e is not None:
     return {
       "bits": e["bits_per_token"],
       "capped": bool(e.get("capped")),
@@ -70,10 +77,12 @@ def table(root: str) -> str:
   runs = find(root)
   if not runs:
     raise SystemExit(f"aoarm: error: no run (a folder with config.json) under {root}")
+  from aoarm.report import read_json
+
   cfgs = {}
   for r in runs:
-    with open(os.path.join(r, "config.json")) as f:
-      cfgs[r] = flat(json.load(f))
+    cfg = read_json(os.path.join(r, "config.json"))
+    cfgs[r] = flat(cfg) if isinstance(cfg, dict) else {"model.variant": "(config.json unreadable)"}
   keys = sorted({k for c in cfgs.values() for k in c})
   differ = [k for k in keys if len({json.dumps(c.get(k)) for c in cfgs.values()}) > 1]
   differ = [k for k in differ if k not in ("model.variant", "data.seq_len")]
@@ -120,6 +129,9 @@ def main(argv=None):
   a = p.parse_args(argv)
   if not os.path.isdir(a.dir):
     print(f"aoarm: error: {a.dir} is not a directory", file=sys.stderr)
+    sys.exit(2)
+  if a.plot and not os.path.isdir(os.path.dirname(os.path.abspath(a.plot))):
+    print(f"aoarm: error: --plot={a.plot}: its folder does not exist", file=sys.stderr)
     sys.exit(2)
   try:
     print(table(a.dir))

@@ -62,6 +62,55 @@ def write_atomic(path: str, text: str | bytes):
     raise
 
 
+# what aoarm writes in a run folder (docs in aoarm/prepare.py); anything else marks a folder that
+# is not an aoarm run
+RUN_ENTRIES = {
+  "config.json", "vocab.json", LOCK_NAME, "ckpt", ASIDE_DIR, "metrics.jsonl", "tb", "eval",
+  "samples", "cache", "profile", "diagnostics",
+}  # fmt: skip
+RUN_FILES = ("config.json", "vocab.json", "metrics.jsonl", LOCK_NAME)  # regular files, or absent
+
+
+def is_run_config(path: str) -> bool:
+  """`path` holds a config.json that aoarm wrote (its sections and a model variant)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      cfg = json.load(f)
+  except (OSError, ValueError):
+    return False
+  return (
+    isinstance(cfg, dict)
+    and all(isinstance(cfg.get(k), dict) for k in ("model", "data", "train", "eval"))
+    and "variant" in cfg["model"]
+  )
+
+
+def check_run_folder(workdir: str):
+  """Training into `workdir` replaces no one else's files: it is absent, empty, or an aoarm run
+  (its config.json is aoarm's, or it holds only what aoarm writes; hidden files aside), and
+  the run's own files are regular files (a FIFO would block every reader)."""
+  if not os.path.isdir(workdir):
+    return
+  for name in RUN_FILES:
+    p = os.path.join(workdir, name)
+    if os.path.lexists(p) and not os.path.isfile(p):
+      raise UserError(f"{p} is not a regular file (a FIFO, device or folder): move it aside")
+  entries = [e for e in os.listdir(workdir) if not e.startswith(".")]
+  cfg = os.path.join(workdir, "config.json")
+  if os.path.exists(cfg) and not is_run_config(cfg):
+    raise UserError(
+      f"--workdir {workdir} holds a config.json that is not an aoarm run's: training would "
+      "replace its files; use a new or empty folder"
+    )
+  foreign = sorted(set(entries) - RUN_ENTRIES)
+  if foreign and not os.path.exists(cfg):
+    listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    raise UserError(
+      f"--workdir {workdir} is not empty and not an aoarm run (it holds {listed}): training "
+      "writes config.json, metrics.jsonl, ckpt/ ... there; use a new or empty folder"
+    )
+
+
 def _pid_alive(pid: int) -> bool:
   try:
     os.kill(pid, 0)

@@ -42,6 +42,7 @@ if [ "${RUNLOCAL:-0}" = 1 ]; then
 fi
 data=(--config.data.source=text_files --config.data.train_path=$corpus/train
       --config.data.valid_path=$corpus/valid --config.data.test_path=$corpus/valid
+      --config.data.extensions=.txt,.raw,.jsonl
       --config.data.tokenizer=bpe --config.data.vocab_size=16384 --config.data.seq_len=1024
       --config.data.cache_dir=/tmp/store --config.eval.split=valid)
 # one store for both runs: built once, before they start

@@ -17,7 +17,6 @@ into the config arg; dotted keys become --config.<key>=<value> overrides.
 import argparse
 import glob
 import importlib.util
-import json
 import os
 import re
 import shlex
@@ -33,13 +32,32 @@ def is_arg(key: str) -> bool:
   return "." not in key
 
 
-def load_sweep(config_path: str) -> list[dict]:
+def _module(config_path: str):
   spec = importlib.util.spec_from_file_location("sweep_config", config_path)
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
+  return mod
+
+
+def load_sweep(config_path: str) -> list[dict]:
+  mod = _module(config_path)
   if not hasattr(mod, "sweep"):
     raise SystemExit(f"{config_path} defines no sweep()")
   return mod.sweep()
+
+
+def planned_steps(config: str, entry: dict, extra: list[str]) -> int:
+  """train.num_steps of the run this sweep would start now: the config file's for the entry's
+  arg, then the entry's and the command line's overrides (the last one given wins)."""
+  path, _, base = config.partition(":")
+  arg = ",".join(filter(None, [base] + [f"{k}={v}" for k, v in entry.items() if is_arg(k)]))
+  n = _module(path).get_config(arg).train.num_steps
+  over = [f"--config.{k}={v}" for k, v in entry.items() if not is_arg(k)] + list(extra)
+  for o in over:
+    key, _, value = o.partition("=")
+    if key == "--config.train.num_steps":
+      n = int(value)
+  return n
 
 
 def run_name(entry: dict) -> str:
@@ -68,14 +86,10 @@ def command(config: str, entry: dict, workdir: str, mode: str, extra: list[str])
   ]
 
 
-def finished(workdir: str) -> bool:
-  """The run trained to its last step and has an eval JSON for it."""
-  cfg_path = os.path.join(workdir, "config.json")
-  if not os.path.exists(cfg_path):
-    return False
-  with open(cfg_path) as f:
-    n = json.load(f)["train"]["num_steps"]
-  # any eval of the last step: evals are named by their settings (step_N-w64.json, ...)
+def finished(workdir: str, n: int) -> bool:
+  """The run has an eval JSON of step `n`, the last step this sweep asks of it (a rerun with a
+  larger train.num_steps is not finished: its run resumes and trains on)."""
+  # any eval of that step: evals are named by their settings (step_N-w64.json, ...)
   evals = os.path.join(workdir, "eval")
   return bool(glob.glob(f"{evals}/step_{n}.json") + glob.glob(f"{evals}/step_{n}-*.json"))
 
@@ -137,11 +151,12 @@ def main():
         f"--command={shlex.quote('cd aoarm && AOARM_DISTRIBUTED=1 ' + inner)}"
       )
       continue
-    if finished(wd):
+    n = planned_steps(a.config, e, extra)
+    if finished(wd, n):
       print(f"[done] {wd}")
       continue
     for mode in ("train", "eval"):
-      if mode == "eval" and not a.dry_run and finished(wd):
+      if mode == "eval" and not a.dry_run and finished(wd, n):
         break  # the training process wrote the final eval itself (train.final_eval)
       cmd = command(a.config, e, wd, mode, extra)
       print(("[dry] " if a.dry_run else "[run] ") + shlex.join(cmd), flush=True)

@@ -89,9 +89,16 @@ def test_finished_detection_and_slurm_script(tmp_path):
   wd = tmp_path / "run"
   (wd / "eval").mkdir(parents=True)
   (wd / "config.json").write_text(json.dumps({"train": {"num_steps": 7}}))
-  assert not sweep.finished(str(wd))
+  assert not sweep.finished(str(wd), 7)
   (wd / "eval" / "step_7.json").write_text("{}")
-  assert sweep.finished(str(wd))
+  assert sweep.finished(str(wd), 7)
+  # issue 37 (12): a rerun asking for more steps is not finished (it resumes and trains on)
+  assert not sweep.finished(str(wd), 14)
+  cfg = "configs/length_sweep.py:runlocal"
+  entry = {"variant": "two_stream", "seq_len": 128, "seed": 0}
+  assert sweep.planned_steps(cfg, entry, []) == 50
+  assert sweep.planned_steps(cfg, entry, ["--config.train.num_steps=80"]) == 80
+  assert sweep.planned_steps(cfg, {**entry, "compute_of": "two_stream"}, []) == 50
   res = subprocess.run(
     [
       sys.executable,

@@ -101,7 +101,8 @@ def test_an_eval_on_other_text_gets_its_own_file(text_run, wd):
   names = sorted(os.listdir(os.path.join(wd, "eval")))
   (tagged,) = [n for n in names if n.startswith("step_4-w24-d") and n.endswith(".json")]
   out = _eval(wd, tagged)
-  assert out["data"]["path"] == str(other) and out["data"]["tokens_sha256"] != own["data"][
-    "tokens_sha256"
-  ]
+  assert (
+    out["data"]["path"] == str(other)
+    and out["data"]["tokens_sha256"] != own["data"]["tokens_sha256"]
+  )
   assert _eval(wd, "step_4-w24.json") == own  # the run's own eval is untouched

@@ -111,28 +111,40 @@ TEXT_SUFFIXES = (".txt", ".jsonl", ".txt.gz", ".jsonl.gz")
 PIECE_BYTES = 256 << 10  # a long document is read and tokenised in pieces of about this size
 
 
-def expand_paths(spec: str, what: str) -> list[str]:
-  """Files named by `spec`: a path, a glob, a directory (every text file below it), or a comma
-  list of those; sorted, so a corpus always reads in the same order."""
+def _suffixes(extensions: str) -> tuple[str, ...]:
+  """'' -> TEXT_SUFFIXES; '.txt,.raw' -> ('.txt', '.raw') (lower case; a leading dot added)."""
+  if not extensions:
+    return TEXT_SUFFIXES
+  parts = (e.strip().lower() for e in extensions.split(","))
+  return tuple(e if e.startswith(".") else f".{e}" for e in parts if e)
+
+
+def expand_paths(spec: str, what: str, extensions: str = "") -> list[str]:
+  """Files named by `spec`: a path (read whatever its extension), a glob or a directory (every
+  file below it with one of the extensions: `extensions`, a comma list, or by default
+  .txt / .jsonl and their .gz, in any case), or a comma list of those; sorted, so a corpus always
+  reads in the same order. Nothing is dropped silently: with the default extensions a folder
+  or glob that also holds other files is refused with their names (set data.extensions to say
+  which to take); with `extensions` given, the files it leaves out are logged."""
   import glob
+  import logging
 
   if not spec:
     raise UserError(f"{what} is empty: name a file, a glob or a directory")
-  out = []
+  take = _suffixes(extensions)
+  out, skipped = [], []
   for part in filter(None, (p.strip() for p in spec.split(","))):
-    if os.path.isdir(part):
-      found = [
-        os.path.join(root, f)
-        for root, _, files in os.walk(part)
-        for f in files
-        if f.endswith(TEXT_SUFFIXES)
-      ]
+    if os.path.isdir(part) or any(c in part for c in "*?["):
+      if os.path.isdir(part):
+        every = [os.path.join(r, f) for r, _, files in os.walk(part) for f in files]
+      else:
+        every = [p for p in glob.glob(part, recursive=True) if os.path.isfile(p)]
+        if not every:
+          raise UserError(f"{what}: the glob {part!r} matches no file")
+      found = [f for f in every if f.lower().endswith(take)]
+      skipped += [f for f in every if not f.lower().endswith(take)]
       if not found:
-        raise UserError(f"{what}: directory {part} holds no {'/'.join(TEXT_SUFFIXES)} files")
-    elif any(c in part for c in "*?["):
-      found = [p for p in glob.glob(part, recursive=True) if os.path.isfile(p)]
-      if not found:
-        raise UserError(f"{what}: the glob {part!r} matches no file")
+        raise UserError(f"{what}: {part} holds no {'/'.join(take)} files (data.extensions)")
     else:
       if not os.path.exists(part):
         raise UserError(f"data file not found: {part}")
@@ -140,6 +152,25 @@ def expand_paths(spec: str, what: str) -> list[str]:
         raise UserError(f"data file {part} is not a regular file (a device or special file)")
       found = [part]
     out.extend(sorted(found))
+  if skipped and not extensions:
+    names = ", ".join(sorted(skipped)[:8]) + (
+      f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""
+    )
+    raise UserError(
+      f"{what}: {len(skipped)} file(s) without a {'/'.join(take)} extension would be left out: "
+      f"{names}; name them explicitly, or set data.extensions (e.g. '.txt,.raw') to say which "
+      "to take"
+    )
+  log = logging.getLogger("aoarm")
+  if skipped:
+    log.warning(
+      "%s: left out %d file(s) outside data.extensions=%r: %s",
+      what,
+      len(skipped),
+      extensions,
+      ", ".join(sorted(skipped)),
+    )
+  log.info("%s: %d file(s), %.1f MB", what, len(out), sum(os.path.getsize(f) for f in out) / 1e6)
   return out
 
 

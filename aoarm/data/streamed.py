@@ -33,11 +33,11 @@ def split_paths(dcfg) -> dict:
       f"dataset (tfds), not data.source={dcfg.source}"
     )
   out = {
-    "train": sources.expand_paths(dcfg.train_path, "data.train_path"),
-    "valid": sources.expand_paths(dcfg.valid_path, "data.valid_path"),
+    "train": sources.expand_paths(dcfg.train_path, "data.train_path", dcfg.extensions),
+    "valid": sources.expand_paths(dcfg.valid_path, "data.valid_path", dcfg.extensions),
   }
   if dcfg.test_path:
-    out["test"] = sources.expand_paths(dcfg.test_path, "data.test_path")
+    out["test"] = sources.expand_paths(dcfg.test_path, "data.test_path", dcfg.extensions)
   return out
 
 

@@ -1,0 +1,146 @@
+"""Issue 37, the second fault attack: each LOSS, HANG and SILENT case through the command line
+(a run's folder is never someone else's, FIFOs never block, folder sources drop nothing
+silently, a stop below the resume step and a held-out file that is the training file are
+refused, the tools refuse bad counts and temperatures)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from cli import REPO, error_lines, expect_error, run
+
+pytestmark = pytest.mark.slow
+BASE = [
+  "--config.data.source=markov",
+  "--config.data.markov_tokens=20000",
+  "--config.data.seq_len=16",
+  "--config.train.batch_size=8",
+  "--config.train.num_steps=4",
+  "--config.ckpt.every_steps=4",
+  "--config.eval.max_windows=16",
+  "--config.eval.batch_size=8",
+]
+
+
+def _tool(*args, timeout=120):
+  return subprocess.run(
+    [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+  )
+
+
+def test_someone_elses_folder_is_never_trained_into(tmp_path):
+  """LOSS 2: a folder with a user's config.json, metrics.jsonl and vocab.json is refused and
+  left as it was; so is any non-empty folder that is not an aoarm run."""
+  theirs = tmp_path / "theirs"
+  theirs.mkdir()
+  (theirs / "config.json").write_text('{"learning_rate": 3}')
+  (theirs / "metrics.jsonl").write_text('{"acc": 0.9}\n')
+  (theirs / "vocab.json").write_text('["a", "b"]')
+  expect_error(str(theirs), "not an aoarm run's", *BASE)
+  notes = tmp_path / "notes"
+  notes.mkdir()
+  (notes / "paper.tex").write_text("\\section{}")
+  expect_error(str(notes), "is not empty and not an aoarm run (it holds paper.tex)", *BASE)
+
+
+def test_fifos_never_block_a_tool_or_the_trainer(tmp_path):
+  """HANG 3: a FIFO named metrics.jsonl (or train.lock) in a run folder: `aoarm.runs` reads past
+  it at once, and training refuses in one line."""
+  wd = tmp_path / "run"
+  res = run(str(wd), *BASE)
+  assert res.returncode == 0, res.stderr[-3000:]
+  os.remove(wd / "metrics.jsonl")
+  os.mkfifo(wd / "metrics.jsonl")
+  out = _tool("aoarm.runs", str(tmp_path), timeout=60)
+  assert out.returncode == 0 and "| run |" in out.stdout, out.stderr
+  expect_error(str(wd), "metrics.jsonl is not a regular file", *BASE, timeout=120)
+  os.remove(wd / "metrics.jsonl")
+  os.mkfifo(wd / "train.lock")
+  expect_error(str(wd), "train.lock is not a regular file", *BASE, timeout=120)
+
+
+def test_folder_sources_drop_nothing_silently(tmp_path):
+  """SILENT 4 (and issue 33.1): a folder holding a .raw file is refused with the file's name;
+  named in data.extensions it is read; a file named itself is read whatever its extension."""
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  text = "the quick brown fox jumps over the lazy dog. " * 400
+  (corpus / "a.txt").write_text(text)
+  (corpus / "wiki.test.raw").write_text(text[::-1])
+  (tmp_path / "valid.raw").write_text(text[:3000])
+  bpe = [
+    "--config.data.source=text_files",
+    f"--config.data.train_path={corpus}",
+    f"--config.data.valid_path={tmp_path / 'valid.raw'}",
+    "--config.data.tokenizer=bpe",
+    "--config.data.vocab_size=300",
+    "--config.data.num_workers=1",
+    "--config.data.seq_len=16",
+    "--config.train.batch_size=8",
+    "--config.train.num_steps=2",
+    "--config.eval.max_windows=8",
+    "--config.eval.batch_size=8",
+  ]
+  line = expect_error(str(tmp_path / "run"), "would be left out", *bpe)
+  assert "wiki.test.raw" in line and "data.extensions" in line
+  res = run(str(tmp_path / "run"), *bpe, "--config.data.extensions=.txt,.raw")
+  assert res.returncode == 0, res.stderr[-3000:]
+  assert "data.train_path: 2 file(s)" in res.stderr and "data.valid_path: 1 file(s)" in res.stderr
+
+
+def test_a_stop_below_the_resume_step_is_refused(tmp_path):
+  """SILENT 11: resuming at step 4 with train.stop_after=2 trained on to num_steps."""
+  wd = str(tmp_path / "run")
+  assert run(wd, *BASE).returncode == 0
+  expect_error(wd, "train.stop_after=2 is at or below the step", *BASE,
+               "--config.train.num_steps=8", "--config.train.stop_after=2")  # fmt: skip
+
+
+def test_held_out_text_that_is_the_training_text_is_refused(tmp_path):
+  """SILENT 14: data.valid_path equal to data.train_path."""
+  f = tmp_path / "t.txt"
+  f.write_text("some text to train on. " * 200)
+  files = ["--config.data.source=text_files", f"--config.data.train_path={f}"]
+  expect_error(str(tmp_path / "run"), "names the training text", *files,
+               f"--config.data.valid_path={tmp_path / '.' / 't.txt'}")  # fmt: skip
+
+
+def test_the_tools_refuse_bad_counts_and_temperatures(tmp_path):
+  """SILENT 14 and UNCLEAR: diagnostics --num_windows=-5 / --batch=0 and gen_eval
+  --temperatures=-1 / nan / abc and --num_samples=0 end in one line, exit 2."""
+  for args, match in (
+    (["aoarm.diagnostics", f"--workdir={tmp_path}", "--num_windows=-5"], "--num_windows=-5"),
+    (["aoarm.diagnostics", f"--workdir={tmp_path}", "--batch=0"], "--batch=0"),
+    (["aoarm.gen_eval", f"--runs={tmp_path}", "--out=x", "--temperatures=-1"], "'-1'"),
+    (["aoarm.gen_eval", f"--runs={tmp_path}", "--out=x", "--temperatures=nan"], "'nan'"),
+    (["aoarm.gen_eval", f"--runs={tmp_path}", "--out=x", "--temperatures=abc"], "not a number"),
+    (["aoarm.gen_eval", f"--runs={tmp_path}", "--out=x", "--num_samples=0"], "--num_samples=0"),
+  ):
+    res = _tool(*args)
+    lines = error_lines(res.stderr)
+    assert res.returncode == 2 and len(lines) == 1 and match in lines[0], res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+
+
+def test_runs_and_report_read_past_what_a_kill_leaves(tmp_path):
+  """UNCLEAR: a truncated config.json or eval JSON and a cut last metrics line break neither
+  `aoarm.runs` nor `aoarm.report`; the report lists the run it cannot read."""
+  wd = tmp_path / "run"
+  assert run(str(wd), *BASE).returncode == 0
+  with open(wd / "metrics.jsonl", "a") as f:
+    f.write('{"step": 5, "train/lo')
+  evals = sorted((wd / "eval").glob("*.json"))
+  evals[0].write_text(evals[0].read_text()[:40])
+  out = _tool("aoarm.runs", str(tmp_path))
+  assert out.returncode == 0, out.stderr
+  rep = _tool("aoarm.report", str(tmp_path))
+  assert rep.returncode == 2 and "no eval JSONs" in rep.stderr, rep.stderr  # nothing readable
+  other = tmp_path / "other"
+  assert run(str(other), *BASE).returncode == 0
+  rep = _tool("aoarm.report", str(tmp_path))
+  assert rep.returncode == 0, rep.stderr
+  md = (tmp_path / "report.md").read_text()
+  assert "`run` (" in md and "is not whole JSON" in md
+  assert json.loads((other / "config.json").read_text())["model"]["variant"] == "two_stream"
