@@ -13,6 +13,8 @@ be read counts as damaged; the caller decides what to do with damaged steps (tra
 aside, see `workdir.move_aside`; nothing here deletes one).
 """
 
+import hashlib
+import json
 import logging
 import os
 
@@ -24,6 +26,53 @@ from aoarm.errors import UserError
 
 log = logging.getLogger("aoarm")
 ITEMS = ("state", "meta")
+SEAL = "sha256.json"  # in each finished step folder: the SHA-256 of every file Orbax wrote
+
+
+def _file_digests(step_dir: str) -> dict:
+  """{relative path: SHA-256} of every file of a step folder but the seal."""
+  out = {}
+  for root, _, files in os.walk(step_dir):
+    for f in files:
+      p = os.path.join(root, f)
+      rel = os.path.relpath(p, step_dir)
+      if rel == SEAL:
+        continue
+      h = hashlib.sha256()
+      with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+          h.update(block)
+      out[rel] = h.hexdigest()
+  return out
+
+
+def seal(step_dir: str):
+  """Write the step's seal (atomically): what a later restore checks the files against."""
+  from aoarm import workdir as workdir_lib
+
+  body = json.dumps({"files": _file_digests(step_dir)}, indent=0, sort_keys=True)
+  workdir_lib.write_atomic(os.path.join(step_dir, SEAL), body)
+
+
+def check_seal(step_dir: str):
+  """Raise DamagedCheckpoint where a file of the step differs from its seal (flipped bytes, a
+  zeroed or truncated file, one missing); a step without a seal (older aoarm) passes."""
+  path = os.path.join(step_dir, SEAL)
+  if not os.path.isfile(path):
+    return
+  with open(path, encoding="utf-8") as f:
+    want = json.load(f)["files"]
+  have = _file_digests(step_dir)
+  bad = sorted(k for k in want if have.get(k) != want[k])
+  if bad:
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    raise DamagedCheckpoint(
+      f"{len(bad)} file(s) differ from their SHA-256 at save: {', '.join(bad[:3])}{more}"
+    )
+
+
+class DamagedCheckpoint(RuntimeError):
+  """A step's files are not the ones that were saved (its seal does not match)."""
 
 
 class CheckpointMismatch(UserError):
@@ -112,19 +161,34 @@ class Checkpointer:
     )
     self.mngr = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
     self.failed = None  # the first save error: later waits do not wait on a broken manager
+    self.read_only = read_only
 
   def steps(self) -> list[int]:
     return sorted(self.mngr.all_steps())
 
   def save(self, step: int, state, meta: dict, force: bool = True) -> bool:
     try:
-      return self.mngr.save(
+      saved = self.mngr.save(
         step,
         args=ocp.args.Composite(state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)),
         force=force,
       )
     except Exception as e:  # noqa: BLE001 - any failure to save ends the run
       self._fail(f"saving checkpoint step {step} in {self.directory}", e)
+    self._seal_finished(below=step)  # Orbax finished every earlier save before this one
+    return saved
+
+  def _seal_finished(self, below: int | None = None):
+    """Seal the finished steps that have no seal yet (process 0; the files are shared)."""
+    if jax.process_index() != 0:
+      return
+    for s in self.steps():
+      d = os.path.join(self.directory, str(s))
+      if (below is None or s < below) and not os.path.exists(os.path.join(d, SEAL)):
+        try:
+          seal(d)
+        except OSError as e:
+          log.warning("checkpoint step %d not sealed (%s): its files cannot be checked", s, e)
 
   def _fail(self, what: str, e: Exception):
     self.failed = f"{what} failed: {_reason(e)}"
@@ -137,6 +201,8 @@ class Checkpointer:
       self.mngr.wait_until_finished()
     except Exception as e:  # noqa: BLE001 - an async save's error surfaces here
       self._fail(f"finishing a checkpoint save in {self.directory}", e)
+    if not self.read_only:  # a reader writes nothing
+      self._seal_finished()
 
   def close(self):
     self.wait()
@@ -155,7 +221,9 @@ class Checkpointer:
 
   def restore(self, step: int, abstract, partial: bool = False):
     """(state, meta) of one step. Raises CheckpointMismatch if its tree differs from
-    `abstract`; any other exception means the step cannot be read."""
+    `abstract`; any other exception means the step cannot be read (DamagedCheckpoint: its files
+    differ from their seal)."""
+    check_seal(os.path.join(self.directory, str(step)))
     saved = self.saved_leaves(step)
     if saved is not None:
       diff = tree_difference(saved, leaves_by_path(abstract), partial)

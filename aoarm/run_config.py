@@ -64,7 +64,7 @@ def from_workdir(workdir: str, overrides: dict, mode: str):
       f"--mode={mode} without --config reads the run's {where}, which is missing: "
       "train there first, or pass --config=configs/<variant>.py"
     )
-  cfg = config_lib.base_config(run.get("model.variant", "two_stream"), None)
+  cfg = config_lib.base_config(run.get("model.variant", ""), None)
   have = flat(cfg)
   for key, value in run.items():  # a key this version no longer has is left out
     if key in have:

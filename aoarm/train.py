@@ -231,10 +231,12 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
         loss = float(m["loss"])  # host sync only here
         if not (np.isfinite(loss) and np.isfinite(float(m["param_norm"]))):
           log.error(
-            "non-finite loss (%s) or parameters at step %d: stopping without saving; "
+            "non-finite %s at step %d (loss %s, parameter norm %s): stopping without saving; "
             "the last good checkpoint is kept (steps %s)",
-            loss,
+            "loss" if not np.isfinite(loss) else "parameters",
             done,
+            loss,
+            float(m["param_norm"]),
             ckpt.steps(),
           )
           return 1

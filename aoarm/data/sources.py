@@ -161,6 +161,9 @@ def expand_paths(spec: str, what: str, extensions: str = "") -> list[str]:
       f"{names}; name them explicitly, or set data.extensions (e.g. '.txt,.raw') to say which "
       "to take"
     )
+  total = sum(os.path.getsize(f) for f in out)
+  if total == 0:
+    raise UserError(f"{what}: {len(out)} file(s), all empty: there is no text to read")
   log = logging.getLogger("aoarm")
   if skipped:
     log.warning(
@@ -170,7 +173,7 @@ def expand_paths(spec: str, what: str, extensions: str = "") -> list[str]:
       extensions,
       ", ".join(sorted(skipped)),
     )
-  log.info("%s: %d file(s), %.1f MB", what, len(out), sum(os.path.getsize(f) for f in out) / 1e6)
+  log.info("%s: %d file(s), %.1f MB", what, len(out), total / 1e6)
   return out
 
 
@@ -208,7 +211,10 @@ def documents(paths: list[str], doc_per_line: bool = False, text_key: str = "tex
               raise UserError(f"{path}:{n}: not a JSON line") from None
             if not isinstance(rec, dict) or text_key not in rec:
               raise UserError(f"{path}:{n}: no {text_key!r} key (data.text_key)")
-            yield str(rec[text_key]), True
+            if not isinstance(rec[text_key], str):
+              kind = "null" if rec[text_key] is None else type(rec[text_key]).__name__
+              raise UserError(f"{path}:{n}: {text_key!r} is {kind}, not text (data.text_key)")
+            yield rec[text_key], True
           elif doc_per_line:
             if line.strip():
               yield line.rstrip("\n"), True

@@ -55,11 +55,24 @@ def store_key(split: str, paths: list[str], tok, options: dict) -> str:
   return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
+_DIGESTS: dict = {}  # (path, size, mtime, ctime) -> content SHA-256, within one process
+
+
+def file_sha256(path: str) -> str:
+  """SHA-256 of a file's bytes, streamed (hashed once per process per file version)."""
+  st = os.stat(path)
+  memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns)  # ctime: any write
+  if memo not in _DIGESTS:
+    _DIGESTS[memo] = _stream_sha256(path)
+  return _DIGESTS[memo]
+
+
 def _source_id(path: str) -> list:
+  """A source's identity: its path and its content's SHA-256, so an edit in place that keeps
+  the size and modification time still names another store (issue 37)."""
   if path.startswith(sources.TFDS_PREFIX):
     return sources.tfds_id(path)
-  st = os.stat(path)
-  return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+  return [os.path.abspath(path), file_sha256(path)]
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -138,7 +151,17 @@ def _check(path: str) -> tuple[dict | None, str | None]:
         None,
         f"shard {s['file']} holds {size} bytes, its manifest says {s['num_tokens'] * item}",
       )
+    if s.get("sha256") and _stream_sha256(f) != s["sha256"]:  # the file is the ids' bytes
+      return None, f"shard {s['file']} does not match its manifest's SHA-256"
   return m, None
+
+
+def _stream_sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 22), b""):
+      h.update(block)
+  return h.hexdigest()
 
 
 def open_store(path: str) -> TokenStore | None:

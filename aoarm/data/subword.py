@@ -151,7 +151,14 @@ class BpeTokenizer:
       show_progress=False,
     )
     tok.train_from_iterator(_lines(texts, sample_bytes), trainer)
-    return cls(tok.to_str())
+    out = cls(tok.to_str())
+    if out.vocab_size < vocab_size:  # never a smaller vocabulary than asked for, silently
+      raise UserError(
+        f"data.vocab_size={vocab_size} is larger than the tokenizer sample supports (its merges "
+        f"give a bpe of {out.vocab_size} entries): use data.vocab_size <= {out.vocab_size}, "
+        "or more training text"
+      )
+    return out
 
   @classmethod
   def load(cls, path: str):
