@@ -3,9 +3,13 @@ exits at once. Also a bound on how long the process may take to exit.
 
 A Python KeyboardInterrupt raised while XLA compiles, or while Orbax's threads run, can crash
 the interpreter or leave it waiting on threads forever; so during training neither signal raises:
-the handler records it and the loop saves and returns. SIGTERM (a scheduler's preemption) exits
-0; SIGINT exits 130, so `train && eval` does not go on as if training had finished. In eval and
-sample, where nothing is worth saving, Ctrl-C ends the process at once.
+the handler records it and the loop saves and returns. Python runs a signal handler only when
+the main thread is between bytecodes, which a thread waiting on the device or the compiler is
+not (for minutes, on a CPU); so the signals are also read from a wakeup pipe by a watcher
+thread, which records the first at once and ends the process on the second at once. SIGTERM (a
+scheduler's preemption) exits 0; SIGINT exits 130, so `train && eval` does not go on as if
+training had finished. In eval and sample, where nothing is worth saving, Ctrl-C ends the
+process at once.
 """
 
 import contextlib
@@ -56,14 +60,58 @@ def catch():
   if threading.current_thread() is not threading.main_thread():
     yield stop
     return
-  old = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
+  watcher = _Watcher(stop)
+  # with the watcher the Python-level handler only keeps the default action away (the watcher
+  # handles each signal, once); without it (no wakeup fd) the handler does the work
+  handler = (lambda signum, frame: None) if watcher.active else stop.handle
+  old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
   _active = stop
   try:
     yield stop
   finally:
     _active = None
+    watcher.close()
     for s, h in old.items():
       signal.signal(s, h)
+
+
+class _Watcher:
+  """Reads signal numbers from the interpreter's wakeup fd in a thread of its own: a stop is
+  recorded (and a second one exits) while the main thread is still blocked in C++."""
+
+  def __init__(self, stop: Stop):
+    self.r, self.w = os.pipe()
+    os.set_blocking(self.w, False)
+    self.active = False
+    try:
+      self.old_fd = signal.set_wakeup_fd(self.w, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread of the main interpreter
+      self.old_fd = None
+      return
+    self.active = True
+    self.stop = stop
+    self.thread = threading.Thread(target=self._run, name="aoarm-signals", daemon=True)
+    self.thread.start()
+
+  def _run(self):
+    while True:
+      try:
+        got = os.read(self.r, 16)
+      except OSError:
+        return
+      if not got:
+        return
+      for signum in got:
+        if signum in (signal.SIGINT, signal.SIGTERM):
+          self.stop.handle(signum, None)
+
+  def close(self):
+    if self.active:
+      signal.set_wakeup_fd(self.old_fd)
+    os.close(self.w)  # the watcher reads EOF and ends
+    if self.active:
+      self.thread.join(timeout=1)
+    os.close(self.r)
 
 
 def exit_on_sigint():

@@ -84,5 +84,10 @@ class Progress:
       {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in shown.items()}, refresh=True
     )
 
+  def tick(self, step: int):
+    """The step count between logs (no host sync): the bar's own rate shows from the first
+    steps on, where a log every train.log_every steps of a slow step would show none for long."""
+    self.bar.update(step - self.bar.n)
+
   def close(self):
     self.bar.close()

@@ -5,6 +5,7 @@ Every batch is a function of (seed, step), and the step's randomness is fold_in(
 run resumed from step k reproduces the uninterrupted run's losses exactly.
 """
 
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -179,6 +180,32 @@ def profile_window(spec: str) -> tuple[int, int]:
   return int(a), int(b)
 
 
+# Steps dispatched ahead of the device at most: two keep it busy; without a bound the loop ran up
+# to train.log_every steps ahead, and a Ctrl-C on a CPU waited ~35 steps (505 s) for its save
+MAX_IN_FLIGHT = 2
+
+
+CPU_FLOPS = 75e9  # what a 2-core CPU sustained on the default config (1.07e12 FLOPs, 14 s a step)
+
+
+def _warn_if_slow_here(trainer, tokens_per_step: int):
+  """Once, at start: a config far too large for a CPU says so (issue 36: the default config ran
+  ~14 s a step on a CPU with the bar at 0 for minutes)."""
+  if trainer.mesh.devices.flat[0].platform != "cpu":
+    return
+  step_flops = trainer.flops_per_token * tokens_per_step
+  seconds = step_flops / CPU_FLOPS  # fake CPU devices share the same cores
+  if seconds > 2:
+    log.warning(
+      "this config's training step is %.2g FLOPs: on this CPU about %.0f s a step, %s for "
+      "train.num_steps=%d; configs/<variant>.py:runlocal is the CPU-sized run",
+      step_flops,
+      seconds,
+      f"~{seconds * trainer.cfg.train.num_steps / 3600:.1f} h",
+      trainer.cfg.train.num_steps,
+    )
+
+
 @dataclasses.dataclass
 class LoopIO:
   """What the training loop reads and writes besides the state."""
@@ -205,6 +232,7 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
   stop = interrupted.enter_context(interrupts.catch())
   bar = Progress(start_step, n)
   tokens_per_step = c.train.batch_size * trainer.mcfg.seq_len
+  _warn_if_slow_here(trainer, tokens_per_step)
   one = flops.device_peak(trainer.mesh.devices.flat[0].device_kind)  # MFU: of the mesh's peak
   peak = one * trainer.mesh.devices.size if one else None
   t0, s0 = time.perf_counter(), start_step
@@ -212,14 +240,20 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
   # thread only dispatches steps (a host-to-device copy may wait on the device's stream).
   stream = batches.iterate(start_step, put=lambda x: sharding.global_batch(x, trainer.mesh))
   prof_start, prof_stop = profile_window(c.train.profile)
+  inflight = collections.deque()
   try:
     for step in range(start_step, n):
       if step == prof_start:
         jax.profiler.start_trace(os.path.join(workdir, "profile"), create_perfetto_trace=True)
       state, m = trainer.train_step(state, next(stream))
+      inflight.append(m["loss"])
+      if len(inflight) > MAX_IN_FLIGHT:  # a stop never waits on more queued steps than this
+        jax.block_until_ready(inflight.popleft())
       if step == start_step:  # the one step that compiles: say how long a launch waited
         jax.block_until_ready(m["loss"])
         log.info("first step done in %.1f s (compilation included)", time.perf_counter() - t0)
+      else:
+        bar.tick(step + 1)
       if step + 1 == prof_stop:
         jax.block_until_ready(m["loss"])
         jax.profiler.stop_trace()

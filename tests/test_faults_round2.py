@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from cli import REPO, error_lines, expect_error, run
@@ -169,3 +170,46 @@ def test_a_checkpoint_with_flipped_bytes_is_never_used(tmp_path):
   assert res.returncode == 0, res.stderr[-3000:]
   assert "checkpoint step 8 could not be read" in res.stderr and "moved to" in res.stderr
   assert any(p.name.startswith("step_8_") for p in (wd / "ckpt_aside").iterdir())
+
+
+_BLOCKED = r"""
+import os, signal, sys, threading, time
+import jax, jax.numpy as jnp
+from aoarm import interrupts
+
+@jax.jit
+def slow(x):  # seconds of device work in one call: the main thread waits in C++ meanwhile
+  return jax.lax.fori_loop(0, 4000, lambda i, a: jnp.tanh(a @ a), x)
+
+x = jnp.ones((384, 384)) * 1e-3
+slow(x).block_until_ready()  # compiled; now time one call
+t = time.time(); slow(x).block_until_ready(); one = time.time() - t
+with interrupts.catch() as stop:
+  def signals():
+    time.sleep(0.3)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.3)
+    print(f"recorded={stop.requested} one={one:.2f}", flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+  threading.Thread(target=signals, daemon=True).start()
+  t = time.time()
+  for _ in range(30):
+    float(slow(x)[0, 0])  # as the loop reads a loss: a wait that checks no signals
+print("not interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_is_seen_while_the_main_thread_waits_on_the_device(tmp_path):
+  """Issue 36 (3): a first Ctrl-C is recorded, and a second one ends the process, while the main
+  thread is blocked in a device computation (Python's own handlers wait until it returns)."""
+  t = time.time()
+  res = subprocess.run(
+    [sys.executable, "-c", _BLOCKED], cwd=REPO, capture_output=True, text=True, timeout=600
+  )
+  took = time.time() - t
+  assert res.returncode == 130, (res.returncode, res.stdout, res.stderr[-2000:])
+  assert "recorded=True" in res.stdout and "not interrupted" not in res.stdout, res.stdout
+  one = float(res.stdout.split("one=")[1].split()[0])
+  assert "second interrupt: exiting now" in res.stderr
+  assert one > 1.0, "the device call is too short to tell"  # 30 of them would take > 30 s
+  assert took < 30 * one / 2, (took, one)
