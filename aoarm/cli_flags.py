@@ -42,10 +42,61 @@ def _reading_mode(argv) -> bool:
   return bool(modes) and modes[-1] in ("eval", "sample")
 
 
+def config_keys_help() -> list[str]:
+  """'  key = default  # its comment' for every key of `config_lib.base_config`, read from that
+  function's source (its comments are the keys' one source of documentation)."""
+  import inspect
+  import re
+
+  from aoarm import config_lib, run_config
+
+  defaults = run_config.flat(config_lib.base_config("", None))
+  lines, pending = [], []
+  for raw in inspect.getsource(config_lib.base_config).splitlines():
+    line = raw.strip()
+    if raw.startswith("    ") and not line.startswith("#"):  # inside an `if` (runlocal, size)
+      pending = []
+      continue
+    if line.startswith("#"):
+      pending.append(line[1:].strip())
+      continue
+    m = re.match(r"c\.((?:\w+\.)*\w+) = (.+?)(?:\s+#\s*(.*))?$", line)
+    if m and "ConfigDict()" not in m.group(2):
+      note = " ".join(pending + [m.group(3) or ""]).strip()
+      key = m.group(1)
+      value = repr(defaults[key]) if key in defaults and key != "model.variant" else m.group(2)
+      lines.append(f"  {key} = {value}" + (f"  # {note}" if note else ""))
+    pending = []
+  return lines
+
+
+def _help(argv) -> bool:
+  return any(a in ("--help", "-h", "--helpshort", "-?") for a in argv[1:])
+
+
+def print_help(main_doc: str):
+  """The command's usage, its flags and every config key with its default and one line."""
+  out = [main_doc.strip(), "", "flags:"]
+  for f in flags.FLAGS.get_key_flags_for_module(sys.argv[0]) or []:
+    out.append(f"  --{f.name}: {f.help} (default: {f.default!r})")
+  out += [
+    "",
+    "config keys (--config.KEY=VALUE; the defaults before configs/<variant>.py sets its own;",
+    "aoarm/config_check.py holds each one's allowed range):",
+    *config_keys_help(),
+  ]
+  print("\n".join(out))
+
+
 def parse_flags(argv):
   """absl's parser, but a bad config file, arg or override ends in one line and exit 2. Without
   --config, --mode=eval/sample takes --config.KEY=VALUE overrides for the run's saved config."""
   argv = _new_names(argv)
+  if _help(argv):
+    import __main__
+
+    print_help(getattr(__main__, "__doc__", "") or "")
+    sys.exit(0)
   sys.argv[1:] = argv[1:]  # ml_collections reads the overrides from sys.argv as well
   overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
   has_config = any(a == "--config" or a.startswith("--config=") for a in argv[1:])

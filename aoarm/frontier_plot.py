@@ -91,14 +91,14 @@ def _cell(value, rel_err=None) -> str:
 def matched_table(rows: list[dict], key: str) -> str:
   """Markdown: per L, every line's `key` at the held-out text's own unigram entropy (a
   temperature-free comparison of frontiers), and at temperature 1 (the model's distribution)."""
-  out = [f"| L | variant | sampler | draw | {key} at the data's entropy | {key} at T=1 |"]
-  out.append("|---|---|---|---|---|---|")
+  out = [f"| L | run | variant | sampler | draw | {key} at the data's entropy | {key} at T=1 |"]
+  out.append("|---|---|---|---|---|---|---|")
   for L in sorted({r["seq_len"] for r in rows}):
     at_L = [r for r in rows if r["seq_len"] == L]
     data = [r for r in at_L if r["variant"] == "data"]
     h = data[0]["unigram_entropy"] if data else None
     for r in data:
-      out.append(f"| {L} | held-out text | | | {r[key]:.3f} (H={h:.3f}) | |")
+      out.append(f"| {L} | | held-out text | | | {r[key]:.3f} (H={h:.3f}) | |")
     for line in dict.fromkeys((r["run"], r["sampler"]) for r in at_L if r["variant"] != "data"):
       rs = [r for r in at_L if (r["run"], r["sampler"]) == line]
       t1 = [r for r in rs if r["temperature"] == 1.0]
@@ -111,21 +111,48 @@ def matched_table(rows: list[dict], key: str) -> str:
       if t1:
         t, t_se = t1[0][key], t1[0]["gen_nll_stderr"] if err else None
       cells = [_cell(m, m_se), _cell(t, t_se)]
+      run = os.path.basename(str(line[0]).rstrip("/"))
       out.append(
-        f"| {L} | {rs[0]['variant']} | {line[1]} | {rs[0].get('precision', '')} | "
+        f"| {L} | {run} | {rs[0]['variant']} | {line[1]} | {rs[0].get('precision', '')} | "
         + " | ".join(cells)
         + " |"
       )
   return "\n".join(out)
 
 
-if __name__ == "__main__":
+def main(argv=None):
+  """The matched-entropy table of a frontier JSON: by default of `gen_perplexity` where the rows
+  have it (a judge scored them), else of `valid_words` (gen_eval --word_level)."""
   import argparse
   import json
+  import sys
 
   p = argparse.ArgumentParser(description="the matched-entropy table of a frontier JSON")
   p.add_argument("frontier_json")
-  p.add_argument("--key", default="valid_words", help="e.g. valid_words, gen_perplexity")
-  a = p.parse_args()
-  with open(a.frontier_json) as f:
-    print(matched_table(json.load(f), a.key))
+  p.add_argument("--key", default="", help="a row key: gen_perplexity, valid_words, ...")
+  a = p.parse_args(argv)
+
+  def fail(msg):
+    print(f"aoarm: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+  try:
+    with open(a.frontier_json) as f:
+      rows = json.load(f)
+  except OSError as e:
+    fail(f"{a.frontier_json}: cannot be read ({e.strerror})")
+  except ValueError:
+    fail(f"{a.frontier_json}: not a JSON file")
+  if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+    fail(f"{a.frontier_json}: not a frontier JSON (a list of rows, from aoarm.gen_eval)")
+  models = [r for r in rows if r.get("variant") != "data"]
+  keys = set.intersection(*(set(r) for r in models)) if models else set()
+  key = a.key or ("gen_perplexity" if "gen_perplexity" in keys else "valid_words")
+  if key not in keys:
+    numeric = sorted(k for k in keys if isinstance(models[0].get(k), float)) if models else []
+    fail(f"--key={key}: not in every row of {a.frontier_json}; its keys: {', '.join(numeric)}")
+  print(matched_table(rows, key))
+
+
+if __name__ == "__main__":
+  main()

@@ -40,3 +40,28 @@ def test_learning_rate_schedule_is_what_is_logged():
   opt = mlc.ConfigDict(dict(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1))
   s = make_schedule(opt, 100)
   assert float(s(0)) == 0.0 and abs(float(s(10)) - 1e-3) < 1e-9 and abs(float(s(100)) - 1e-4) < 1e-9
+
+
+def test_a_config_too_large_for_a_cpu_says_so(caplog):
+  """Issue 36 (4): the default config ran ~14 s a step on a CPU with no word; it now says what a
+  step costs and points at :runlocal, once, at start; the CPU-sized run says nothing."""
+  import types
+
+  import jax
+
+  from aoarm import config_lib, flops, train
+  from aoarm.models import ModelConfig
+
+  def fake(arg):
+    c = config_lib.base_config("two_stream", arg)
+    m = ModelConfig.from_config(dict(c.model, vocab_size=100), c.data.seq_len)
+    mesh = types.SimpleNamespace(devices=__import__("numpy").array(jax.devices()))
+    t = types.SimpleNamespace(flops_per_token=flops.train_flops_per_token(m), mesh=mesh, cfg=c)
+    return t, c.train.batch_size * c.data.seq_len
+
+  caplog.set_level("WARNING")
+  train._warn_if_slow_here(*fake("runlocal"))
+  assert not caplog.records
+  train._warn_if_slow_here(*fake(None))
+  (r,) = caplog.records
+  assert "s a step" in r.message and ":runlocal" in r.message and "num_steps=10000" in r.message

@@ -44,7 +44,7 @@ def test_a_frontier_line_at_a_given_entropy():
     }
   ]
   table = fp.matched_table(rows, "valid_words")
-  assert "| 8 | x | k=1 |  | 0.700 | 0.500 |" in table
+  assert "| 8 | a | x | k=1 |  | 0.700 | 0.500 |" in table
 
 
 def test_the_matched_table_gives_gen_perplexity_its_error_across_samples():
@@ -59,10 +59,36 @@ def test_the_matched_table_gives_gen_perplexity_its_error_across_samples():
   data = {"run": "d", "sampler": "held-out text", "variant": "data", "seq_len": 8}
   data.update(temperature=None, unigram_entropy=2.5, gen_perplexity=4.0)
   rows = [dict(r, run="a", sampler="k=1", variant="x", seq_len=8) for r in line] + [data]
-  assert "| 8 | x | k=1 |  | 15.000 ± 3.000 | 20.000 ± 6.000 |" in fp.matched_table(
+  assert "| 8 | a | x | k=1 |  | 15.000 ± 3.000 | 20.000 ± 6.000 |" in fp.matched_table(
     rows, "gen_perplexity"
   )
   for r in line:
     del r["gen_nll_stderr"]
   rows = [dict(r, run="a", sampler="k=1", variant="x", seq_len=8) for r in line] + [data]
-  assert "| 8 | x | k=1 |  | 15.000 | 20.000 |" in fp.matched_table(rows, "gen_perplexity")
+  assert "| 8 | a | x | k=1 |  | 15.000 | 20.000 |" in fp.matched_table(rows, "gen_perplexity")
+
+
+def test_the_frontier_table_command_picks_a_key_the_rows_have(tmp_path, capsys):
+  """Issue 36 (6): `python -m aoarm.frontier_plot front.json` crashed with KeyError
+  'valid_words' on a judge-scored file; it now takes gen_perplexity where every row has it,
+  and a missing key or a malformed file is one line, exit 2."""
+  import json
+
+  import pytest
+
+  from aoarm import frontier_plot as fp
+
+  rows = [
+    {"run": "r1/", "sampler": "k=1", "variant": "two_stream", "seq_len": 8, "temperature": t,
+     "unigram_entropy": h, "gen_perplexity": g}
+    for t, h, g in ((0.5, 2.0, 10.0), (1.0, 3.0, 20.0))
+  ]  # fmt: skip
+  path = tmp_path / "front.json"
+  path.write_text(json.dumps(rows))
+  fp.main([str(path)])
+  assert "| 8 | r1 | two_stream | k=1 |" in capsys.readouterr().out
+  for argv, msg in (([str(path), "--key=valid_words"], "--key=valid_words"),
+                    ([str(tmp_path / "nope.json")], "cannot be read")):  # fmt: skip
+    with pytest.raises(SystemExit) as e:
+      fp.main(argv)
+    assert e.value.code == 2 and msg in capsys.readouterr().err

@@ -118,3 +118,17 @@ def test_the_cpu_sized_sweep_runs_without_shared_data(tmp_path):
     capture_output=True, text=True, cwd=ROOT, timeout=120,
   )  # fmt: skip
   assert again.stdout.startswith("[done]")  # a finished run is not run again
+
+
+def test_help_lists_every_config_key_and_exits_zero():
+  """Issue 36 (7): `--help` of the main command and of the data tool exit 0 and list every
+  config key with its default and its comment."""
+  from aoarm import config_lib, run_config
+
+  keys = run_config.flat(config_lib.base_config("", None))
+  for tool in ("aoarm.main", "aoarm.data.prepare"):
+    res = _run(tool, "--help")
+    assert res.returncode == 0, res.stderr
+    listed = {ln.split(" = ")[0].strip() for ln in res.stdout.splitlines() if " = " in ln}
+    assert set(keys) <= listed, sorted(set(keys) - listed)
+    assert "data.seq_len = 128  # L, tokens per window" in res.stdout
