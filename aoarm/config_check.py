@@ -191,7 +191,7 @@ RULES = {
   "sample.order": Choice(("random", "l2r", "given", "adaptive")),
   "sample.order_positions": Text(_positions),
   "sample.k": POS,
-  "sample.temperature": Num(0.0),  # 0 = greedy
+  "sample.temperature": Num(0.0, 100.0),  # 0 = greedy; far above 1 the draw is uniform noise
   "sample.top_p": Num(0.0, 1.0, open_lo=True),
   "sample.seed": NONNEG,
   "sample.prompt": Text(),

@@ -154,7 +154,8 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.ckpt.allow_changes = False
 
   c.eval = mlc.ConfigDict()
-  c.eval.split = "valid"  # valid | test | train
+  # valid | test | train (pydoc and markov hold out one tail: their test split is the valid one)
+  c.eval.split = "valid"
   c.eval.num_orders = 1  # K random orders (or stratified lambdas for mdm) per window
   c.eval.l2r = True  # AO variants: also report the identity order
   c.eval.batch_size = 64  # windows per eval batch

@@ -123,6 +123,7 @@ def write_eval(run, placed, params, step: int) -> dict:
   }
   if split == "test" and run.data.splits.get("test") is run.data.splits.get("valid"):
     scope["note"] = f"data.source={cfg.data.source} holds out one tail: test is the valid text"
+    log.warning("eval.split=test: %s (so this is the valid split's figure)", scope["note"])
   out = dict(results[_primary(run)], step=step, by_order=results, **scope)
   if jax.process_index() == 0:
     os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)

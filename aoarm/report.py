@@ -42,7 +42,7 @@ def label(cfg_model: dict, cfg_order: dict | None = None, cfg_train: dict | None
   own (random orders; left to right for `ar`), and an equal-compute arm's reference."""
   v = cfg_model["variant"]
   own = "random" if models.traits(v).random_orders else "l2r"
-  order = (cfg_order or {}).get("train", own)
+  order = (cfg_order or {}).get("train", own) if models.traits(v).has_order else own
   if order == "mixture":
     order = f"mixture, l2r_prob={cfg_order.get('l2r_prob')}"
   suffix = f" (train order: {order})" if order != own else ""

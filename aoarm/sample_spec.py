@@ -37,10 +37,12 @@ class SampleSpec:
         f"sample.order=adaptive needs a two-stream model (it scores every open position); "
         f"{variant} fixes its order in advance"
       )
-    if self.k < 1 or (self.k > 1 and traits.sampler != "query"):
+    if self.k < 1:
+      raise ValueError(f"sample.k={self.k} must be at least 1 (targets per step)")
+    if self.k > 1 and traits.sampler != "query":
       raise ValueError(
-        f"sample.k={self.k}: k > 1 needs a two-stream model (k >= 1); {variant} samples one "
-        "token per step"
+        f"sample.k={self.k}: several targets per step need a two-stream model; {variant} "
+        "samples one token per step (use sample.k=1)"
       )
     if self.unroll < 1:
       raise ValueError(f"sample.unroll must be >= 1, got {self.unroll}")

@@ -112,6 +112,7 @@ REFUSED = [
     ["--mode=sample", "--config.sample.temperature=nan"],
     "config.sample.temperature must be finite",
   ),
+  (["--mode=sample", "--config.sample.temperature=1e9"], "config.sample.temperature must be"),
   (["--config.train.batch_size=0"], "config.train.batch_size must be >= 1, got 0"),
   (["--config.train.batch_size=-8"], "config.train.batch_size must be >= 1, got -8"),
   (["--config.opt.lr=nan"], "config.opt.lr must be finite, got nan"),

@@ -231,6 +231,7 @@ def test_report_labels_the_model_options():
   assert report.label({"variant": "aogpt"}, {"train": "random"}) == "aogpt"
   assert report.label({"variant": "ar"}, {"train": "l2r"}) == "ar"
   assert report.label({"variant": "ar"}, {"train": "random"}) == "ar (train order: random)"
+  assert report.label({"variant": "mdm"}, {"train": "random"}) == "mdm"  # it has no order
 
 
 def test_report_of_a_subset_of_runs(tmp_path):

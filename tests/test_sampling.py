@@ -114,8 +114,10 @@ def test_top_p_keeps_the_nucleus():
 
 def test_bad_specs():
   cfg = tiny("decoupled_rope", seq_len=8)
-  with pytest.raises(ValueError, match="k > 1 needs"):
+  with pytest.raises(ValueError, match="several targets per step need a two-stream model"):
     SampleSpec(length=8, k=2).validate("decoupled_rope", 11)
+  with pytest.raises(ValueError, match="sample.k=0 must be at least 1"):
+    SampleSpec(length=8, k=0).validate("two_stream", 11)
   with pytest.raises(ValueError, match="adaptive"):
     SampleSpec(length=8, order="adaptive").validate(cfg.variant, 11)
   with pytest.raises(ValueError, match="distinct"):

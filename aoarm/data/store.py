@@ -301,6 +301,7 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
       dt = max(time.perf_counter() - t0, 1e-9)
       bar.set_postfix(tok_s=f"{n_tokens / dt:,.0f}", refresh=False)
     writer.close()
+    bar.update(max(0, total_bytes - bar.n))  # JSONL's keys and quotes are bytes read, not text
   except BrokenProcessPool:
     shutil.rmtree(partial, ignore_errors=True)
     raise UserError(
