@@ -123,13 +123,37 @@ def main(argv=None):
   p = argparse.ArgumentParser(description="parameter counts and FLOPs per token")
   p.add_argument("--config", default="", help="configs/<variant>.py[:arg]: that model only")
   p.add_argument("--vocab_size", type=int, default=27, help="with --config: the vocabulary")
+  p.add_argument("--workdir", default="", help="a trained run: its own model and vocabulary")
   a = p.parse_args(argv)
-  if a.config:
+  if a.workdir:
+    import json
+    import os
+
+    path = os.path.join(a.workdir, "vocab.json")
+    cfg_path = os.path.join(a.workdir, "config.json")
+    if not (os.path.isfile(path) and os.path.isfile(cfg_path)):
+      print(
+        f"aoarm: error: {a.workdir} is no trained run (config.json, vocab.json)", file=sys.stderr
+      )
+      sys.exit(2)
+    from aoarm.data import tokenizers
+
+    with open(cfg_path) as f:
+      run = json.load(f)
+    V = tokenizers.load(path).vocab_size
+    cfg = ModelConfig.from_config(dict(run["model"], vocab_size=V), run["data"]["seq_len"])
+  elif a.config:
     try:
       cfg = _from_config_file(a.config, a.vocab_size)
     except UserError as e:
       print(f"aoarm: error: {e}", file=sys.stderr)
       sys.exit(2)
+    if "--vocab_size" not in " ".join(argv if argv is not None else sys.argv):
+      print(
+        f"aoarm: note: V={a.vocab_size} (--vocab_size; --workdir=DIR reads a run's own)",
+        file=sys.stderr,
+      )
+  if a.config or a.workdir:
     n = count(cfg)
     print(
       f"{cfg.variant}: {cfg.num_layers} layers, d={cfg.d_model}, L={cfg.seq_len}, "

@@ -219,8 +219,9 @@ def sample(cfg, workdir: str) -> int:
         }
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
     os.replace(path + ".tmp", path)
-    for b in range(min(n, 4)):
-      print(repr(run.data.tokenizer.decode(np.asarray(out["tokens"][b]))))
+    for b in range(min(n, 4)):  # the text itself, as a reader wants it (the file has the rest)
+      print(f"--- sample {b} ({spec.order} order) ---")
+      print(run.data.tokenizer.decode(np.asarray(out["tokens"][b])))
     print(f"wrote {path}")
   return 0
 

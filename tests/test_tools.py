@@ -132,3 +132,20 @@ def test_help_lists_every_config_key_and_exits_zero():
     listed = {ln.split(" = ")[0].strip() for ln in res.stdout.splitlines() if " = " in ln}
     assert set(keys) <= listed, sorted(set(keys) - listed)
     assert "data.seq_len = 128  # L, tokens per window" in res.stdout
+
+
+def test_flops_of_a_run_uses_its_own_vocabulary(tmp_path):
+  """Issue 36 (7): `flops --config` said V=27 for any run unless told; `--workdir` reads the
+  run's own model and vocabulary, and --config without --vocab_size notes the V it assumed."""
+  wd = tmp_path / "run"
+  wd.mkdir()
+  from aoarm import config_lib
+  from aoarm.data import tokenizers
+
+  cfg = config_lib.base_config("two_stream", "runlocal")
+  (wd / "config.json").write_text(cfg.to_json())
+  tokenizers.save(tokenizers.CharTokenizer("abcdefghij"), str(wd / "vocab.json"))
+  res = _run("aoarm.flops", f"--workdir={wd}")
+  assert res.returncode == 0 and "V=10;" in res.stdout, res.stdout + res.stderr
+  res = _run("aoarm.flops", "--config=configs/two_stream.py:runlocal")
+  assert "V=27;" in res.stdout and "--workdir=DIR reads a run's own" in res.stderr
