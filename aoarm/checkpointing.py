@@ -266,6 +266,14 @@ class Checkpointer:
       leaves.append(node)
     return jax.tree_util.tree_unflatten(treedef, leaves), meta
 
+  def _rotated_away(self, step: int) -> bool:
+    """The step's folder is gone: a trainer's keep-N rotation removed it while this process
+    read (an eval beside a running trainer), which is no damage."""
+    gone = not os.path.isdir(os.path.join(self.directory, str(step)))
+    if gone:
+      log.info("checkpoint step %d was removed while being read (rotation); skipping it", step)
+    return gone
+
   def restore_latest(self, abstract, partial: bool = False, check_meta=None):
     """(state, meta, step, damaged) from the newest readable checkpoint, or None if there is
     no checkpoint at all. `damaged`: [(step, reason)] of newer steps that could not be read.
@@ -281,6 +289,8 @@ class Checkpointer:
       try:
         meta = self.read_meta(step)
       except Exception as e:  # noqa: BLE001 - an unreadable meta: the step is damaged
+        if self._rotated_away(step):
+          continue
         damaged.append((step, _reason(e)))
         log.warning("checkpoint step %d unreadable (%s); trying the previous one", step, _reason(e))
         continue
@@ -291,6 +301,8 @@ class Checkpointer:
       except CheckpointMismatch:
         raise
       except Exception as e:  # noqa: BLE001 - unreadable arrays: the step is damaged
+        if self._rotated_away(step):
+          continue
         damaged.append((step, _reason(e)))
         log.warning("checkpoint step %d is damaged (%s); trying the previous one", step, _reason(e))
         continue

@@ -4,3 +4,11 @@ exits non-zero; nothing in the workdir is written before the checks that raise i
 
 class UserError(ValueError):
   pass
+
+
+class Interrupted(UserError):
+  """Ctrl-C or SIGTERM before training began (while data was prepared): nothing was kept."""
+
+  def __init__(self, msg: str, code: int):
+    super().__init__(msg)
+    self.code = code

@@ -28,6 +28,7 @@ class Stop:
 
   def __init__(self):
     self.signum = None
+    self.preparing = False  # data and setup: no step to stop at, nothing to save yet
 
   def handle(self, signum, frame):
     if self.signum is not None:
@@ -35,6 +36,9 @@ class Stop:
       os._exit(128 + signum)
     self.signum = signum
     name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    if self.preparing:
+      log.warning("%s: stopping before training (again to exit at once)", name)
+      return
     log.warning(
       "%s: saving a checkpoint and exiting at the next step boundary (again to exit at once)", name
     )
@@ -112,6 +116,14 @@ class _Watcher:
     if self.active:
       self.thread.join(timeout=1)
     os.close(self.r)
+
+
+def check_stop(what: str):
+  """Where setup runs long (tokenising a corpus): end now if a stop was asked for."""
+  if _active is not None and _active.requested:
+    from aoarm.errors import Interrupted
+
+    raise Interrupted(f"stopped while {what}: nothing of it was kept", _active.exit_code or 130)
 
 
 def exit_on_sigint():

@@ -1,6 +1,7 @@
 """aoarm command line: python -m aoarm.main --config=configs/<variant>.py[:arg] --workdir=DIR
 [--mode=train|eval|sample] [--config.a.b=value ...]"""
 
+import errno
 import logging
 import os
 import sys
@@ -15,6 +16,9 @@ _COORD = flags.DEFINE_string("coordinator", "", "several processes: HOST:PORT of
 _NPROC = flags.DEFINE_integer("num_processes", 0, "several processes: how many")
 _PID = flags.DEFINE_integer("process_id", -1, "several processes: this one's id, 0..N-1")
 _JOIN_TIMEOUT = flags.DEFINE_integer("join_timeout", 300, "seconds to wait for all processes")
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 
 def _quiet_failed_read_noise(hook=sys.unraisablehook):
@@ -45,7 +49,7 @@ def main(argv):
 
   from aoarm import modes
   from aoarm.checkpointing import CheckpointSaveError
-  from aoarm.errors import UserError
+  from aoarm.errors import Interrupted, UserError
 
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
   for noisy in ("absl", "jax", "jax._src.xla_bridge", "orbax"):
@@ -78,9 +82,18 @@ def main(argv):
     config_check.validate(cfg, jax.default_backend())  # again in prepare: library callers
     compile_cache.enable(cfg.train.compile_cache)
     code = modes.MODES[mode](cfg, _WORKDIR.value)
+  except Interrupted as e:
+    print(f"aoarm: {e}", file=sys.stderr)
+    code = e.code
   except UserError as e:
     print(f"aoarm: error: {e}", file=sys.stderr)
     code = 2
+  except OSError as e:
+    if e.errno not in WRITE_ERRNOS:
+      raise
+    # a full disk, a file-size limit (ulimit -f), a read-only or forbidden folder: one line
+    print(f"aoarm: error: cannot write {e.filename or 'a file'}: {e.strerror}", file=sys.stderr)
+    code = 1
   except CheckpointSaveError as e:
     # Orbax's threads may never let the interpreter shut down after a failed save: exit now.
     print(f"aoarm: error: {e}; the checkpoints saved before it are kept", file=sys.stderr)

@@ -34,7 +34,9 @@ def train(cfg, workdir: str) -> int:
   """Train (or resume) the run in `workdir`; returns the exit code (see train.run_loop)."""
   with interrupts.catch() as stop:
     log.info("preparing the run in %s", os.path.abspath(workdir or "."))
+    stop.preparing = True
     run = prepare_lib.prepare(cfg, workdir, "train")
+    stop.preparing = False
     lock = workdir_lib.TrainLock(run.workdir)
     with lock if jax.process_index() == 0 else contextlib.nullcontext():
       trainer = Trainer(cfg, run.mcfg, run.mesh)

@@ -10,6 +10,7 @@ eval/step_<N>.json, samples/, cache/.
 """
 
 import dataclasses
+import hashlib
 import logging
 import os
 
@@ -84,8 +85,9 @@ def check_meta(run: Run, meta: dict):
 def _vocab_desc(v):
   if not v:
     return "none"
-  if v.get("kind") == "char":
-    return f"char with {len(v['chars'])} symbols"
+  if v.get("kind") == "char":  # symbols in order: two vocabularies of one size still differ
+    digest = hashlib.sha256(v["chars"].encode("utf-8")).hexdigest()[:12]
+    return f"char with {len(v['chars'])} symbols, SHA-256 {digest}"
   if v.get("sha256"):
     return f"{v['kind']} of {v.get('vocab_size')} entries, SHA-256 {v['sha256'][:12]}"
   return str(v)
@@ -139,6 +141,8 @@ def _check_paths(cfg, workdir: str, mode: str) -> tuple[str, str]:
   """The workdir, cache and output folders are folders this process can write: (ckpt, cache)."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserError(f"--workdir {workdir} exists and is not a directory")
+  if os.path.islink(workdir) and not os.path.exists(workdir):
+    raise UserError(f"--workdir {workdir} is a link to {os.readlink(workdir)}, which is missing")
   cache = os.path.abspath(cfg.data.cache_dir or os.path.join(workdir, "cache"))
   if os.path.exists(cache) and not os.path.isdir(cache):
     raise UserError(f"data.cache_dir {cache} exists and is not a directory")

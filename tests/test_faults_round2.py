@@ -213,3 +213,10 @@ def test_ctrl_c_is_seen_while_the_main_thread_waits_on_the_device(tmp_path):
   assert "second interrupt: exiting now" in res.stderr
   assert one > 1.0, "the device call is too short to tell"  # 30 of them would take > 30 s
   assert took < 30 * one / 2, (took, one)
+
+
+def test_a_dangling_link_as_workdir_is_one_line(tmp_path):
+  """UNCLEAR: a workdir that is a link to a missing folder gave a FileExistsError traceback."""
+  link = tmp_path / "run"
+  os.symlink(tmp_path / "gone", link)
+  expect_error(str(link), "is a link to", *BASE, watch=str(tmp_path))

@@ -4,8 +4,10 @@ Each returns the raw text of a split; `normalize_text8` maps text to text8's alp
 space, lower-cased, other characters to spaces, runs of spaces collapsed).
 """
 
+import gzip
 import os
 import re
+import zlib
 
 from aoarm.errors import UserError
 
@@ -133,8 +135,10 @@ def expand_paths(spec: str, what: str, extensions: str = "") -> list[str]:
     raise UserError(f"{what} is empty: name a file, a glob or a directory")
   take = _suffixes(extensions)
   out, skipped = [], []
-  for part in filter(None, (p.strip() for p in spec.split(","))):
-    if os.path.isdir(part) or any(c in part for c in "*?["):
+  # a path that exists is taken as it is, commas and glob characters in its name included
+  parts = [spec] if os.path.exists(spec) else filter(None, (p.strip() for p in spec.split(",")))
+  for part in parts:
+    if os.path.isdir(part) or (not os.path.exists(part) and any(c in part for c in "*?[")):
       if os.path.isdir(part):
         every = [os.path.join(r, f) for r, _, files in os.walk(part) for f in files]
       else:
@@ -179,8 +183,6 @@ def expand_paths(spec: str, what: str, extensions: str = "") -> list[str]:
 
 def _open_text(path: str):
   if path.endswith(".gz"):
-    import gzip
-
     return gzip.open(path, "rt", encoding="utf-8", newline="")
   return open(path, encoding="utf-8", newline="")
 
@@ -230,5 +232,7 @@ def documents(paths: list[str], doc_per_line: bool = False, text_key: str = "tex
           yield "", True  # the document's end after a last full piece
     except UnicodeDecodeError as e:
       raise UserError(f"{path}: not UTF-8 text (bad byte at offset {e.start} of a block)") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a cut or damaged .gz
+      raise UserError(f"{path}: not a whole gzip file ({type(e).__name__}: {e})") from None
     except OSError as e:
       raise UserError(f"{path}: cannot be read ({e.strerror or e})") from None

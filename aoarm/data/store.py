@@ -29,9 +29,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from aoarm import workdir
+from aoarm import interrupts, workdir
 from aoarm.data import sources
-from aoarm.errors import UserError
+from aoarm.errors import Interrupted, UserError
 
 log = logging.getLogger("aoarm")
 VERSION = 1
@@ -261,14 +261,29 @@ class _ShardWriter:
     self.shards.append({"file": name, "num_tokens": int(len(ids)), "sha256": digest})
 
 
+def _live_build(name: str) -> bool:
+  """`<store>.partial-PID` of a process still running here: another build of the same store at
+  once (issue 37: removing its folder ended it with FileNotFoundError)."""
+  pid = name.rpartition("-")[2]
+  if not pid.isdigit() or int(pid) == os.getpid():
+    return False
+  try:
+    os.kill(int(pid), 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
 def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> TokenStore:
   """Tokenise `paths` into a new store at `path` (see the module docstring)."""
   from tqdm import tqdm
 
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
-  for old in os.listdir(parent):  # an interrupted build's leftovers
-    if old.startswith(os.path.basename(path) + ".partial"):
+  for old in os.listdir(parent):  # an interrupted build's leftovers (never a live build's)
+    if old.startswith(os.path.basename(path) + ".partial") and not _live_build(old):
       shutil.rmtree(os.path.join(parent, old), ignore_errors=True)
   partial = f"{path}.partial-{os.getpid()}"
   os.makedirs(partial)
@@ -294,6 +309,7 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
       _init_worker(tok.to_json(), True)
       results = map(_encode, _batches(pieces))
     for ids, nb in results:
+      interrupts.check_stop(f"tokenising the {split} split")
       writer.add(ids)
       n_bytes += nb
       n_tokens += len(ids)
@@ -301,7 +317,11 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
       dt = max(time.perf_counter() - t0, 1e-9)
       bar.set_postfix(tok_s=f"{n_tokens / dt:,.0f}", refresh=False)
     writer.close()
-    bar.update(max(0, total_bytes - bar.n))  # JSONL's keys and quotes are bytes read, not text
+    if total_bytes:  # JSONL's keys and quotes are bytes read, not text: end the bar at 100%
+      bar.update(max(0, total_bytes - bar.n))
+  except Interrupted:
+    shutil.rmtree(partial, ignore_errors=True)
+    raise
   except BrokenProcessPool:
     shutil.rmtree(partial, ignore_errors=True)
     raise UserError(

@@ -1,0 +1,58 @@
+"""Issue 37's UNCLEAR cases that need no run: each ends in one clear line or does the right
+thing (a cut .gz names its file, a real file name with a comma or brackets is read as it is, a
+live build's partial store is left alone, two char vocabularies of one size are told apart, a
+stop asked for while tokenising ends the build)."""
+
+import gzip
+import os
+import signal
+
+import pytest
+
+from aoarm import interrupts
+from aoarm.data import sources, store
+from aoarm.errors import Interrupted, UserError
+
+
+def test_a_cut_gzip_file_is_named(tmp_path):
+  path = tmp_path / "part.txt.gz"
+  with gzip.open(path, "wt") as f:
+    f.write("some text\n" * 5000)
+  data = path.read_bytes()
+  path.write_bytes(data[: len(data) // 2])
+  with pytest.raises(UserError, match=r"part.txt.gz: not a whole gzip file"):
+    list(sources.documents([str(path)]))
+
+
+def test_a_file_name_with_a_comma_or_brackets_is_read_as_it_is(tmp_path):
+  odd = tmp_path / "part[1],final.txt"
+  odd.write_text("text")
+  assert sources.expand_paths(str(odd), "data.train_path") == [str(odd)]
+  a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+  a.write_text("x")
+  b.write_text("y")
+  assert sources.expand_paths(f"{a},{b}", "data.train_path") == [str(a), str(b)]
+
+
+def test_a_live_builds_partial_store_is_left_alone():
+  assert not store._live_build(f"store-train-x.partial-{os.getpid()}")  # our own: ours to clear
+  assert store._live_build(f"store-train-x.partial-{os.getppid()}")  # a live process
+  assert not store._live_build("store-train-x.partial-999999999")  # no such process
+
+
+def test_two_char_vocabularies_of_one_size_are_told_apart():
+  from aoarm import prepare
+
+  a = prepare._vocab_desc({"kind": "char", "chars": "abc"})
+  b = prepare._vocab_desc({"kind": "char", "chars": "abd"})
+  assert a != b and "char with 3 symbols, SHA-256" in a
+
+
+def test_a_stop_while_tokenising_ends_the_build(monkeypatch):
+  with interrupts.catch() as stop:
+    interrupts.check_stop("tokenising")  # nothing asked: goes on
+    stop.preparing = True
+    stop.handle(signal.SIGINT, None)
+    with pytest.raises(Interrupted, match="stopped while tokenising the train split") as e:
+      interrupts.check_stop("tokenising the train split")
+    assert e.value.code == 130
