@@ -20,7 +20,7 @@ def snapshot(path):
   for root, _, files in os.walk(path):
     for f in files:
       p = os.path.join(root, f)
-      st = os.stat(p)
+      st = os.lstat(p)  # a link as itself (a dangling one too)
       out[os.path.relpath(p, path)] = (st.st_size, st.st_mtime_ns)
   return out
 
