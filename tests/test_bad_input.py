@@ -81,8 +81,13 @@ def test_restore_with_other_vocabulary_or_shape(tmp_path, texts):
     "--config.model.num_heads=2",
     "--config.model.dtype=float32",
   ]
+  # held-out text must not be the training file itself: a copy of it under another name
+  (texts / "other_valid.txt").write_text((texts / "other.txt").read_text())
   expect_error(
-    wd, "different vocabulary", *_files(texts, "other.txt", "other.txt"), "--config.data.seq_len=16"
+    wd,
+    "different vocabulary",
+    *_files(texts, "other.txt", "other_valid.txt"),
+    "--config.data.seq_len=16",
   )
   expect_error(wd, "d_model: checkpoint 32 vs config 64", *common, "--config.model.d_model=64")
   expect_error(wd, "different model shape", *common, "--config.model.num_layers=3")

@@ -220,6 +220,7 @@ def test_zeroed_cache_is_detected_and_rebuilt(wd, tmp_path):
 # -- 7. a read-only workdir ---------------------------------------------------------------------
 def test_eval_and_sample_check_their_output_folder_first(wd):
   for mode, folder in (("eval", "eval"), ("sample", "samples")):
+    shutil.rmtree(os.path.join(wd, folder), ignore_errors=True)  # training wrote its final eval
     with open(os.path.join(wd, folder), "w") as f:
       f.write("in the way")
     expect_error(wd, "exists and is not a directory", *BASE, f"--mode={mode}")
