@@ -185,15 +185,28 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
   ckpt_dir, cache = _check_paths(cfg, workdir, mode)
   meta_step, meta = _latest_meta(ckpt_dir)
   saved_tok = _saved_tokenizer(workdir, mode, meta_step, meta)
-  data = data_lib.load(cfg.data, cache, tokenizer=saved_tok if mode != "train" else None)
-  if saved_tok is not None and saved_tok.to_json() != data.tokenizer.to_json():
-    raise UserError(
-      f"the run in {workdir} has a different vocabulary "
-      f"({_vocab_desc(saved_tok.to_json())}) from this data "
-      f"({_vocab_desc(data.tokenizer.to_json())})"
-    )
+
+  def same_vocabulary(tok):
+    if saved_tok is not None and saved_tok.to_json() != tok.to_json():
+      raise UserError(
+        f"the run in {workdir} has a different vocabulary "
+        f"({_vocab_desc(saved_tok.to_json())}) from this data "
+        f"({_vocab_desc(tok.to_json())})"
+      )
+
+  # eval and sample read no training store (nor need the training corpus) once a run exists
+  needed = {cfg.eval.split} if mode in ("eval", "sample") and saved_tok is not None else None
+  data = data_lib.load(
+    cfg.data,
+    cache,
+    tokenizer=saved_tok if mode != "train" else None,
+    splits=needed,
+    check_tokenizer=same_vocabulary,
+  )
+  same_vocabulary(data.tokenizer)
   mcfg = _model_config(cfg, data.vocab_size)
-  pipeline.windows(data.splits["train"], mcfg.seq_len, "training data")
+  if "train" in data.splits:
+    pipeline.windows(data.splits["train"], mcfg.seq_len, "training data")
   split = cfg.eval.split
   if split not in data.splits:
     raise UserError(f"eval.split={split!r} not available; splits: {sorted(data.splits)}")

@@ -220,3 +220,49 @@ def test_a_dangling_link_as_workdir_is_one_line(tmp_path):
   link = tmp_path / "run"
   os.symlink(tmp_path / "gone", link)
   expect_error(str(link), "is a link to", *BASE, watch=str(tmp_path))
+
+
+def test_subword_eval_needs_no_training_corpus_and_a_swapped_tokenizer_is_refused_first(tmp_path):
+  """UNCLEAR: a subword eval tokenised the whole training corpus again (and needed it present);
+  a resume with another data.tokenizer_path was refused only after both splits were tokenised."""
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  text = "the quick brown fox jumps over the lazy dog, again and again. " * 300
+  (corpus / "train.txt").write_text(text)
+  (tmp_path / "valid.txt").write_text(text[:4000])
+  bpe = [
+    "--config.data.source=text_files",
+    f"--config.data.train_path={corpus / 'train.txt'}",
+    f"--config.data.valid_path={tmp_path / 'valid.txt'}",
+    "--config.data.tokenizer=bpe",
+    "--config.data.vocab_size=280",
+    "--config.data.num_workers=1",
+    "--config.data.seq_len=16",
+    "--config.train.batch_size=8",
+    "--config.train.num_steps=2",
+    "--config.eval.max_windows=8",
+    "--config.eval.batch_size=8",
+  ]
+  wd = tmp_path / "run"
+  res = run(str(wd), *bpe)
+  assert res.returncode == 0, res.stderr[-3000:]
+  os.rename(corpus / "train.txt", tmp_path / "away.txt")  # the training corpus is gone
+  res = run(str(wd), "--mode=eval", "--config.data.cache_dir=" + str(tmp_path / "fresh"),
+            config=None, tiny=False)  # fmt: skip
+  assert res.returncode == 0, res.stderr[-3000:]
+  assert "building the valid token store" in res.stderr
+  assert "building the train token store" not in res.stderr
+  # another tokenizer for the same run: refused before any store is built
+  os.rename(tmp_path / "away.txt", corpus / "train.txt")
+  other = tmp_path / "other"
+  res = run(str(other), *bpe[:-6], "--config.data.vocab_size=270", "--config.train.num_steps=1",
+            "--config.train.batch_size=8", "--config.data.seq_len=16")  # fmt: skip
+  assert res.returncode == 0, res.stderr[-3000:]
+  from aoarm.data import tokenizers
+
+  tok = tmp_path / "tokenizer.json"  # the other run's tokenizer, as a tokenizers file
+  tok.write_text(tokenizers.load(str(next((other / "cache").glob("tokenizer-bpe-*.json")))).json)
+  cache = tmp_path / "cache2"
+  swap = [f"--config.data.tokenizer_path={tok}", f"--config.data.cache_dir={cache}"]
+  line = expect_error(str(wd), "different vocabulary", *bpe, "--config.train.num_steps=4", *swap)
+  assert not cache.exists() or not list(cache.glob("store-*")), line

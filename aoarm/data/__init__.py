@@ -67,10 +67,17 @@ def _tokenizer(kind: str, train_text: str, fixed=None):
   raise UserError(f"unknown data.tokenizer {kind!r}; expected char | byte | sentencepiece | bpe")
 
 
-def _load_streamed(dcfg, cache_dir: str, tokenizer) -> Data:
-  """Subword data: every split a memory-mapped token store (`data.store`)."""
-  paths = streamed.split_paths(dcfg)
+def _load_streamed(dcfg, cache_dir: str, tokenizer, splits, check_tokenizer) -> Data:
+  """Subword data: every split a memory-mapped token store (`data.store`); with `splits`, only
+  those (an eval needs no training store, nor the training corpus once its tokenizer is saved)."""
+  # the training files are read only to train a tokenizer, or for a split that is needed
+  only = None if splits is None or tokenizer is None else splits
+  paths = streamed.split_paths(dcfg, only)
   tok = tokenizer or streamed.tokenizer(dcfg, paths["train"], cache_dir)
+  if check_tokenizer is not None:
+    check_tokenizer(tok)  # before any store is built
+  if splits is not None:
+    paths = {k: v for k, v in paths.items() if k in splits}
   stores = streamed.stores(dcfg, tok, cache_dir, paths)
   return Data(
     tok,
@@ -80,8 +87,10 @@ def _load_streamed(dcfg, cache_dir: str, tokenizer) -> Data:
   )
 
 
-def load(dcfg, cache_dir: str = "", tokenizer=None) -> Data:
-  """Token streams for every split. `tokenizer`: a saved vocabulary to reuse (eval, resume)."""
+def load(dcfg, cache_dir: str = "", tokenizer=None, splits=None, check_tokenizer=None) -> Data:
+  """Token streams for every split. `tokenizer`: a saved vocabulary to reuse (eval, resume).
+  `splits` (subword stores): build only these. `check_tokenizer(tok)`: raises where the
+  tokenizer is not the run's, before anything is tokenised."""
   if dcfg.seq_len < 2:
     raise UserError(f"data.seq_len must be >= 2, got {dcfg.seq_len}")
   if dcfg.source == "markov":
@@ -98,7 +107,7 @@ def load(dcfg, cache_dir: str = "", tokenizer=None) -> Data:
   if dcfg.source not in SOURCES:
     raise UserError(f"unknown data.source {dcfg.source!r}; expected one of {SOURCES}")
   if dcfg.tokenizer in streamed.SUBWORD:
-    return _load_streamed(dcfg, cache_dir, tokenizer)
+    return _load_streamed(dcfg, cache_dir, tokenizer, splits, check_tokenizer)
   texts = _texts(dcfg)
   if dcfg.text8:
     texts = {k: sources.normalize_text8(v) for k, v in texts.items()}

@@ -19,7 +19,7 @@ log = logging.getLogger("aoarm")
 SUBWORD = ("sentencepiece", "bpe")
 
 
-def split_paths(dcfg) -> dict:
+def split_paths(dcfg, only=None) -> dict:
   """Split name -> the sources it reads (`text_files`: paths, globs, directories; `tfds`: the
   split, streamed example by example)."""
   if dcfg.source == "tfds":
@@ -32,12 +32,14 @@ def split_paths(dcfg) -> dict:
       f"data.tokenizer={dcfg.tokenizer} reads text files (data.source=text_files) or a TFDS "
       f"dataset (tfds), not data.source={dcfg.source}"
     )
-  out = {
-    "train": sources.expand_paths(dcfg.train_path, "data.train_path", dcfg.extensions),
-    "valid": sources.expand_paths(dcfg.valid_path, "data.valid_path", dcfg.extensions),
-  }
+  specs = {"train": dcfg.train_path, "valid": dcfg.valid_path}
   if dcfg.test_path:
-    out["test"] = sources.expand_paths(dcfg.test_path, "data.test_path", dcfg.extensions)
+    specs["test"] = dcfg.test_path
+  out = {
+    k: sources.expand_paths(v, f"data.{k}_path", dcfg.extensions)
+    for k, v in specs.items()
+    if only is None or k in only
+  }
   return out
 
 
