@@ -56,3 +56,38 @@ def test_a_stop_while_tokenising_ends_the_build(monkeypatch):
     with pytest.raises(Interrupted, match="stopped while tokenising the train split") as e:
       interrupts.check_stop("tokenising the train split")
     assert e.value.code == 130
+
+
+def test_empty_sources_and_non_text_jsonl_fields_are_refused(tmp_path):
+  """SILENT 9-10: a folder of only empty .txt files trained a 257-entry tokenizer on nothing;
+  JSONL records whose text was null, a number or an object were trained as their repr."""
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  for n in ("a.txt", "b.txt"):
+    (empty / n).write_text("")
+  with pytest.raises(UserError, match=r"data.train_path: 2 file\(s\), all empty"):
+    sources.expand_paths(str(empty), "data.train_path")
+  for value, kind in (("null", "null"), ("12345", "int"), ('{"nested": [1, 2]}', "dict")):
+    path = tmp_path / f"{kind}.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": ' + value + "}\n")
+    with pytest.raises(UserError, match=rf"{kind}.jsonl:2: 'text' is {kind}, not text"):
+      list(sources.documents([str(path)]))
+
+
+def test_a_bpe_runs_bits_per_byte_are_reported_as_such(tmp_path):
+  """SILENT 13: the report put a BPE run's bits/token under bits/char; it now reports bits per
+  byte, and says so in the row's scope."""
+  import json
+
+  from aoarm import report
+
+  d = tmp_path / "bpe"
+  (d / "eval").mkdir(parents=True)
+  cfg = {"model": {"variant": "two_stream"}, "data": {"seq_len": 64}, "seed": 0,
+         "train": {"batch_size": 8}}  # fmt: skip
+  (d / "config.json").write_text(json.dumps(cfg))
+  r = {"bits_per_token": 8.56, "bits_per_byte": 4.64, "bytes_per_token": 1.845, "stderr": 0.02}
+  ev = {"step": 10, "by_order": {"random": r}, "bits_per_byte": 4.64}
+  (d / "eval" / "step_10.json").write_text(json.dumps(ev))
+  (row,) = report.gather(str(tmp_path))
+  assert row["bits"] == 4.64 and row["label"] == "two_stream [bits/byte]"
