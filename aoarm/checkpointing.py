@@ -13,7 +13,6 @@ be read counts as damaged; the caller decides what to do with damaged steps (tra
 aside, see `workdir.move_aside`; nothing here deletes one).
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -31,18 +30,15 @@ SEAL = "sha256.json"  # in each finished step folder: the SHA-256 of every file 
 
 def _file_digests(step_dir: str) -> dict:
   """{relative path: SHA-256} of every file of a step folder but the seal."""
+  from aoarm import workdir as workdir_lib
+
   out = {}
   for root, _, files in os.walk(step_dir):
     for f in files:
       p = os.path.join(root, f)
       rel = os.path.relpath(p, step_dir)
-      if rel == SEAL:
-        continue
-      h = hashlib.sha256()
-      with open(p, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-          h.update(block)
-      out[rel] = h.hexdigest()
+      if rel != SEAL:
+        out[rel] = workdir_lib.file_sha256(p)
   return out
 
 

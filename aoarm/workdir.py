@@ -44,6 +44,17 @@ def check_dir(path: str, what: str, must_exist: bool = False):
     raise UserError(f"{what} {path} is not writable ({probe}: {e.strerror})") from None
 
 
+def file_sha256(path: str) -> str:
+  """SHA-256 of a file's bytes, read in blocks (bounded memory)."""
+  import hashlib
+
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 22), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
 def write_atomic(path: str, text: str | bytes):
   """Write `text` (or bytes) to `path` so that a reader sees the old file or the whole new one,
   never a part: a temporary file in the same folder, flushed to disk, then renamed over `path`."""
@@ -111,7 +122,8 @@ def check_run_folder(workdir: str):
     )
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+  """A process of this pid runs on this host (one of another user's counts)."""
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
@@ -165,7 +177,7 @@ class TrainLock:
           raise
         holder = self._read_holder()
         here = holder.get("host") == socket.gethostname()
-        if holder and (not here or _pid_alive(int(holder.get("pid", -1)))):
+        if holder and (not here or pid_alive(int(holder.get("pid", -1)))):
           os.close(fd)
           self._refuse(holder)
       # the file may have been removed (and re-created) by the holder releasing it meanwhile

@@ -63,7 +63,7 @@ def file_sha256(path: str) -> str:
   st = os.stat(path)
   memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns)  # ctime: any write
   if memo not in _DIGESTS:
-    _DIGESTS[memo] = _stream_sha256(path)
+    _DIGESTS[memo] = workdir.file_sha256(path)
   return _DIGESTS[memo]
 
 
@@ -151,17 +151,9 @@ def _check(path: str) -> tuple[dict | None, str | None]:
         None,
         f"shard {s['file']} holds {size} bytes, its manifest says {s['num_tokens'] * item}",
       )
-    if s.get("sha256") and _stream_sha256(f) != s["sha256"]:  # the file is the ids' bytes
+    if s.get("sha256") and workdir.file_sha256(f) != s["sha256"]:  # the file is the ids' bytes
       return None, f"shard {s['file']} does not match its manifest's SHA-256"
   return m, None
-
-
-def _stream_sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 22), b""):
-      h.update(block)
-  return h.hexdigest()
 
 
 def open_store(path: str) -> TokenStore | None:
@@ -265,15 +257,7 @@ def _live_build(name: str) -> bool:
   """`<store>.partial-PID` of a process still running here: another build of the same store at
   once (issue 37: removing its folder ended it with FileNotFoundError)."""
   pid = name.rpartition("-")[2]
-  if not pid.isdigit() or int(pid) == os.getpid():
-    return False
-  try:
-    os.kill(int(pid), 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
+  return pid.isdigit() and int(pid) != os.getpid() and workdir.pid_alive(int(pid))
 
 
 def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> TokenStore:
