@@ -25,6 +25,23 @@ BASE = [
 ]
 
 
+def _bpe(train, valid, vocab: int) -> list[str]:
+  """A tiny BPE text-file run (the last six flags: the model and loop sizes)."""
+  return [
+    "--config.data.source=text_files",
+    f"--config.data.train_path={train}",
+    f"--config.data.valid_path={valid}",
+    "--config.data.tokenizer=bpe",
+    f"--config.data.vocab_size={vocab}",
+    "--config.data.num_workers=1",
+    "--config.data.seq_len=16",
+    "--config.train.batch_size=8",
+    "--config.train.num_steps=2",
+    "--config.eval.max_windows=8",
+    "--config.eval.batch_size=8",
+  ]
+
+
 def _tool(*args, timeout=120):
   return subprocess.run(
     [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
@@ -71,19 +88,7 @@ def test_folder_sources_drop_nothing_silently(tmp_path):
   (corpus / "a.txt").write_text(text)
   (corpus / "wiki.test.raw").write_text(text[::-1])
   (tmp_path / "valid.raw").write_text(text[:3000])
-  bpe = [
-    "--config.data.source=text_files",
-    f"--config.data.train_path={corpus}",
-    f"--config.data.valid_path={tmp_path / 'valid.raw'}",
-    "--config.data.tokenizer=bpe",
-    "--config.data.vocab_size=300",
-    "--config.data.num_workers=1",
-    "--config.data.seq_len=16",
-    "--config.train.batch_size=8",
-    "--config.train.num_steps=2",
-    "--config.eval.max_windows=8",
-    "--config.eval.batch_size=8",
-  ]
+  bpe = _bpe(corpus, tmp_path / "valid.raw", 300)
   line = expect_error(str(tmp_path / "run"), "would be left out", *bpe)
   assert "wiki.test.raw" in line and "data.extensions" in line
   res = run(str(tmp_path / "run"), *bpe, "--config.data.extensions=.txt,.raw")
@@ -230,19 +235,7 @@ def test_subword_eval_needs_no_training_corpus_and_a_swapped_tokenizer_is_refuse
   text = "the quick brown fox jumps over the lazy dog, again and again. " * 300
   (corpus / "train.txt").write_text(text)
   (tmp_path / "valid.txt").write_text(text[:4000])
-  bpe = [
-    "--config.data.source=text_files",
-    f"--config.data.train_path={corpus / 'train.txt'}",
-    f"--config.data.valid_path={tmp_path / 'valid.txt'}",
-    "--config.data.tokenizer=bpe",
-    "--config.data.vocab_size=280",
-    "--config.data.num_workers=1",
-    "--config.data.seq_len=16",
-    "--config.train.batch_size=8",
-    "--config.train.num_steps=2",
-    "--config.eval.max_windows=8",
-    "--config.eval.batch_size=8",
-  ]
+  bpe = _bpe(corpus / "train.txt", tmp_path / "valid.txt", 280)
   wd = tmp_path / "run"
   res = run(str(wd), *bpe)
   assert res.returncode == 0, res.stderr[-3000:]
