@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 
 from aoarm import kernels, orders
-from aoarm.models.variant import Traits
 
 
 def logsumexp(x_NxV: jax.Array) -> jax.Array:
@@ -99,18 +98,20 @@ def compute_loss(
   params,
   x_BxL,
   rng,
-  traits: Traits,
+  objective: str,
+  random_orders: bool,
   vocab_size: int,
   order_kind: str = "random",
   l2r_prob: float = 0.0,
 ):
-  """Training loss (scalar, nats/token) and the per-sequence losses (B,) of the variant's
-  objective (`traits.objective`)."""
+  """Training loss (scalar, nats/token) and the per-sequence losses (B,) of a variant's
+  `objective` ("masked": mdm's ELBO, else any-order NLL, in random orders where `random_orders`,
+  else left to right): a variant's `Traits` fields, passed as plain values."""
   B, L = x_BxL.shape
-  if traits.objective == "masked":
+  if objective == "masked":
     per_seq_B = mdm_loss(apply_fn, params, x_BxL, rng, mask_id=vocab_size)
     return per_seq_B.mean(), per_seq_B
-  if not traits.random_orders:
+  if not random_orders:
     sigma_BxL = orders.identity_orders(B, L)
   else:
     sigma_BxL = orders.sample_orders(rng, B, L, order_kind, l2r_prob)

@@ -41,27 +41,25 @@ def _quiet_failed_read_noise(hook=sys.unraisablehook):
 
 def main(argv):
   del argv
-  from aoarm import interrupts
+  from aoarm.infra import interrupts
 
   interrupts.exit_on_sigint()  # until training installs its save-then-exit handler
   _quiet_failed_read_noise()
-  import jax
 
-  from aoarm import modes
-  from aoarm.checkpointing import CheckpointSaveError
-  from aoarm.errors import Interrupted, UserError
+  from aoarm.infra.checkpointing import CheckpointSaveError
+  from aoarm.infra.errors import Interrupted, UserError
 
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
   for noisy in ("absl", "jax", "jax._src.xla_bridge", "orbax"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
   cfg = _CONFIG.value
   try:
-    from aoarm import distributed  # before any computation (docs in aoarm/distributed.py)
+    from aoarm.infra import distributed  # before any computation (aoarm/infra/distributed.py)
 
     distributed.join(
       distributed.settings(_COORD.value, _NPROC.value, _PID.value), _JOIN_TIMEOUT.value
     )
-    from aoarm import cli_flags, compile_cache, config_check, config_lib, run_config
+    from aoarm.config import cli_flags, run_config
 
     mode = _MODE.value
     if cfg is None and mode in ("eval", "sample"):  # the run's own config: --workdir is enough
@@ -75,13 +73,20 @@ def main(argv):
       raise UserError(
         f"cannot load {given[0] if given else '--config'}: no such file, or it has no get_config"
       ) from None
-    config_lib.apply_aliases(cfg)
-    if mode in ("eval", "sample"):  # the run's saved config; the command line's own keys on top
-      explicit = cli_flags.explicit_keys(sys.argv) | set(cli_flags.BARE_OVERRIDES)
-      cfg = run_config.for_reading(cfg, _WORKDIR.value, mode, explicit)
-    config_check.validate(cfg, jax.default_backend())  # again in prepare: library callers
-    compile_cache.enable(cfg.train.compile_cache)
-    code = modes.MODES[mode](cfg, _WORKDIR.value)
+    # the config is checked once, in `aoarm.run.setup.prepare`; eval and sample run on the
+    # run's saved config with the command line's own keys on top
+    explicit = cli_flags.explicit_keys(sys.argv) | set(cli_flags.BARE_OVERRIDES)
+    if mode == "sample":
+      from aoarm.sample import front
+
+      code = front.sample(cfg, _WORKDIR.value, explicit)
+    else:
+      from aoarm.run import modes
+
+      if mode == "train":
+        code = modes.train(cfg, _WORKDIR.value)
+      else:
+        code = modes.evaluate_mode(cfg, _WORKDIR.value, explicit)
   except Interrupted as e:
     print(f"aoarm: {e}", file=sys.stderr)
     code = e.code
@@ -105,6 +110,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from aoarm.cli_flags import parse_flags
+  from aoarm.config.cli_flags import parse_flags
 
   app.run(main, flags_parser=parse_flags)

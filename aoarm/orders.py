@@ -1,4 +1,4 @@
-"""Generation orders (docs/layout.md): sampling, permuting, and per-row position ids.
+"""Generation orders (docs/generation_order.md): sampling, permuting, and per-row position ids.
 
 An order sigma_BxL is a permutation of 0..L-1 per sequence; sigma[b, t] is the position generated
 at step t, and y_t = x[sigma_t] are the tokens in generation order. Every any-order variant works

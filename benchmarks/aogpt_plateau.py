@@ -45,7 +45,7 @@ def left_plateau(loss: dict, drop: float):
 
 
 def config(variant, over, a):
-  from aoarm import config_lib
+  from aoarm.config import config_lib
 
   c = config_lib.base_config(variant, f"runlocal,seq_len={a.seq_len}")
   if a.data_dir:
@@ -87,7 +87,7 @@ def main(argv=None):
   if a.data_dir and not os.path.isfile(os.path.join(a.data_dir, "train.txt")):
     sys.exit(f"aogpt_plateau: --data_dir={a.data_dir!r} holds no train.txt")
 
-  from aoarm import modes
+  from aoarm.run import modes
 
   for arm in arms:
     variant, over = ARMS[arm]

@@ -38,8 +38,9 @@ def snapshot() -> dict:
   out = {}
   for i, (variant, kw) in enumerate(CASES):
     cfg = ModelConfig(
-      variant=variant, vocab_size=11, seq_len=12, num_layers=2, d_model=32, num_heads=4, **kw
-    )
+      variant=variant, vocab_size=11, seq_len=12, num_layers=2, d_model=32, num_heads=4,
+      **{"dtype": "float32", **kw},
+    )  # fmt: skip
     model = get_model(cfg)
     x = jax.random.randint(jax.random.key(1), (3, 12), 0, 11)
     sigma = orders.random_orders(jax.random.key(2), 3, 12)

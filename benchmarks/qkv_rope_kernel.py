@@ -16,12 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 from logsumexp_kernel import timed
 
-from aoarm.kernels import hopper_matmul as pingpong
+from aoarm.kernels import hopper_matmul
 from aoarm.kernels import qkv_rope as qr
-from aoarm.models.rope import apply_rope
+from aoarm.rope import apply_rope
 
 B, L, D, H, K = 32, 1024, 768, 12, 64
-T = pingpong.Tiling
+T = hopper_matmul.Tiling
 TILINGS = [
   qr.TILING,
   T(tile_n=192, slots=1),

@@ -22,9 +22,9 @@ import time
 import jax
 import jax.numpy as jnp
 
-from aoarm import sampling
 from aoarm.models import ModelConfig, get_model
 from aoarm.models.model_config import Kernels
+from aoarm.sample import sampling
 
 
 def time_sampler(variant, L, batch, reps, layers, d, heads, V, decode_impl, profile, **spec_kw):

@@ -24,9 +24,12 @@ import time
 import jax
 import numpy as np
 
-from aoarm import config_lib, flops, sharding
+from aoarm.config import config_lib
+from aoarm.infra import sharding
 from aoarm.models import VARIANTS, ModelConfig
-from aoarm.train import Trainer
+from aoarm.run import flops
+from aoarm.run.train import Trainer
+from aoarm.run.train_config import TrainConfig
 
 PRESETS = {  # layers, d_model, heads, seq_len, vocab, dtype
   "runlocal": (2, 64, 4, 64, 27, "float32"),
@@ -65,7 +68,7 @@ def setup(
   c.train.batch_size = batch
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=V), seq_len=L)
   mesh = sharding.make_mesh(c.mesh, jax.devices()[: devices or None])
-  trainer = Trainer(c, mcfg, mesh)
+  trainer = Trainer(TrainConfig.from_config(c), mcfg, mesh)
   state = trainer.init_state(jax.random.key(0))
   rng = np.random.default_rng(0)
   xs = [

@@ -4,7 +4,7 @@ adaptive layer norm, attention has QK-norm (docs/variants.md).
   python -m aoarm.main --config=configs/aogpt.py:runlocal --workdir=/tmp/aogpt
 """
 
-from aoarm import config_lib
+from aoarm.config import config_lib
 
 
 def get_config(arg=None):

@@ -4,7 +4,7 @@
 Beyond the paper: --config.model.rope.target_heads=0.5 / --config.model.rope.order_dims=0.5.
 """
 
-from aoarm import config_lib
+from aoarm.config import config_lib
 
 
 def get_config(arg=None):

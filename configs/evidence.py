@@ -1,7 +1,7 @@
 """Issue 31's experiment: the paper's headline table at a reviewer's standard, in one sweep.
 
   python launch/sweep.py --config=configs/evidence.py --sweep_dir=runs/evidence
-  python -m aoarm.report runs/evidence
+  python -m aoarm.tools.report runs/evidence
 
 Each run is configs/length_sweep.py's (text8like, the 6x384 model, 2**27 training tokens at
 every L, the same optimiser), so its `get_config` is that file's. The sweep:

@@ -4,7 +4,7 @@ decoupled_rope and mdm at L = 128 and 1024, trained exactly as in the length swe
 an `ar` model larger (8 layers, d=512) and trained on twice the tokens, at L = 1024.
 
   python launch/sweep.py --config=configs/frontier.py --sweep_dir=runs/frontier
-  python -m aoarm.gen_eval --judge=runs/frontier/ar_seq_len1024_seed0 \\
+  python -m aoarm.tools.gen_eval --judge=runs/frontier/ar_seq_len1024_seed0 \\
       --runs=runs/frontier/two_stream_seq_len1024_seed0,... --ks=1,8 --adaptive \\
       --mdm_steps=0,256,128,64 --word_level --temperatures=... --num_samples=64 --out=...
 

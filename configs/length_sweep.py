@@ -2,7 +2,7 @@
 text8like (27 symbols), with the same model, optimiser and number of training tokens per run.
 
   python launch/sweep.py --config=configs/length_sweep.py --sweep_dir=runs/length_sweep
-  python -m aoarm.report runs/length_sweep
+  python -m aoarm.tools.report runs/length_sweep
 
 `arg`: variant=...,seq_len=...,seed=... (the sweep fills them in); `data_dir=DIR`: the folder
 with text8-like train.txt, valid.txt, test.txt; `runlocal` shrinks every run and, without a
@@ -11,11 +11,12 @@ data_dir, trains on the pydoc text shipped with Python, so the CPU-sized sweep r
   python launch/sweep.py --config=configs/length_sweep.py:runlocal --sweep_dir=runs/sweep_local
 
 `compute_of=VARIANT`: the equal-compute arm. The run trains for the training FLOPs that VARIANT's
-run spends (`aoarm.flops`, at V = 27): the same model and tokens per step, more steps.
+run spends (`aoarm.run.flops`, at V = 27): the same model and tokens per step, more steps.
 """
 
-from aoarm import config_lib, flops
+from aoarm.config import config_lib
 from aoarm.models import ModelConfig
+from aoarm.run import flops
 
 TOKENS_PER_STEP = 65_536  # batch_size * L, the same for every L
 TRAIN_TOKENS = 2**27  # 134M tokens per run (~7.6 epochs of text8like train)

@@ -3,7 +3,7 @@
 python -m aoarm.main --config=configs/mdm.py:runlocal --workdir=/tmp/mdm
 """
 
-from aoarm import config_lib
+from aoarm.config import config_lib
 
 
 def get_config(arg=None):

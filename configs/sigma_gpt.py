@@ -3,7 +3,7 @@
 python -m aoarm.main --config=configs/sigma_gpt.py:runlocal --workdir=/tmp/sg
 """
 
-from aoarm import config_lib
+from aoarm.config import config_lib
 
 
 def get_config(arg=None):

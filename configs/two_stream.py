@@ -3,7 +3,7 @@
 python -m aoarm.main --config=configs/two_stream.py:runlocal --workdir=/tmp/ts
 """
 
-from aoarm import config_lib
+from aoarm.config import config_lib
 
 
 def get_config(arg=None):

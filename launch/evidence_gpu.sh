@@ -5,7 +5,7 @@
 # (train.final_eval), and within SECONDS everything small is packed into $OUT/$TAG.tgz
 # (config, eval JSON and .npz, metrics, every process's log with a time stamp per line; no
 # checkpoints). text8like in .data/ (carried). Unpack several calls' tarballs into one folder and
-# run `python -m aoarm.report` there.
+# run `python -m aoarm.tools.report` there.
 #   TAG=L1024 bash launch/evidence_gpu.sh '_seq_len1024_seed[0-2](_compute_oftwo_stream)?$' 560
 # MEM: each process's share of the GPU's memory (default 0.09: ten processes).
 # RUNLOCAL=1: the same at CPU size (configs/evidence.py:runlocal, pydoc data), to check it.

@@ -37,7 +37,7 @@ train() {  # GPU VARIANT L SEED
 samples() {  # GPU NAME PRECISION EXTRA RUN...: samples (no judge) to $smp/NAME.samples.npz
   local gpu=$1 name=$2 prec=$3 extra=$4; shift 4
   local dirs; dirs=$(printf "$runs/%s," "$@"); dirs=${dirs%,}
-  CUDA_VISIBLE_DEVICES=$gpu timeout "$(left)" python3 -m aoarm.gen_eval --runs="$dirs" \
+  CUDA_VISIBLE_DEVICES=$gpu timeout "$(left)" python3 -m aoarm.tools.gen_eval --runs="$dirs" \
     --ks=1,8 --mdm_steps=0,256,128,64 --temperatures=$temps --num_samples=$n \
     --precision="$prec" $extra --out="$smp/$name" > "$logs/sample_$name.log" 2>&1
   local rc=$?; echo "[$(date +%T)] sampled $name: exit $rc"
@@ -81,7 +81,7 @@ if [ "${JUDGE:-1}" = 1 ]; then
   [ ${#samplers[@]} -gt 0 ] && wait "${samplers[@]}"
   files=$(ls "$smp"/*.samples.npz "${SAMPLES_IN:-/nonexistent}"/*.samples.npz 2>/dev/null \
     | paste -sd,)
-  CUDA_VISIBLE_DEVICES=0 timeout "$(left)" python3 -m aoarm.gen_eval \
+  CUDA_VISIBLE_DEVICES=0 timeout "$(left)" python3 -m aoarm.tools.gen_eval \
     --judge="$runs/ar_seq_len1024_seed0" --samples="$files" --word_level --out="$OUT/frontier" \
     > "$logs/score.log" 2>&1
   rc=$?; echo "[$(date +%T)] scored: exit $rc"

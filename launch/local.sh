@@ -5,4 +5,4 @@
 set -euo pipefail
 config=$1; dir=$2; shift 2
 python3 launch/sweep.py --config="$config" --sweep_dir="$dir" --runner=local -- "$@"
-python3 -m aoarm.report "$dir"
+python3 -m aoarm.tools.report "$dir"

@@ -46,7 +46,7 @@ data=(--config.data.source=text_files --config.data.train_path=$corpus/train
       --config.data.tokenizer=bpe --config.data.vocab_size=16384 --config.data.seq_len=1024
       --config.data.cache_dir=/tmp/store --config.eval.split=valid)
 # one store for both runs: built once, before they start
-python3 -m aoarm.data.prepare --config=configs/two_stream.py "${data[@]}" 2>&1 | tail -12 \
+python3 -m aoarm.tools.prepare_data --config=configs/two_stream.py "${data[@]}" 2>&1 | tail -12 \
   | tee "$OUT/prepare.log"
 i=0
 for v in two_stream decoupled_rope; do

@@ -25,6 +25,7 @@ def tiny(variant, vocab=11, seq_len=8, **kw):
   kw.setdefault("num_layers", 2)
   kw.setdefault("d_model", 32)
   kw.setdefault("num_heads", 4)
+  kw.setdefault("dtype", "float32")  # the references are float32/float64 (ModelConfig's is bf16)
   kern = {k: kw.pop(k) for k in list(kw) if k in KERNEL_CHOICES}  # e.g. mlp="pallas"
   return ModelConfig(
     variant=variant, vocab_size=vocab, seq_len=seq_len, kernels=Kernels(**kern), **kw
@@ -61,7 +62,7 @@ def case_id(case):
 
 def tiny_run_config(variant="two_stream", **over):
   """A full run config that trains in seconds on CPU: markov data, 1-2 tiny layers."""
-  from aoarm import config_lib
+  from aoarm.config import config_lib
 
   c = config_lib.base_config(variant, "runlocal")
   c.data.source = "markov"

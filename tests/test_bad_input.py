@@ -6,7 +6,7 @@ import concurrent.futures
 import pytest
 from cli import expect_error
 
-from aoarm import modes
+from aoarm.run import modes
 
 from helpers import tiny_run_config
 

@@ -6,7 +6,7 @@ import jax
 import pytest
 from cli import run
 
-from aoarm import compile_cache
+from aoarm.infra import compile_cache
 
 KEYS = (
   "jax_compilation_cache_dir",

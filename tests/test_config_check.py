@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from aoarm import config_check, config_lib
-from aoarm.errors import UserError
+from aoarm.config import config_check, config_lib, key_table
+from aoarm.infra.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -26,7 +26,7 @@ def _load(path):
 @pytest.mark.parametrize("arg", ["", "runlocal"])
 def test_every_config_file_passes_and_every_key_has_a_rule(path, arg):
   cfg = _load(path).get_config(arg or None)
-  assert set(config_check.flatten(cfg)) == set(config_check.RULES)
+  assert set(key_table.flat(cfg)) == set(config_check.RULES)
   config_check.validate(cfg, "cpu")
 
 
@@ -57,7 +57,7 @@ def _outside(rule):
 @pytest.mark.parametrize("key", sorted(config_check.RULES))
 def test_each_rule_refuses_outside_its_range(key):
   for bad in _outside(config_check.RULES[key]):
-    cfg = config_check.flatten(config_lib.base_config("two_stream", None))
+    cfg = key_table.flat(config_lib.base_config("two_stream", None))
     cfg[key] = bad
     with pytest.raises(UserError, match=f"config.{key} "):
       config_check.validate(_nest(cfg))

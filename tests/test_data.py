@@ -5,11 +5,11 @@ import os
 import numpy as np
 import pytest
 
-from aoarm import config_lib
 from aoarm import data as data_lib
+from aoarm.config import config_lib
 from aoarm.data import pipeline, sources, tokenizers
 from aoarm.data.markov import MarkovSource
-from aoarm.errors import UserError
+from aoarm.infra.errors import UserError
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "text8like")
 

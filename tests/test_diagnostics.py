@@ -4,7 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from aoarm import diagnostics, orders
+from aoarm import orders
+from aoarm.tools import diagnostics
 
 from helpers import init, tiny
 

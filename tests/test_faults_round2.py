@@ -64,14 +64,14 @@ def test_someone_elses_folder_is_never_trained_into(tmp_path):
 
 
 def test_fifos_never_block_a_tool_or_the_trainer(tmp_path):
-  """HANG 3: a FIFO named metrics.jsonl (or train.lock) in a run folder: `aoarm.runs` reads past
-  it at once, and training refuses in one line."""
+  """HANG 3: a FIFO named metrics.jsonl (or train.lock) in a run folder: `aoarm.tools.runs` reads
+  past it at once, and training refuses in one line."""
   wd = tmp_path / "run"
   res = run(str(wd), *BASE)
   assert res.returncode == 0, res.stderr[-3000:]
   os.remove(wd / "metrics.jsonl")
   os.mkfifo(wd / "metrics.jsonl")
-  out = _tool("aoarm.runs", str(tmp_path), timeout=60)
+  out = _tool("aoarm.tools.runs", str(tmp_path), timeout=60)
   assert out.returncode == 0 and "| run |" in out.stdout, out.stderr
   expect_error(str(wd), "metrics.jsonl is not a regular file", *BASE, timeout=120)
   os.remove(wd / "metrics.jsonl")
@@ -117,12 +117,18 @@ def test_the_tools_refuse_bad_counts_and_temperatures(tmp_path):
   """SILENT 14 and UNCLEAR: diagnostics --num_windows=-5 / --batch=0 and gen_eval
   --temperatures=-1 / nan / abc and --num_samples=0 end in one line, exit 2."""
   for args, match in (
-    (["aoarm.diagnostics", f"--workdir={tmp_path}", "--num_windows=-5"], "--num_windows=-5"),
-    (["aoarm.diagnostics", f"--workdir={tmp_path}", "--batch=0"], "--batch=0"),
-    (["aoarm.gen_eval", f"--runs={tmp_path}", "--out=x", "--temperatures=-1"], "'-1'"),
-    (["aoarm.gen_eval", f"--runs={tmp_path}", "--out=x", "--temperatures=nan"], "'nan'"),
-    (["aoarm.gen_eval", f"--runs={tmp_path}", "--out=x", "--temperatures=abc"], "not a number"),
-    (["aoarm.gen_eval", f"--runs={tmp_path}", "--out=x", "--num_samples=0"], "--num_samples=0"),
+    (["aoarm.tools.diagnostics", f"--workdir={tmp_path}", "--num_windows=-5"], "--num_windows=-5"),
+    (["aoarm.tools.diagnostics", f"--workdir={tmp_path}", "--batch=0"], "--batch=0"),
+    (["aoarm.tools.gen_eval", f"--runs={tmp_path}", "--out=x", "--temperatures=-1"], "'-1'"),
+    (["aoarm.tools.gen_eval", f"--runs={tmp_path}", "--out=x", "--temperatures=nan"], "'nan'"),
+    (
+      ["aoarm.tools.gen_eval", f"--runs={tmp_path}", "--out=x", "--temperatures=abc"],
+      "not a number",
+    ),
+    (
+      ["aoarm.tools.gen_eval", f"--runs={tmp_path}", "--out=x", "--num_samples=0"],
+      "--num_samples=0",
+    ),
   ):
     res = _tool(*args)
     lines = error_lines(res.stderr)
@@ -132,20 +138,20 @@ def test_the_tools_refuse_bad_counts_and_temperatures(tmp_path):
 
 def test_runs_and_report_read_past_what_a_kill_leaves(tmp_path):
   """UNCLEAR: a truncated config.json or eval JSON and a cut last metrics line break neither
-  `aoarm.runs` nor `aoarm.report`; the report lists the run it cannot read."""
+  `aoarm.tools.runs` nor `aoarm.tools.report`; the report lists the run it cannot read."""
   wd = tmp_path / "run"
   assert run(str(wd), *BASE).returncode == 0
   with open(wd / "metrics.jsonl", "a") as f:
     f.write('{"step": 5, "train/lo')
   evals = sorted((wd / "eval").glob("*.json"))
   evals[0].write_text(evals[0].read_text()[:40])
-  out = _tool("aoarm.runs", str(tmp_path))
+  out = _tool("aoarm.tools.runs", str(tmp_path))
   assert out.returncode == 0, out.stderr
-  rep = _tool("aoarm.report", str(tmp_path))
+  rep = _tool("aoarm.tools.report", str(tmp_path))
   assert rep.returncode == 2 and "no eval JSONs" in rep.stderr, rep.stderr  # nothing readable
   other = tmp_path / "other"
   assert run(str(other), *BASE).returncode == 0
-  rep = _tool("aoarm.report", str(tmp_path))
+  rep = _tool("aoarm.tools.report", str(tmp_path))
   assert rep.returncode == 0, rep.stderr
   md = (tmp_path / "report.md").read_text()
   assert "`run` (" in md and "is not whole JSON" in md
@@ -180,7 +186,7 @@ def test_a_checkpoint_with_flipped_bytes_is_never_used(tmp_path):
 _BLOCKED = r"""
 import os, signal, sys, threading, time
 import jax, jax.numpy as jnp
-from aoarm import interrupts
+from aoarm.infra import interrupts
 
 @jax.jit
 def slow(x):  # seconds of device work in one call: the main thread waits in C++ meanwhile

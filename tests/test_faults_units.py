@@ -9,9 +9,9 @@ import signal
 
 import pytest
 
-from aoarm import interrupts
 from aoarm.data import sources, store
-from aoarm.errors import Interrupted, UserError
+from aoarm.infra import interrupts
+from aoarm.infra.errors import Interrupted, UserError
 
 
 def test_a_cut_gzip_file_is_named(tmp_path):
@@ -41,7 +41,7 @@ def test_a_live_builds_partial_store_is_left_alone():
 
 
 def test_two_char_vocabularies_of_one_size_are_told_apart():
-  from aoarm import prepare
+  from aoarm.run import setup as prepare
 
   a = prepare._vocab_desc({"kind": "char", "chars": "abc"})
   b = prepare._vocab_desc({"kind": "char", "chars": "abd"})
@@ -79,7 +79,7 @@ def test_a_bpe_runs_bits_per_byte_are_reported_as_such(tmp_path):
   byte, and says so in the row's scope."""
   import json
 
-  from aoarm import report
+  from aoarm.tools import report
 
   d = tmp_path / "bpe"
   (d / "eval").mkdir(parents=True)

@@ -7,7 +7,9 @@ import os
 import jax
 import pytest
 
-from aoarm import gen_eval, modes
+from aoarm.run import modes
+from aoarm.sample import front
+from aoarm.tools import gen_eval
 
 from helpers import tiny_run_config
 
@@ -31,13 +33,13 @@ def test_sample_mode_writes_jsonl(runs):
   c, wd = runs["two_stream"]
   c = c.copy_and_resolve_references()
   c.sample.update(num_samples=3, k=2, order="adaptive", infill="3=a;10=bc")
-  assert modes.sample(c, wd) == 0
+  assert front.sample(c, wd) == 0
   (path,) = glob.glob(os.path.join(wd, "samples", "step_40-*.jsonl"))
   with open(path) as f:
     rows = [json.loads(line) for line in f]
   c.sample.temperature = 0.5  # another setting: another file, the first one kept
   c.sample.precision = "float64"  # its draws in float64, 64-bit JAX switched off after
-  assert modes.sample(c, wd) == 0
+  assert front.sample(c, wd) == 0
   assert not jax.config.jax_enable_x64
   assert len(glob.glob(os.path.join(wd, "samples", "step_40-*.jsonl"))) == 2
   assert len(rows) == 3

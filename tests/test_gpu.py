@@ -29,7 +29,7 @@ def test_cudnn_attention_matches_xla(variant):
 def test_pallas_decode_matches_xla(variant, k):
   """The compiled Triton decode kernel gives the XLA path's log-probs (float32 model; the
   kernel's dots may run in TF32) and the same tokens."""
-  from aoarm.sampling import SampleSpec, make_sampler
+  from aoarm.sample.sampling import SampleSpec, make_sampler
 
   cfg = tiny(variant, seq_len=300, d_model=128, num_heads=2)
   _, params, _, _ = init(cfg, sharpen=1.0)
@@ -164,7 +164,7 @@ def test_compiled_mlp_kernels_per_device_on_two_gpus(shape):
   from jax.sharding import NamedSharding
   from jax.sharding import PartitionSpec as P
 
-  from aoarm import sharding
+  from aoarm.infra import sharding
   from aoarm.kernels import gelu_mlp as gm
 
   devs = jax.devices()
@@ -203,7 +203,7 @@ def test_compiled_mlp_kernels_per_device_on_two_gpus(shape):
 
 
 def step_y(mesh, x, a, b):
-  from aoarm import sharding
+  from aoarm.infra import sharding
   from aoarm.kernels import gelu_mlp as gm
 
   with sharding.activate(mesh, sharding.rules()):
@@ -237,7 +237,7 @@ def test_float64_sampling_keeps_the_mosaic_sites_on_xla():
   them there (found on an H200: mdm and adaptive-order samplers failed with lax.rem int32 vs
   int64), and the Triton sites stay kernels. An mdm model samples in float64 at >= 4096 rows."""
   from aoarm import kernels
-  from aoarm.sampling import SampleSpec, make_sampler
+  from aoarm.sample.sampling import SampleSpec, make_sampler
 
   c = tiny("mdm", seq_len=512, dtype="bfloat16")
   model, params, _, _ = init(c, batch=1)

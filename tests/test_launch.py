@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from aoarm import report
+from aoarm.tools import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "launch"))
@@ -48,8 +48,8 @@ def test_the_equal_compute_arm_trains_for_two_streams_flops():
   """compute_of=two_stream: decoupled_rope trains on more tokens, as many FLOPs as two_stream."""
   import importlib.util
 
-  from aoarm import flops
   from aoarm.models import ModelConfig
+  from aoarm.run import flops
 
   path = os.path.join(REPO, "configs", "length_sweep.py")
   spec = importlib.util.spec_from_file_location("length_sweep", path)
@@ -169,7 +169,7 @@ def test_report_never_averages_different_experiments(tmp_path):
   """Runs of one variant on other data or with another learning rate are other rows; settings
   that do not change the experiment (logging, the mesh) do not split a row; seeds are counted
   from the seeds."""
-  from aoarm import report
+  from aoarm.tools import report
 
   _fake_run(tmp_path, "pydoc", "two_stream", 128, 2.0)
   _fake_run(tmp_path, "markov", "two_stream", 128, 1.5, **{"data.source": "markov"})
@@ -190,7 +190,7 @@ def test_report_keeps_a_setting_that_follows_L_in_one_row(tmp_path):
   """The length sweep's batch is tokens per step / L: a setting with one value per L does not
   split a variant's row (it did, after grouping by the whole config), while one that differs at
   the same L still does."""
-  from aoarm import report
+  from aoarm.tools import report
 
   for L in (128, 1024):
     _fake_run(tmp_path, f"ts{L}", "two_stream", L, 2.0, **{"train.batch_size": 65536 // L})
@@ -208,8 +208,9 @@ def test_report_keeps_a_setting_that_follows_L_in_one_row(tmp_path):
 
 def test_named_sizes_for_the_pod_presets():
   """`size=` gives the peers' shapes (issue 20): 124M, 350M and 1.3B at V = 50304."""
-  from aoarm import config_lib, flops
+  from aoarm.config import config_lib
   from aoarm.models import ModelConfig
+  from aoarm.run import flops
 
   want = {"124m": 123_685_632, "350m": 353_682_432, "1.3b": 1_311_344_640}
   for size, params in want.items():
@@ -253,7 +254,9 @@ def test_report_of_a_subset_of_runs(tmp_path):
     (["--tag=a/b"], "--tag='a/b'"),
   ):
     res = subprocess.run(
-      [sys.executable, "-m", "aoarm.report", str(tmp_path), *bad], capture_output=True, text=True
+      [sys.executable, "-m", "aoarm.tools.report", str(tmp_path), *bad],
+      capture_output=True,
+      text=True,
     )
     assert res.returncode == 2 and msg in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
@@ -274,7 +277,7 @@ def test_report_gaps_to_a_reference_row(tmp_path):
   assert f"| decoupled_rope | +0.100 ± {se} |" in md
   assert "| two_stream | +" not in md
   res = subprocess.run(
-    [sys.executable, "-m", "aoarm.report", str(tmp_path), "--gap_to=mdm"],
+    [sys.executable, "-m", "aoarm.tools.report", str(tmp_path), "--gap_to=mdm"],
     capture_output=True,
     text=True,
   )
@@ -300,7 +303,7 @@ def test_report_pairs_the_gap_by_seed_and_takes_runs_from_other_folders(tmp_path
   assert f"| mdm | +0.350 ± {unpaired:.3f} (seeds not paired: unpaired) |" in md
   assert "Runs: 5 in" in md
   res = subprocess.run(
-    [sys.executable, "-m", "aoarm.report", str(sweep), f"--also={tmp_path / 'nope'}"],
+    [sys.executable, "-m", "aoarm.tools.report", str(sweep), f"--also={tmp_path / 'nope'}"],
     capture_output=True,
     text=True,
   )
@@ -313,7 +316,7 @@ def test_report_statistics_a_reviewer_accepts(tmp_path):
   equal-compute arm says so; runs without an eval are listed, not dropped."""
   from scipy import stats
 
-  from aoarm import evidence
+  from aoarm.tools import evidence
 
   rng = np.random.default_rng(0)
   base = rng.normal(2.0, 0.3, 50)

@@ -5,7 +5,9 @@ import json
 
 import ml_collections as mlc
 
-from aoarm import metrics, modes
+from aoarm.infra import metrics
+from aoarm.run import modes
+from aoarm.sample import front
 
 
 def test_a_resumed_run_drops_the_steps_it_replays(tmp_path):
@@ -29,13 +31,13 @@ def test_eval_and_sample_outputs_are_named_by_their_settings():
   assert modes.eval_name(12, e) == "step_12.json"
   e.update(split="test", num_orders=8, max_windows=64)
   assert modes.eval_name(12, e) == "step_12-test-k8-w64.json"
-  a = modes.sample_name(12, {"k": 1, "temperature": 1.0})
-  assert a != modes.sample_name(12, {"k": 4, "temperature": 1.0})
-  assert a == modes.sample_name(12, {"temperature": 1.0, "k": 1})  # order-free
+  a = front.sample_name(12, {"k": 1, "temperature": 1.0})
+  assert a != front.sample_name(12, {"k": 4, "temperature": 1.0})
+  assert a == front.sample_name(12, {"temperature": 1.0, "k": 1})  # order-free
 
 
 def test_learning_rate_schedule_is_what_is_logged():
-  from aoarm.train import make_schedule
+  from aoarm.run.train import make_schedule
 
   opt = mlc.ConfigDict(dict(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1))
   s = make_schedule(opt, 100)
@@ -49,14 +51,17 @@ def test_a_config_too_large_for_a_cpu_says_so(caplog):
 
   import jax
 
-  from aoarm import config_lib, flops, train
+  from aoarm.config import config_lib
   from aoarm.models import ModelConfig
+  from aoarm.run import flops, train
+  from aoarm.run.train_config import TrainConfig
 
   def fake(arg):
     c = config_lib.base_config("two_stream", arg)
     m = ModelConfig.from_config(dict(c.model, vocab_size=100), c.data.seq_len)
     mesh = types.SimpleNamespace(devices=__import__("numpy").array(jax.devices()))
-    t = types.SimpleNamespace(flops_per_token=flops.train_flops_per_token(m), mesh=mesh, cfg=c)
+    tc = TrainConfig.from_config(c)
+    t = types.SimpleNamespace(flops_per_token=flops.train_flops_per_token(m), mesh=mesh, cfg=tc)
     return t, c.train.batch_size * c.data.seq_len
 
   caplog.set_level("WARNING")

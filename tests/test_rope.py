@@ -9,7 +9,7 @@ import pytest
 
 from aoarm import orders
 from aoarm.models import get_model
-from aoarm.models.rope import apply_rope, order_rotary_dims
+from aoarm.rope import apply_rope, order_rotary_dims
 
 import reference
 from helpers import init, tiny

@@ -13,7 +13,7 @@ import time
 import pytest
 from cli import error_lines, expect_error, run, snapshot, spawn, wait_for
 
-from aoarm import workdir as workdir_lib
+from aoarm.infra import workdir as workdir_lib
 
 from helpers import damage_checkpoint_arrays
 

@@ -8,7 +8,7 @@ import pytest
 
 from aoarm import losses
 from aoarm.models import traits
-from aoarm.sampling import SampleSpec, make_sampler, pick, sample
+from aoarm.sample.sampling import SampleSpec, make_sampler, pick, sample
 
 from helpers import CAUSAL_VARIANTS, init, tiny
 

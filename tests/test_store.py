@@ -10,10 +10,10 @@ import ml_collections as mlc
 import numpy as np
 import pytest
 
-from aoarm import config_lib
 from aoarm import data as data_lib
+from aoarm.config import config_lib
 from aoarm.data import pipeline, sources, store, subword, tokenizers
-from aoarm.errors import UserError
+from aoarm.infra.errors import UserError
 
 pytest.importorskip("sentencepiece")
 pytest.importorskip("tokenizers")
@@ -270,7 +270,7 @@ def test_building_a_store_takes_memory_independent_of_the_corpus(tmp_path, worke
 def test_a_subword_run_resumes_exactly_from_its_store(corpus, tmp_path, monkeypatch):
   """Training on a bpe store, stopped at step 6 and resumed, logs the uninterrupted run's
   losses exactly; the second launch reuses the shared store, and eval reports bits per byte."""
-  from aoarm import modes
+  from aoarm.run import modes
 
   from helpers import losses_by_step, tiny_run_config
 
@@ -361,7 +361,7 @@ import os, sys
 sys.path.insert(0, sys.argv[2])
 from data_prep import generate
 from aoarm.data import sources, store, subword
-from aoarm.errors import UserError
+from aoarm.infra.errors import UserError
 
 if __name__ == "__main__":
   root = sys.argv[1]

@@ -2,7 +2,7 @@
 
 import math
 
-from aoarm import text_metrics as tm
+from aoarm.tools import text_metrics as tm
 
 
 def test_valid_words_leave_out_the_cut_ends():
@@ -24,7 +24,7 @@ def test_repeats_and_distinct_ngrams():
 
 def test_a_frontier_line_at_a_given_entropy():
   """Matched-entropy comparison: linear between the two temperatures around the entropy."""
-  from aoarm import frontier_plot as fp
+  from aoarm.tools import frontier_plot as fp
 
   line = [
     {"unigram_entropy": 2.0, "valid_words": 0.9, "temperature": 0.5},
@@ -50,7 +50,7 @@ def test_a_frontier_line_at_a_given_entropy():
 def test_the_matched_table_gives_gen_perplexity_its_error_across_samples():
   """With each point's `gen_nll_stderr`, gen perplexity reads `value ± value * stderr`, the
   stderr interpolated at the data's entropy like the value; rows without it print no ±."""
-  from aoarm import frontier_plot as fp
+  from aoarm.tools import frontier_plot as fp
 
   line = [
     {"unigram_entropy": 2.0, "gen_perplexity": 10.0, "gen_nll_stderr": 0.1, "temperature": 0.5},
@@ -69,14 +69,14 @@ def test_the_matched_table_gives_gen_perplexity_its_error_across_samples():
 
 
 def test_the_frontier_table_command_picks_a_key_the_rows_have(tmp_path, capsys):
-  """Issue 36 (6): `python -m aoarm.frontier_plot front.json` crashed with KeyError
+  """Issue 36 (6): `python -m aoarm.tools.frontier_plot front.json` crashed with KeyError
   'valid_words' on a judge-scored file; it now takes gen_perplexity where every row has it,
   and a missing key or a malformed file is one line, exit 2."""
   import json
 
   import pytest
 
-  from aoarm import frontier_plot as fp
+  from aoarm.tools import frontier_plot as fp
 
   rows = [
     {"run": "r1/", "sampler": "k=1", "variant": "two_stream", "seq_len": 8, "temperature": t,

@@ -18,8 +18,8 @@ def _run(*args):
   )
 
 
-TOOLS = ["aoarm.report", "aoarm.flops", "aoarm.diagnostics", "aoarm.gen_eval"]
-TOOLS += ["aoarm.frontier_plot", "aoarm.runs"]
+TOOLS = ["aoarm.tools.report", "aoarm.run.flops", "aoarm.tools.diagnostics", "aoarm.tools.gen_eval"]
+TOOLS += ["aoarm.tools.frontier_plot", "aoarm.tools.runs"]
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -51,28 +51,28 @@ def test_sweep_passes_its_config_arg_to_every_run():
 
 
 def test_report_of_a_missing_folder():
-  res = _run("aoarm.report", "/nonexistent/sweep")
+  res = _run("aoarm.tools.report", "/nonexistent/sweep")
   assert res.returncode == 2
   assert res.stderr.strip() == "aoarm: error: /nonexistent/sweep is not a directory"
 
 
 def test_flops_of_a_config():
-  res = _run("aoarm.flops", "--config=configs/two_stream.py:runlocal", "--vocab_size=27")
+  res = _run("aoarm.run.flops", "--config=configs/two_stream.py:runlocal", "--vocab_size=27")
   assert res.returncode == 0, res.stderr
   assert res.stdout.startswith("two_stream: 2 layers, d=64, L=64, V=27;")
-  bad = _run("aoarm.flops", "--config=configs/nope.py")
+  bad = _run("aoarm.run.flops", "--config=configs/nope.py")
   assert bad.returncode == 2 and "configs/nope.py is not a file" in bad.stderr
 
 
 def test_diagnostics_refuse_mdm_before_any_restore(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps({"model": {"variant": "mdm"}}))
-  res = _run("aoarm.diagnostics", f"--workdir={tmp_path}")  # no checkpoint: nothing restored
+  res = _run("aoarm.tools.diagnostics", f"--workdir={tmp_path}")  # no checkpoint: nothing restored
   assert res.returncode == 2
   assert res.stderr.strip().endswith("mdm has no generation order: structural recency is undefined")
 
 
 def test_runs_lists_every_run_with_what_differs(tmp_path):
-  """`python -m aoarm.runs DIR`: a row per run, the keys that differ between runs, the newest
+  """`python -m aoarm.tools.runs DIR`: a row per run, the keys that differ between runs, the newest
   held-out result (eval JSON, else the in-training eval marked ~), and the curves' plot."""
   for name, lr, with_json in (("a", 0.001, True), ("b", 0.002, False)):
     d = tmp_path / "sweep" / name
@@ -86,14 +86,14 @@ def test_runs_lists_every_run_with_what_differs(tmp_path):
       e = {"bits_per_token": 2.25, "order": "l2r", "split": "valid", "capped": False}
       (d / "eval" / "step_3.json").write_text(json.dumps(e))
   png = tmp_path / "curves.png"
-  res = _run("aoarm.runs", str(tmp_path / "sweep"), f"--plot={png}")
+  res = _run("aoarm.tools.runs", str(tmp_path / "sweep"), f"--plot={png}")
   assert res.returncode == 0, res.stderr
   lines = res.stdout.splitlines()
   assert lines[0] == "| run | variant | L | step | held-out bits | opt.lr |"
   assert lines[2] == "| a | ar | 8 | 3 | 2.2500 l2r valid | 0.001 |"
   assert lines[3] == "| b | ar | 8 | 3 | ~2.5000 | 0.002 |"
   assert png.stat().st_size > 1000
-  bad = _run("aoarm.runs", str(tmp_path / "nothing"))
+  bad = _run("aoarm.tools.runs", str(tmp_path / "nothing"))
   assert bad.returncode == 2 and "is not a directory" in bad.stderr
 
 
@@ -124,10 +124,10 @@ def test_the_cpu_sized_sweep_runs_without_shared_data(tmp_path):
 def test_help_lists_every_config_key_and_exits_zero():
   """Issue 36 (7): `--help` of the main command and of the data tool exit 0 and list every
   config key with its default and its comment."""
-  from aoarm import config_lib, run_config
+  from aoarm.config import config_lib, key_table
 
-  keys = run_config.flat(config_lib.base_config("", None))
-  for tool in ("aoarm.main", "aoarm.data.prepare"):
+  keys = key_table.flat(config_lib.base_config("", None))
+  for tool in ("aoarm.main", "aoarm.tools.prepare_data"):
     res = _run(tool, "--help")
     assert res.returncode == 0, res.stderr
     listed = {ln.split(" = ")[0].strip() for ln in res.stdout.splitlines() if " = " in ln}
@@ -140,13 +140,13 @@ def test_flops_of_a_run_uses_its_own_vocabulary(tmp_path):
   run's own model and vocabulary, and --config without --vocab_size notes the V it assumed."""
   wd = tmp_path / "run"
   wd.mkdir()
-  from aoarm import config_lib
+  from aoarm.config import config_lib
   from aoarm.data import tokenizers
 
   cfg = config_lib.base_config("two_stream", "runlocal")
   (wd / "config.json").write_text(cfg.to_json())
   tokenizers.save(tokenizers.CharTokenizer("abcdefghij"), str(wd / "vocab.json"))
-  res = _run("aoarm.flops", f"--workdir={wd}")
+  res = _run("aoarm.run.flops", f"--workdir={wd}")
   assert res.returncode == 0 and "V=10;" in res.stdout, res.stdout + res.stderr
-  res = _run("aoarm.flops", "--config=configs/two_stream.py:runlocal")
+  res = _run("aoarm.run.flops", "--config=configs/two_stream.py:runlocal")
   assert "V=27;" in res.stdout and "--workdir=DIR reads a run's own" in res.stderr

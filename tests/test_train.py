@@ -14,12 +14,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aoarm import modes, prepare, sharding
-from aoarm.checkpointing import Checkpointer
 from aoarm.data.markov import MarkovSource
 from aoarm.data.pipeline import TrainBatches
+from aoarm.infra import sharding
+from aoarm.infra.checkpointing import Checkpointer
 from aoarm.models import ModelConfig
-from aoarm.train import Trainer
+from aoarm.run import modes
+from aoarm.run import setup as prepare
+from aoarm.run.train import Trainer
+from aoarm.run.train_config import TrainConfig
+from aoarm.sample import front
 
 from helpers import damage_checkpoint_arrays, losses_by_step, tiny_run_config
 
@@ -51,7 +55,7 @@ def test_8_device_meshes_match_one_device(variant, norm_impl):
   ]:
     c.mesh.data, c.mesh.fsdp, c.mesh.tensor = shape
     mesh = sharding.make_mesh(c.mesh, devs)
-    trainer = Trainer(c, mcfg, mesh)
+    trainer = Trainer(TrainConfig.from_config(c), mcfg, mesh)
     state = trainer.init_state(jax.random.key(0))
     out = []
     for step in range(3):
@@ -69,7 +73,7 @@ def test_activation_constraints_are_live_under_a_mesh():
   c = tiny_run_config("two_stream")
   c.mesh.data, c.mesh.fsdp, c.mesh.tensor = (4, 1, 2)
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=8), seq_len=16)
-  trainer = Trainer(c, mcfg, sharding.make_mesh(c.mesh, jax.devices()))
+  trainer = Trainer(TrainConfig.from_config(c), mcfg, sharding.make_mesh(c.mesh, jax.devices()))
   x = jax.ShapeDtypeStruct((8, 16), jnp.int32, sharding=trainer.batch_sharding)
   text = trainer.train_step.lower(trainer.abstract_state, x).as_text()
   n = text.count("sharding_constraint")
@@ -188,7 +192,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, caplog):
   steps = [int(s) for s in os.listdir(os.path.join(wd, "ckpt")) if s.isdigit()]
   assert max(steps) < 12  # stopped early
   run = prepare.prepare(c, wd, "eval")  # the kept checkpoint restores, all finite
-  trainer = Trainer(c, run.mcfg, run.mesh)
+  trainer = Trainer(TrainConfig.from_config(c), run.mcfg, run.mesh)
   state, _, step, _ = Checkpointer(run.ckpt_dir, read_only=True).restore_latest(
     trainer.abstract_state
   )
@@ -218,7 +222,7 @@ def test_profile_window_writes_a_trace(tmp_path):
 
 
 def test_mfu_is_logged_against_the_devices_own_peak(tmp_path):
-  from aoarm import flops
+  from aoarm.run import flops
 
   assert flops.device_peak("NVIDIA H200") == flops.device_peak("NVIDIA H100 80GB HBM3") == 989e12
   assert flops.device_peak("TPU v5 lite") == 197e12 and flops.device_peak("cpu") is None
@@ -250,7 +254,7 @@ def test_eval_and_sample_run_on_the_runs_saved_config(tmp_path, caplog):
   assert "max_windows" not in warning
   assert out["num_windows"] == 16 < same["num_windows"]
   forgot.sample.num_samples = 2
-  assert modes.sample(forgot, wd) == 0
+  assert front.sample(forgot, wd) == 0
   # the managers opened read-only on purpose no longer warn about it
   assert not [r for r in caplog.records if "read only" in r.getMessage()]
 

@@ -52,9 +52,9 @@ def test_no_module_outside_models_compares_variant_names():
 
 
 def test_query_layers_cost_their_share_of_the_second_stream():
-  """aoarm.flops: a query stream in the top n of L blocks adds n/L of a full second stream."""
-  from aoarm import flops
+  """aoarm.run.flops: a query stream in the top n of L blocks adds n/L of a full second stream."""
   from aoarm.models import ModelConfig
+  from aoarm.run import flops
 
   kw = dict(vocab_size=50, seq_len=64, num_layers=4, d_model=64, num_heads=4)
   ar = flops.train_flops_per_token(ModelConfig(variant="ar", **kw))
@@ -94,7 +94,7 @@ def test_aogpt_init_options_set_the_gates_and_the_target_embedding():
   for gate, std in ((0.0, 0.02), (1.0, 1.0)):
     cfg = ModelConfig(
       variant="aogpt", vocab_size=11, seq_len=64, num_layers=2, d_model=32, num_heads=4,
-      ada_gate_init=gate, ada_cond_std=std,
+      ada_gate_init=gate, ada_cond_std=std, dtype="float32",
     )  # fmt: skip
     x = np.zeros((1, 64), np.int32)
     sigma = orders.random_orders(jax.random.key(0), 1, 64)

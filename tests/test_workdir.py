@@ -8,11 +8,14 @@ import jax
 import numpy as np
 import pytest
 
-from aoarm import modes, prepare, workdir
-from aoarm.checkpointing import Checkpointer
 from aoarm.data import cache, tokenizers
-from aoarm.errors import UserError
-from aoarm.train import Trainer
+from aoarm.infra import workdir
+from aoarm.infra.checkpointing import Checkpointer
+from aoarm.infra.errors import UserError
+from aoarm.run import modes
+from aoarm.run import setup as prepare
+from aoarm.run.train import Trainer
+from aoarm.run.train_config import TrainConfig
 
 from helpers import tiny_run_config
 
@@ -106,7 +109,7 @@ def test_restore_without_tree_metadata_is_bitwise_the_same(tmp_path):
   c = tiny_run_config()
   assert modes.train(c, wd) == 0
   run = prepare.prepare(c, wd, "eval")
-  trainer = Trainer(c, run.mcfg, run.mesh)
+  trainer = Trainer(TrainConfig.from_config(c), run.mcfg, run.mesh)
   ck = Checkpointer(run.ckpt_dir, read_only=True)
   want, _ = ck.restore(12, trainer.abstract_state)
   os.remove(os.path.join(run.ckpt_dir, "12", "state", "_METADATA"))
@@ -119,7 +122,7 @@ def test_restore_without_tree_metadata_is_bitwise_the_same(tmp_path):
 def test_resume_ignores_keys_that_one_version_of_the_config_lacks():
   """A checkpoint written before a config key existed (or after one was removed) still resumes:
   only keys both configs have are compared."""
-  from aoarm import config_lib, resume
+  from aoarm.config import config_lib, resume
 
   cfg = config_lib.base_config("two_stream", "runlocal")
   saved = cfg.to_dict()

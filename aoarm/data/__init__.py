@@ -8,7 +8,7 @@ import dataclasses
 
 from aoarm.data import cache, sources, streamed, tokenizers
 from aoarm.data.markov import MarkovSource
-from aoarm.errors import UserError
+from aoarm.infra.errors import UserError
 
 SOURCES = ("pydoc", "text_files", "tfds", "markov")
 

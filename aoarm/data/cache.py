@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from aoarm import workdir
+from aoarm.infra import workdir
 
 log = logging.getLogger("aoarm")
 

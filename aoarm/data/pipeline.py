@@ -9,7 +9,7 @@ import collections
 
 import numpy as np
 
-from aoarm.errors import UserError
+from aoarm.infra.errors import UserError
 
 
 def windows(tokens, seq_len: int, what: str = "data"):

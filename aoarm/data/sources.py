@@ -9,7 +9,7 @@ import os
 import re
 import zlib
 
-from aoarm.errors import UserError
+from aoarm.infra.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 

@@ -29,9 +29,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from aoarm import interrupts, workdir
 from aoarm.data import sources
-from aoarm.errors import Interrupted, UserError
+from aoarm.infra import interrupts, workdir
+from aoarm.infra.errors import Interrupted, UserError
 
 log = logging.getLogger("aoarm")
 VERSION = 1

@@ -11,9 +11,9 @@ import json
 import logging
 import os
 
-from aoarm import workdir
 from aoarm.data import sources, store, subword, tokenizers
-from aoarm.errors import UserError
+from aoarm.infra import workdir
+from aoarm.infra.errors import UserError
 
 log = logging.getLogger("aoarm")
 SUBWORD = ("sentencepiece", "bpe")

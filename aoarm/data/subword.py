@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from aoarm.errors import UserError
+from aoarm.infra.errors import UserError
 
 EOD_PIECE = "<|endoftext|>"
 

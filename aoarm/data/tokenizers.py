@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 
-from aoarm import workdir
-from aoarm.errors import UserError
+from aoarm.infra import workdir
+from aoarm.infra.errors import UserError
 
 
 class CharTokenizer:

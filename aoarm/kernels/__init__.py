@@ -112,7 +112,7 @@ def take(site: str, impl: str, rows: int, why: str | None) -> bool:
 def _shards() -> tuple[int, int]:
   """(row shards, `tensor` shards) under the mesh in context: each device's kernel call sees
   its block (`sharding.per_device`)."""
-  from aoarm import sharding
+  from aoarm.infra import sharding
 
   mesh = jax.sharding.get_abstract_mesh()
   if mesh.empty:

@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from aoarm import sharding
+from aoarm.infra import sharding
 from aoarm.kernels import hopper_matmul
-from aoarm.models.layers import GELU_A3 as A3
-from aoarm.models.layers import GELU_C as C
-from aoarm.models.layers import gelu_derivative
+from aoarm.kernels.gelu_math import GELU_A3 as A3
+from aoarm.kernels.gelu_math import GELU_C as C
+from aoarm.kernels.gelu_math import gelu_derivative
 
 
 def gelu_tanh(x):

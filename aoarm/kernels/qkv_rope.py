@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from aoarm import sharding
+from aoarm import rope
+from aoarm.infra import sharding
 from aoarm.kernels import hopper_matmul
-from aoarm.models import rope
 
 # 128 x 192 output tiles (3 heads of 64 each), as the MLP's kernels measured best at this width.
 TILING = hopper_matmul.Tiling(tile_n=192, slots=2)

@@ -19,7 +19,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 from jax.sharding import PartitionSpec as P
 
-from aoarm import sharding
+from aoarm.infra import sharding
 
 
 def norm(

@@ -7,6 +7,7 @@ partly masked tokens and returns logits in the original layout. Cached decoding:
 of `models.decoding`.
 """
 
+from aoarm.models import variant
 from aoarm.models.aogpt import AOGPT
 from aoarm.models.ar import AR
 from aoarm.models.decoupled_rope import DecoupledRope
@@ -25,6 +26,7 @@ _REGISTRY = {
   "mdm": MDM,
 }
 VARIANTS = tuple(_REGISTRY)
+variant.TRAITS.update({name: cls.traits for name, cls in _REGISTRY.items()})
 
 
 def _cls(variant: str):
@@ -37,8 +39,8 @@ def get_model(cfg: ModelConfig):
   return _cls(cfg.variant)(cfg)
 
 
-def traits(variant: str) -> Traits:
-  return _cls(variant).traits
+def traits(name: str) -> Traits:
+  return variant.lookup(name)
 
 
 __all__ = ["ModelConfig", "Traits", "VARIANTS", "get_model", "traits"]

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from aoarm import kernels
 from aoarm.models import cached_attention, layers
-from aoarm.models.rope import apply_rope, order_rotary_dims
+from aoarm.rope import apply_rope, order_rotary_dims
 
 IMPLEMENTATIONS = ("xla", "cudnn")
 

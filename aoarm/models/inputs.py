@@ -1,4 +1,5 @@
-"""Content rows shared by every causal variant: BOS, Emb(y_0) .. Emb(y_{L-2}) (docs/layout.md).
+"""Content rows shared by every causal variant: BOS, Emb(y_0) .. Emb(y_{L-2})
+(docs/generation_order.md).
 
 A content row is described by (token it holds, own position, target position, generation step):
 row t holds y_{t-1} (BOS for t = 0) at position sigma_{t-1} (-1), targets sigma_t, and was

@@ -7,13 +7,11 @@ Logical axes used across the models (mapped to mesh axes by the rule table in th
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from aoarm import kernels
+from aoarm.kernels.gelu_math import GELU_A3, GELU_C, gelu_derivative  # noqa: F401 (re-exported)
 
 Dtype = jnp.dtype
-GELU_C = float(np.sqrt(2 / np.pi))  # tanh-approximate GELU: 0.5 x (1 + tanh(C (x + A3 x^3)))
-GELU_A3 = 0.044715
 
 
 def dense_init(std: float = 0.02):
@@ -60,14 +58,6 @@ class RMSNorm(nn.Module):
       x_BxLxD = x_BxLxD + add.astype(x_BxLxD.dtype)
     y = rms_norm(x_BxLxD, scale_D, self.eps, self.dtype)
     return (x_BxLxD, y) if keep else y
-
-
-def gelu_derivative(x):
-  """d/dx of the tanh-approximate GELU, in x's dtype: `gelu`'s backward and the MLP kernel's
-  epilogue. jnp ops only, x^3 as x * x * x (which Mosaic GPU lowers; bitwise what `x**3`
-  gives)."""
-  t = jnp.tanh(GELU_C * (x + GELU_A3 * (x * x * x)))
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_C * (1 + 3 * GELU_A3 * x * x)
 
 
 @jax.custom_vjp

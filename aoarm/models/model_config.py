@@ -6,6 +6,8 @@ import dataclasses
 import jax.numpy as jnp
 
 from aoarm import kernels
+from aoarm.config import key_table
+from aoarm.models.variant import lookup as traits
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 OWN_POSITIONS = ("rope", "learned")  # model.own_positions (aogpt)
@@ -17,15 +19,12 @@ CHOICES = {  # Kernels field -> its values
   "qkv": kernels.IMPLS,
   "decode": kernels.IMPLS,
 }
-# the knobs' names before they were grouped under model.kernels (accepted for one release:
-# committed results' commands name them)
+# the kernel knobs' old flat names -> their `kernels` fields (`aoarm.config.key_table.LEGACY`;
+# accepted for one release: committed results' commands name them)
 LEGACY_KEYS = {
-  "attention_impl": "attention",
-  "embed_impl": "embed",
-  "norm_impl": "norm",
-  "mlp_impl": "mlp",
-  "qkv_impl": "qkv",
-  "decode_impl": "decode",
+  old.removeprefix("model."): new.removeprefix("model.kernels.")
+  for old, new in key_table.LEGACY.items()
+  if new.startswith("model.kernels.")
 }
 
 
@@ -54,12 +53,12 @@ class ModelConfig:
   variant: str = "two_stream"
   vocab_size: int = 27  # real symbols; the model adds one special row (BOS or MASK) itself
   seq_len: int = 128  # L; sigma-GPT's position tables have this many rows
-  num_layers: int = 2
-  d_model: int = 64
-  num_heads: int = 4
+  num_layers: int = 6  # every default here is also config.model's (`config_lib.base_config`)
+  d_model: int = 384
+  num_heads: int = 6
   mlp_dim: int = 0  # 0 -> 4 * d_model
   tie_embeddings: bool = True
-  dtype: str = "float32"  # compute dtype: float32 | bfloat16
+  dtype: str = "bfloat16"  # compute dtype: float32 | bfloat16 | float16
   param_dtype: str = "float32"
   remat: str = "none"  # none | full | dots (jax.checkpoint policy per block)
   rope_base: float = 10_000.0
@@ -73,8 +72,6 @@ class ModelConfig:
   kernels: Kernels = Kernels()  # implementation choices (`model.kernels.*`)
 
   def __post_init__(self):
-    from aoarm.models import traits  # the registry (imports every variant, which import this)
-
     rope_options = traits(self.variant).rope_options
     for name in ("vocab_size", "num_layers", "d_model", "num_heads"):
       if getattr(self, name) < 1:

@@ -46,3 +46,15 @@ class Traits:
   def random_orders(self) -> bool:
     """Trained (and evaluated) over random orders; False: the identity order only."""
     return self.objective == "any_order"
+
+
+# variant name -> its Traits, filled by the registry (`aoarm.models`, which imports every variant
+# and so runs before any ModelConfig is built); `ModelConfig` reads it here rather than import
+# the registry that imports it
+TRAITS: dict = {}
+
+
+def lookup(variant: str) -> Traits:
+  if variant not in TRAITS:
+    raise ValueError(f"unknown model.variant {variant!r}; expected one of {tuple(TRAITS)}")
+  return TRAITS[variant]

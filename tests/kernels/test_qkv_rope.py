@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from aoarm import kernels
-from aoarm.kernels import hopper_matmul as pingpong
+from aoarm.kernels import hopper_matmul
 from aoarm.kernels import qkv_rope as qr
-from aoarm.models.rope import apply_rope
+from aoarm.rope import apply_rope
 
 from helpers import assert_kernel_matches_xla, init, tiny
 
 B, L, D, H, K = 2, 64, 128, 6, 64
-SMALL = pingpong.Tiling(tile_m=64, tile_n=192)  # 2 x 6 tiles over 2 CTAs, 3 heads each
+SMALL = hopper_matmul.Tiling(tile_m=64, tile_n=192)  # 2 x 6 tiles over 2 CTAs, 3 heads each
 
 
 def _f32(a):

@@ -98,7 +98,7 @@ def test_rmsnorm_kernels_per_device_under_a_mesh(mesh_shape):
   from jax.sharding import NamedSharding
   from jax.sharding import PartitionSpec as P
 
-  from aoarm import sharding
+  from aoarm.infra import sharding
 
   d, f, t = mesh_shape
   mesh = sharding.make_mesh(ml_collections.ConfigDict(dict(data=d, fsdp=f, tensor=t)))

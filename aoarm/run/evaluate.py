@@ -1,0 +1,123 @@
+"""Held-out evaluation (docs/objectives.md) over every window of a split.
+
+AO variants: K random orders per window (seeded by the window's index, so results do not depend
+on the batch size or mesh) and, separately, the identity order. `mdm`: K stratified masking rates
+per window. Reports mean nats/token, bits/token, perplexity, token count and the standard error
+across windows.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aoarm import losses, models, orders
+from aoarm.data import pipeline
+from aoarm.infra import sharding
+from aoarm.infra.errors import UserError
+
+EVAL_SEED = 1234  # orders and masks of the evaluation (fixed: every run is scored alike)
+
+
+def _window_keys(start, batch):
+  idx = start + jnp.arange(batch)
+  return jax.vmap(lambda i: jax.random.fold_in(jax.random.key(EVAL_SEED), i))(idx)
+
+
+def make_eval_fn(placed, order: str, num_orders: int):
+  """jit(params, x_BxL, first_window_index) -> per-window mean NLL (nats/token), shape (B,)."""
+  model, mesh, traits = placed.model, placed.mesh, placed.traits
+  V, K = placed.mcfg.vocab_size, num_orders
+
+  def per_window(params, x_BxL, start):
+    B, L = x_BxL.shape
+    keys_BxK = jax.vmap(lambda k: jax.random.split(k, K))(_window_keys(start, B))
+
+    def add_one(k, total_B):  # the k-th order (or masking rate) of every window
+      r_B = keys_BxK[:, k]
+      if not traits.has_order:
+        u_B = jax.vmap(jax.random.uniform)(r_B)
+        lam_B = (k + 1.0 - u_B) / K  # stratified over the K samples of each window
+        mask_keys_B = jax.vmap(lambda r: jax.random.fold_in(r, 1))(r_B)
+        m_BxL = losses.row_masks(mask_keys_B, L, lam_B)
+        elbo_B = losses.masked_elbo(model.apply, params, x_BxL, m_BxL, lam_B, V)
+        return total_B + elbo_B.astype(total_B.dtype)
+      if order == "l2r" or not traits.random_orders:
+        sigma = orders.identity_orders(B, L)
+      else:
+        sigma = orders.random_orders_per_row(r_B, L)
+      nll_B = losses.any_order_nll(model.apply, params, x_BxL, sigma).mean(axis=1)
+      return total_B + nll_B.astype(total_B.dtype)
+
+    # a loop, not K copies of the model: the compile time does not grow with K (unrolled, mdm's
+    # 8 masking rates took minutes to compile on a GPU shared by other runs)
+    return jax.lax.fori_loop(0, K, add_one, jnp.zeros((B,), jnp.float32)) / K
+
+  def fn(params, x_BxL, start):
+    with sharding.activate(mesh, placed.rules):
+      return per_window(params, x_BxL, start)
+
+  bs = sharding.batch_sharding(mesh)
+  return jax.jit(fn, in_shardings=(None, bs, None), out_shardings=sharding.replicated(mesh))
+
+
+def evaluate(placed, params, tokens, ecfg, order: str, split: str, true_nll=None) -> dict:
+  """Mean NLL of the windows of `tokens` (a split) in `order` (see `orders_to_report`) for the
+  model placed on its mesh (`placed_model.PlacedModel`), with its standard error."""
+  return evaluate_windows(placed, params, tokens, ecfg, order, split, true_nll)[0]
+
+
+def evaluate_windows(placed, params, tokens, ecfg, order, split, true_nll=None):
+  """(summary, nll_W): `evaluate`'s summary and the NLL (nats/token) of each scored window, in
+  window order (window w is tokens[w*L:(w+1)*L], its orders seeded by (EVAL_SEED, w)): two runs
+  of one L scored on the same split pair window by window."""
+  mcfg, mesh = placed.mcfg, placed.mesh
+  dp = sharding.data_parallel_size(mesh)
+  if ecfg.batch_size % dp:
+    raise UserError(
+      f"eval.batch_size={ecfg.batch_size} is not divisible by the {dp} data-parallel devices"
+    )
+  K = 1 if order == "l2r" else ecfg.num_orders
+  fn = make_eval_fn(placed, order, K)
+  per_window, weights = [], []
+  start = 0
+  for x, w in pipeline.eval_batches(tokens, mcfg.seq_len, ecfg.batch_size, ecfg.max_windows):
+    nll_B = fn(params, sharding.global_batch_from_full(x, mesh), jnp.int32(start))
+    per_window.append(np.asarray(nll_B))
+    weights.append(w)
+    start += len(x)
+  nll_W = np.concatenate(per_window)[np.concatenate(weights) > 0].astype(np.float64)
+  n = len(nll_W)
+  mean = float(nll_W.mean())
+  stderr = float(nll_W.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+  out = {
+    "nll_per_token": mean,
+    "bits_per_token": mean / math.log(2),
+    "perplexity": math.exp(mean),
+    "num_tokens": int(n * mcfg.seq_len),
+    "num_windows": int(n),
+    "stderr": stderr,
+    "stderr_bits": stderr / math.log(2),
+    "split": split,
+    "order": order,
+    "num_orders": K,
+    "variant": mcfg.variant,
+    "seq_len": mcfg.seq_len,
+    "eval_seed": EVAL_SEED,
+  }
+  if true_nll is not None:
+    out["true_nll_per_token"] = float(true_nll(mcfg.seq_len))
+  return out, nll_W
+
+
+def orders_to_report(mcfg, ecfg) -> list[str]:
+  """The primary estimate first: random orders (AO variants), the identity (ar), or the ELBO
+  over K stratified masking rates (mdm, compared directly with random orders,
+  docs/objectives.md)."""
+  traits = models.traits(mcfg.variant)
+  if not traits.has_order:
+    return ["elbo"]
+  if not traits.random_orders:
+    return ["l2r"]
+  return ["random", "l2r"] if ecfg.l2r else ["random"]

@@ -1,0 +1,54 @@
+"""What the trainer and its loop read of a run's config, as typed, frozen sections: `Trainer` and
+`run_loop` receive a `TrainConfig`, never the whole ConfigDict (`TrainConfig.from_config`)."""
+
+import dataclasses
+
+from aoarm.config import config_check
+
+
+@dataclasses.dataclass(frozen=True)
+class OptConfig:
+  """`config.opt`: AdamW on a warm-up then cosine schedule."""
+
+  lr: float
+  warmup_steps: int
+  min_lr_ratio: float
+  b1: float
+  b2: float
+  weight_decay: float
+  clip_norm: float  # 0 = off
+  grad_accum: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """The training run: the seed, its orders, the optimizer, the budget and the loop's cadence."""
+
+  seed: int
+  opt: OptConfig
+  order_train: str  # config.order.train: random | l2r | mixture
+  l2r_prob: float  # config.order.l2r_prob
+  batch_size: int
+  num_steps: int
+  stop_after: int  # 0 = run to num_steps
+  log_every: int
+  eval_every: int  # 0 = only at the end
+  ckpt_every: int  # config.ckpt.every_steps
+  profile: tuple | None  # (first, stop) step of the trace window, from config.train.profile
+
+  @classmethod
+  def from_config(cls, cfg) -> "TrainConfig":
+    t = cfg.train
+    return cls(
+      seed=int(cfg.seed),
+      opt=OptConfig(**{f.name: cfg.opt[f.name] for f in dataclasses.fields(OptConfig)}),
+      order_train=cfg.order.train,
+      l2r_prob=float(cfg.order.l2r_prob),
+      batch_size=t.batch_size,
+      num_steps=t.num_steps,
+      stop_after=t.stop_after,
+      log_every=t.log_every,
+      eval_every=t.eval_every,
+      ckpt_every=cfg.ckpt.every_steps,
+      profile=config_check.profile_window(t.profile),
+    )

@@ -1,0 +1,100 @@
+"""The statistics of a report (`aoarm.tools.report`): a level over seeds and a gap between two arms,
+each with the interval a reviewer asks for.
+
+- A level over n >= 2 seeds: the mean ± the half-width of its Student-t 95% interval (n − 1
+  degrees of freedom). One seed: its value ± the eval's standard error across windows, marked
+  as one seed (that error says nothing about seed-to-seed spread).
+- A gap between two arms run with the same n >= 2 seeds: the mean of the per-seed differences ±
+  its t 95% half-width (seed-paired). Within one seed, where both evals saved their per-window
+  NLLs on the same windows (`eval/<name>.npz`), the window-paired difference ± its standard
+  error; else the two standard errors combined, said so.
+- The trend of a gap between two lengths: per seed, gap(L2) − gap(L1), then as above.
+"""
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+from scipy import stats
+
+LN2 = math.log(2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stat:
+  mean: float
+  half: float  # ± this (a 95% t half-width, or one standard error: see `how`)
+  n: int  # seeds (or runs) behind it
+  how: str  # what `half` is
+
+  def text(self, digits: int = 4, sign: bool = False) -> str:
+    fmt = f"{{:{'+' if sign else ''}.{digits}f}}"
+    return f"{fmt.format(self.mean)} ± {self.half:.{digits}f} ({self.how})"
+
+
+def t_half(x) -> float:
+  """Half-width of the Student-t 95% interval of the mean of `x` (n - 1 degrees of freedom)."""
+  x = np.asarray(x, np.float64)
+  n = len(x)
+  if n < 2:
+    return float("nan")
+  return float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+
+
+def level(runs) -> Stat | None:
+  """The cell's level: rows of one arm at one L (dicts with bits, stderr_bits, seed)."""
+  if not runs:
+    return None
+  b = [r["bits"] for r in runs]
+  seeds = len({r["seed"] for r in runs})
+  if len(b) == 1:
+    return Stat(b[0], runs[0]["stderr_bits"], 1, "1 seed: window SE")
+  many = f"{len(b)} runs, {seeds} seed{'s' if seeds > 1 else ''}" if seeds < len(b) else ""
+  return Stat(float(np.mean(b)), t_half(b), len(b), f"{many or f'n={len(b)}'}, 95% t")
+
+
+def _by_seed(runs) -> dict | None:
+  """{seed: row} where each seed has exactly one run; else None."""
+  out = {r["seed"]: r for r in runs}
+  return out if len(out) == len(runs) else None
+
+
+def per_window_bits(row) -> np.ndarray | None:
+  """The row's per-window NLLs in bits (its eval's .npz, this order), or None."""
+  path = row.get("per_window", "")
+  if not path or not os.path.isfile(path):
+    return None
+  with np.load(path) as z:
+    key = f"nll_{row['order_key']}"
+    return z[key] / LN2 if key in z else None
+
+
+def gap(runs, refs) -> Stat | None:
+  """runs − refs (bits), paired by seed where the same >= 2 seeds are on both sides."""
+  if not runs or not refs:
+    return None
+  a, b = _by_seed(runs), _by_seed(refs)
+  if a and b and a.keys() == b.keys() and len(a) >= 2:
+    d = [a[s]["bits"] - b[s]["bits"] for s in sorted(a)]
+    return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}, 95% t")
+  if len(runs) == 1 and len(refs) == 1:
+    x, y = per_window_bits(runs[0]), per_window_bits(refs[0])
+    if x is not None and y is not None and len(x) == len(y) and x.size > 1:
+      d = x - y
+      se = float(d.std(ddof=1) / math.sqrt(len(d)))
+      return Stat(float(d.mean()), se, 1, f"1 seed: window-paired SE, {len(d)} windows")
+  ma, mb = level(runs), level(refs)
+  seeds = "1 seed" if len(runs) == len(refs) == 1 else "seeds not paired"
+  return Stat(ma.mean - mb.mean, math.hypot(ma.half, mb.half), 1, f"{seeds}: unpaired")
+
+
+def trend(runs1, refs1, runs2, refs2) -> Stat | None:
+  """gap at the second length − gap at the first, paired by seed (the same >= 2 seeds in all
+  four cells); None otherwise."""
+  cells = [_by_seed(c) if c else None for c in (runs1, refs1, runs2, refs2)]
+  if not all(cells) or len({tuple(sorted(c)) for c in cells}) != 1 or len(cells[0]) < 2:
+    return None
+  a1, b1, a2, b2 = cells
+  d = [(a2[s]["bits"] - b2[s]["bits"]) - (a1[s]["bits"] - b1[s]["bits"]) for s in sorted(a1)]
+  return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}, 95% t")

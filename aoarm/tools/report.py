@@ -1,0 +1,384 @@
+"""Gather a sweep's eval JSONs into a markdown table and plots.
+
+  python -m aoarm.tools.report SWEEP_DIR  # -> SWEEP_DIR/report.md, bits_vs_len.png, attention.png
+  python -m aoarm.tools.report SWEEP_DIR --only='_seq_len(128|1024)_' --tag=short_long
+                                       # those runs only -> report_short_long.md, ...
+
+Rows: one per experiment (the variant and its options, and any other setting in which the runs
+differ, e.g. `opt.lr=0.003`), columns: L. Runs are grouped by their whole resolved config except
+the seed and the settings that do not change the experiment (implementation knobs, logging,
+checkpointing, evaluation and sampling options, the mesh), so unrelated runs are never averaged.
+Values: held-out bits/token (random order; the identity order in a second table): the mean over
+seeds ± its Student-t 95% half-width, n on every cell, or for one seed the eval's standard error
+across windows, marked (`aoarm.tools.evidence`). Gaps (`--gap_to`) are seed-paired, or within one
+seed window-paired from the evals' per-window files. Evals of another scope (split, window cap, K,
+other data, bits/byte) get their own rows, and runs that give no row are listed, not dropped.
+"""
+
+import collections
+import glob
+import json
+import math
+import os
+import re
+import sys
+
+from aoarm import models
+from aoarm.config import key_table
+from aoarm.tools import evidence, report_plots
+
+
+def newest_eval(paths):
+  """The newest default evaluation (step_<N>.json), else the newest of any kind."""
+
+  def step(p):
+    m = re.match(r"step_(\d+)(.*)\.json$", os.path.basename(p))
+    return (m.group(2) == "", int(m.group(1))) if m else (False, -1)
+
+  return max(paths, key=step)
+
+
+# the experiment keys a row's label names where they differ from their default (ModelConfig's,
+# which equal base_config's: tests/test_config_check.py), so they are not listed again as
+# "other settings"
+LABEL_KEYS = (
+  "model.variant",
+  "model.rope.target_heads",
+  "model.rope.order_dims",
+  "model.query_layers",
+  "model.own_positions",
+  "model.ada_gate_init",
+  "model.ada_cond_std",
+  "order.train",
+  "order.l2r_prob",
+  "train.compute_of",
+)
+_MODEL_OPTIONS = {  # flat key -> ModelConfig field holding its default
+  "model.rope.target_heads": "target_heads",
+  "model.rope.order_dims": "order_dims",
+  "model.query_layers": "query_layers",
+  "model.own_positions": "own_positions",
+  "model.ada_gate_init": "ada_gate_init",
+  "model.ada_cond_std": "ada_cond_std",
+}
+
+
+def label(cfg_model: dict, cfg_order: dict | None = None, cfg_train: dict | None = None) -> str:
+  """The variant, with any model option that is not its default (the single-stream probes',
+  the second stream's depth, aogpt's), its training order where that is not the variant's
+  own (random orders; left to right for `ar`), and an equal-compute arm's reference."""
+  v = cfg_model["variant"]
+  own = "random" if models.traits(v).random_orders else "l2r"
+  order = (cfg_order or {}).get("train", own) if models.traits(v).has_order else own
+  if order == "mixture":
+    order = f"mixture, l2r_prob={cfg_order.get('l2r_prob')}"
+  suffix = f" (train order: {order})" if order != own else ""
+  given = key_table.flat({"model": cfg_model})
+  for key, field in _MODEL_OPTIONS.items():
+    default = getattr(models.ModelConfig, field)
+    if given.get(key, default) != default:
+      v += f" ({key.split('.')[-1]}={given[key]})"
+  other = (cfg_train or {}).get("compute_of", "")
+  if other:
+    v += f" (equal compute: {other}'s FLOPs)"
+  return v + suffix
+
+
+def _ignored(key: str) -> bool:
+  """Keys that do not make a run the experiment it is: every key the table does not class as
+  `experiment` (`aoarm.config.key_table`), the seed and L (the table's own axes) and the keys
+  the label names."""
+  if key in ("seed", "data.seq_len") or key in LABEL_KEYS:
+    return True
+  try:
+    return key_table.class_of(key) != key_table.EXPERIMENT
+  except KeyError:  # a key of an older or newer aoarm: not this version's experiment
+    return True
+
+
+def experiment(cfg: dict) -> tuple:
+  """The settings that make a run the experiment it is, seed and table axes left out."""
+  flat = key_table.flat(cfg)
+  keep = {k: v for k, v in flat.items() if not _ignored(k)}
+  return tuple(sorted((k, json.dumps(v)) for k, v in keep.items()))
+
+
+def _drop_axis_settings(rows):
+  """Leave out of each experiment the settings that follow the table's axis: a key with one
+  value per L across all runs (the length sweep's batch = tokens per step / L) cannot tell two
+  experiments at the same L apart, so it must not split a variant's row."""
+  per_len = collections.defaultdict(lambda: collections.defaultdict(set))
+  for r in rows:
+    for k, v in r["experiment"]:
+      per_len[k][r["seq_len"]].add(v)
+  keys_of = collections.defaultdict(set)
+  for r in rows:
+    keys_of[r["seq_len"]].update(k for k, _ in r["experiment"])
+  axis = {
+    k
+    for k, by_len in per_len.items()
+    if len(by_len) > 1
+    and all(len(vs) == 1 for vs in by_len.values())
+    and all(k in keys_of[L] for L in by_len)
+  }
+  for r in rows:
+    r["experiment"] = tuple((k, v) for k, v in r["experiment"] if k not in axis)
+  return rows
+
+
+def _labels(rows):
+  """Each row's label: its variant label, plus the settings in which its experiment differs
+  from the other experiments of the same variant label."""
+  rows = _drop_axis_settings(rows)
+  by_label = collections.defaultdict(set)
+  for r in rows:
+    by_label[r["label"]].add(r["experiment"])
+  for r in rows:
+    groups = by_label[r["label"]]
+    if len(groups) > 1:
+      keys = sorted({k for g in groups for k, _ in g if len({dict(h).get(k) for h in groups}) > 1})
+      mine = dict(r["experiment"])
+      extra = ", ".join(f"{k}={json.loads(mine[k]) if k in mine else '-'}" for k in keys)
+      r["label"] = f"{r['label']} ({extra})"
+  return rows
+
+
+def scope(ev: dict, cfg: dict) -> str:
+  """What an eval measured beyond its run, where that is not the default (the run's own whole
+  valid split, one random order per window, bits per token): '' or e.g. 'test, first 64 of 358
+  windows, K=8, bits/byte'. Rows of different scopes never share a cell."""
+  parts = []
+  split = ev.get("split", (cfg.get("eval") or {}).get("split", "valid"))
+  if split != "valid":
+    parts.append(split)
+  if ev.get("capped"):
+    parts.append(f"first {ev.get('max_windows')} of {ev.get('windows_in_split')} windows")
+  if ev.get("num_orders", 1) != 1:
+    parts.append(f"K={ev['num_orders']}")
+  path = (ev.get("data") or {}).get("path", "")
+  if path and path != (cfg.get("data") or {}).get(f"{split}_path", path):
+    parts.append(f"data {os.path.basename(path)}")
+  if "bits_per_byte" in ev:
+    parts.append("bits/byte")
+  return ", ".join(parts)
+
+
+def read_json(path: str):
+  """The JSON in `path`, or None where it is not a regular file (a FIFO would block) or not
+  whole JSON (what a run killed mid-write leaves)."""
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def gather(sweep_dir: str, only: str = "", also: tuple[str, ...] = (), skipped=None) -> list[dict]:
+  """Every evaluated run under sweep_dir and the folders `also` (each a run's workdir or a folder
+  of them) whose folder name matches the regex `only`. `skipped`, a list, gets (run, why) of
+  every matching run that gives no row."""
+  skipped = [] if skipped is None else skipped
+  rows = []
+  cfgs = sorted(glob.glob(os.path.join(sweep_dir, "*", "config.json")))
+  for extra in also:
+    one = os.path.join(extra, "config.json")
+    cfgs += (
+      [one] if os.path.isfile(one) else sorted(glob.glob(os.path.join(extra, "*", "config.json")))
+    )
+  for cfg_path in cfgs:
+    run = os.path.dirname(cfg_path)
+    name = os.path.relpath(run, sweep_dir)
+    if only and not re.search(only, os.path.basename(run)):
+      continue
+    evals = glob.glob(os.path.join(run, "eval", "step_*.json"))
+    cfg = read_json(cfg_path)
+    if cfg is None:
+      skipped.append((name, "config.json is not whole JSON"))
+      continue
+    if not evals:
+      skipped.append((name, "no eval"))
+      continue
+    ev_path = newest_eval(evals)
+    ev = read_json(ev_path)
+    if ev is None:
+      skipped.append((name, f"{os.path.basename(ev_path)} is not whole JSON"))
+      continue
+    diag = glob.glob(os.path.join(run, "diagnostics", "step_*.json"))
+    d = None
+    if diag:
+      d = (read_json(newest_eval(diag)) or {}).get("summary")
+    where = scope(ev, cfg)
+    for order, r in ev.get("by_order", {"random": ev}).items():
+      key = order
+      order = "random" if order == "elbo" else order  # mdm's ELBO sits with random orders
+      lab = label(cfg["model"], cfg.get("order"), cfg.get("train"))
+      rows.append(
+        {
+          "run": name,
+          "label": f"{lab} [{where}]" if where else lab,
+          "experiment": experiment(cfg),
+          "seq_len": cfg["data"]["seq_len"],
+          "seed": cfg["seed"],
+          "order": order,
+          "order_key": key,
+          "bits": r.get("bits_per_byte", r["bits_per_token"]),
+          "stderr_bits": r["stderr"] / math.log(2) / r.get("bytes_per_token", 1.0),
+          "step": ev["step"],
+          "tokens_seen": ev["step"] * cfg["train"]["batch_size"] * cfg["data"]["seq_len"],
+          "diagnostics": d,
+          "per_window": ev_path[: -len(".json")] + ".npz",
+        }
+      )
+  return _labels(rows)
+
+
+def _cells(rows, order):
+  rs = [r for r in rows if r["order"] == order]
+  Ls = sorted({r["seq_len"] for r in rs})
+
+  def runs(lab, L):
+    return [r for r in rs if r["label"] == lab and r["seq_len"] == L]
+
+  return rs, Ls, runs
+
+
+def table(rows, order: str) -> str:
+  """Levels: mean over seeds ± the 95% t half-width, n on every cell (evidence.level)."""
+  rs, Ls, runs = _cells(rows, order)
+  out = ["| variant | " + " | ".join(f"L={L}" for L in Ls) + " |", "|---|" + "---|" * len(Ls)]
+  for lab in sorted({r["label"] for r in rs}):
+    cells = [evidence.level(runs(lab, L)) for L in Ls]
+    out.append(f"| {lab} | " + " | ".join(c.text() if c else "" for c in cells) + " |")
+  return "\n".join(out)
+
+
+def gap_table(rows, order: str, ref: str, base: str = "") -> str:
+  """Each row's gap to the row labelled `ref` (bits - ref's bits: evidence.gap), the trend of
+  the gap from the shortest L to the longest (evidence.trend), and with `base`, the share of
+  base's gap that the row closes (100%: level with ref; wider than base's: 'widens Nx')."""
+  rs, Ls, runs = _cells(rows, order)
+  cols = [f"L={L}: gap to {ref}" for L in Ls]
+  if len(Ls) > 1:
+    cols.append(f"gap at L={Ls[-1]} − gap at L={Ls[0]}")
+  out = ["| variant | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+  for lab in sorted({r["label"] for r in rs} - {ref}):
+    cells = []
+    for L in Ls:
+      g = evidence.gap(runs(lab, L), runs(ref, L))
+      if g is None:
+        cells.append("")
+        continue
+      text = g.text(3, sign=True)
+      gb = evidence.gap(runs(base, L), runs(ref, L)) if base and lab != base else None
+      if gb is not None and gb.mean > 0:
+        closed = 1 - g.mean / gb.mean
+        text += f" (closes {closed:.0%})" if closed >= 0 else f" (widens {g.mean / gb.mean:.1f}x)"
+      cells.append(text)
+    if len(Ls) > 1:
+      t = evidence.trend(runs(lab, Ls[0]), runs(ref, Ls[0]), runs(lab, Ls[-1]), runs(ref, Ls[-1]))
+      cells.append(t.text(3, sign=True) if t else "")
+    out.append(f"| {lab} | " + " | ".join(cells) + " |")
+  return "\n".join(out)
+
+
+def _fail(msg: str):
+  print(f"aoarm: error: {msg}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _args(argv):
+  """The parsed flags, --only and --tag checked (one line, exit 2, before any file is read)."""
+  import argparse
+
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("sweep_dir", help="a folder of run workdirs (each with config.json and eval/)")
+  p.add_argument("--only", default="", help="regex on run folder names: report those runs only")
+  p.add_argument(
+    "--also",
+    default="",
+    help="comma list of more runs (workdirs, or folders of them) to report with sweep_dir's",
+  )
+  p.add_argument("--tag", default="", help="suffix of the output files: report_TAG.md, ...")
+  p.add_argument("--gap_to", default="", help="a row's label: every row's gap to it, in bits")
+  p.add_argument(
+    "--gap_of",
+    default="",
+    help="with --gap_to, a row's label: the share of its gap each row closes",
+  )
+  a = p.parse_args(argv)
+  if not os.path.isdir(a.sweep_dir):
+    _fail(f"{a.sweep_dir} is not a directory")
+  a.also = tuple(x for x in a.also.split(",") if x)
+  for x in a.also:
+    if not os.path.isdir(x):
+      _fail(f"--also: {x} is not a directory")
+  try:
+    re.compile(a.only)
+  except re.error as e:
+    _fail(f"--only={a.only!r} is not a regular expression: {e}")
+  if a.tag and not re.fullmatch(r"[\w.-]+", a.tag):
+    _fail(f"--tag={a.tag!r}: use letters, digits, '_', '.', '-'")
+  if a.gap_of and not a.gap_to:
+    _fail("--gap_of needs --gap_to")
+  return a
+
+
+def main(argv=None):
+  a = _args(argv)
+  d = a.sweep_dir
+  skipped = []
+  rows = gather(d, a.only, a.also, skipped)
+  if not rows:
+    matching = f" in runs matching --only={a.only!r}" if a.only else ""
+    _fail(f"no eval JSONs under {d}/*/eval/{matching}")
+  labels = {r["label"] for r in rows}
+  for flag, lab in (("gap_to", a.gap_to), ("gap_of", a.gap_of)):
+    if lab and lab not in labels:
+      _fail(f"--{flag}={lab!r} is no row of this report (rows: {', '.join(sorted(labels))})")
+  sfx = f"_{a.tag}" if a.tag else ""
+  md = [
+    "# Sweep report",
+    "",
+    f"Runs: {len({r['run'] for r in rows})} in `{d}`"
+    + (f" and `{','.join(a.also)}`" if a.also else "")
+    + (f" matching `{a.only}`." if a.only else "."),
+    "",
+    *(
+      [f"Not in the tables ({len(skipped)}): " + "; ".join(f"`{r}` ({w})" for r, w in skipped), ""]
+      if skipped
+      else []
+    ),
+    "Held-out bits per token (bits/char at character level; a [scope] after a label says what"
+    " else its eval measured), random order: mean over seeds ± the 95% Student-t half-width"
+    " (n − 1 degrees of freedom), n on every cell; one seed: ± its standard error across"
+    " windows:",
+    "",
+    table(rows, "random"),
+    "",
+    "Held-out bits per token, left-to-right order:",
+    "",
+    table(rows, "l2r"),
+    "",
+  ]
+  for order in ("random", "l2r") if a.gap_to else ():
+    md += [
+      f"Gap to {a.gap_to}, {order} order (bits per token; seed-paired where both arms ran the"
+      " same seeds):",
+      "",
+      gap_table(rows, order, a.gap_to, a.gap_of),
+      "",
+    ]
+  report_plots.plot(rows, os.path.join(d, f"bits_vs_len{sfx}.png"))
+  if report_plots.plot_attention(rows, os.path.join(d, f"attention{sfx}.png")):
+    md += [f"Attention diagnostics: attention{sfx}.png", ""]
+  with open(os.path.join(d, f"report{sfx}.md"), "w") as f:
+    f.write("\n".join(md))
+  with open(os.path.join(d, f"report{sfx}.json"), "w") as f:
+    json.dump(rows, f, indent=1)
+  print("\n".join(md))
+
+
+if __name__ == "__main__":
+  main()
