@@ -94,7 +94,7 @@ def main(argv=None):
     c = config(variant, over, a)
     with tempfile.TemporaryDirectory() as wd:
       modes.train(c, wd)
-      ev = modes.evaluate(c, wd)
+      ev = modes.evaluate_checkpoint(c, wd)
       with open(os.path.join(wd, "metrics.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     loss = {r["step"]: r["train/loss"] for r in rows if "train/loss" in r}

@@ -41,7 +41,15 @@ PRESETS = {  # layers, d_model, heads, seq_len, vocab, dtype
 
 
 def setup(
-  variant, preset, batch, seq_len=None, attention="auto", remat="none", devices=0, model_kw=None
+  variant,
+  preset,
+  batch,
+  seq_len=None,
+  attention="auto",
+  remat="none",
+  devices=0,
+  model_kw=None,
+  ema_decay=0.0,
 ):
   """(trainer, state, four synthetic batches) for one variant at a preset size, on the first
   `devices` devices (0: all) with a data-parallel mesh; `model_kw` overrides config.model."""
@@ -66,6 +74,7 @@ def setup(
     with node.unlocked():
       node[name] = value
   c.train.batch_size = batch
+  c.train.ema_decay = ema_decay  # > 0: the state also holds the parameters' EMA
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=V), seq_len=L)
   mesh = sharding.make_mesh(c.mesh, jax.devices()[: devices or None])
   trainer = Trainer(TrainConfig.from_config(c), mcfg, mesh)
@@ -75,6 +84,11 @@ def setup(
     sharding.global_batch(rng.integers(0, V, (batch, L), dtype=np.int32), mesh) for _ in range(4)
   ]
   return trainer, state, xs
+
+
+def state_bytes(trainer) -> int:
+  """Bytes of the whole training state (parameters, optimizer moments, the EMA if any)."""
+  return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(trainer.abstract_state))
 
 
 def model_overrides(text: str) -> dict:
@@ -95,8 +109,11 @@ def bench(
   window=50,
   sync_steps=10,
   model_kw=None,
+  ema_decay=0.0,
 ):
-  trainer, state, xs = setup(variant, preset, batch, seq_len, attention, remat, devices, model_kw)
+  trainer, state, xs = setup(
+    variant, preset, batch, seq_len, attention, remat, devices, model_kw, ema_decay
+  )
   L, n_dev = trainer.mcfg.seq_len, trainer.mesh.devices.size
   for i in range(warmup):
     state, m = trainer.train_step(state, xs[i % 4])
@@ -131,6 +148,8 @@ def bench(
     "step_ms_synced": 1e3 * statistics.median(synced) if synced else None,
     "tokens_per_s": tps,
     "peak_mem_gib": mem.get("peak_bytes_in_use", 0) / 2**30,
+    "state_gib": state_bytes(trainer) / 2**30,  # params + optimizer state (+ EMA)
+    "ema_decay": ema_decay,
     "tokens_per_s_per_device": tps / n_dev,
     "mfu_datasheet": tps * fpt / flops.H100_DATASHEET_BF16 / n_dev,
     "mfu_measured": tps * fpt / flops.H100_MEASURED_BF16 / n_dev,
@@ -157,6 +176,7 @@ def main():
   p.add_argument("--devices", default="", help="comma list: scaling runs, --batch per device")
   p.add_argument("--model", default="", help="config.model overrides, e.g. kernels.norm=xla")
   p.add_argument("--json", default="")
+  p.add_argument("--ema_decay", type=float, default=0.0, help="> 0: the state holds an EMA")
   a = p.parse_args()
   model_kw = model_overrides(a.model)
   rows = []
@@ -166,6 +186,7 @@ def main():
       batch = a.batch * n if n else a.batch
       kw = dict(attention=a.attention, remat=a.remat, devices=n, window=a.window)
       kw.update(seq_len=a.seq_len or None, sync_steps=a.sync_steps, model_kw=model_kw)
+      kw.update(ema_decay=a.ema_decay)
       rows.append(bench(v, a.preset, batch, a.steps, a.warmup, **kw))
       print(json.dumps(rows[-1]), flush=True)
   if a.json:

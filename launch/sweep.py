@@ -4,8 +4,14 @@
       [--only=REGEX] [--dry_run] [-- --config.a.b=value ...]
 
 Each run gets DIR/<name>, name built from its settings. Runners:
-- local: one after another in this process's environment (train, then eval); a rerun skips
-  runs whose final eval JSON exists and resumes unfinished ones from their checkpoints.
+- local: in this machine's environment (train, then eval where training did not write the final
+  eval itself); a rerun skips runs whose final eval JSON exists and resumes unfinished ones from
+  their checkpoints. Entries that differ only by their seed run at the same time, one process
+  each (a small model leaves a GPU mostly idle; each seed keeps its own workdir, checkpoints,
+  metrics and resume, and computes exactly what it computes alone), up to --together at once
+  (1: one after another); their output goes to DIR/logs/<name>.log. With several at once on a
+  GPU each process gets an equal share of its memory (XLA_PYTHON_CLIENT_MEM_FRACTION, unless
+  set).
 - slurm: writes DIR/sweep.sbatch, an array job (one task per run, `srun` one process per GPU,
   jax.distributed.initialize() in aoarm.main) and prints the sbatch command.
 - tpu: prints the `gcloud compute tpus tpu-vm ssh --worker=all` command per run (run
@@ -17,11 +23,14 @@ into the config arg; dotted keys become --config.<key>=<value> overrides.
 import argparse
 import glob
 import importlib.util
+import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+import threading
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # configs import aoarm
@@ -86,6 +95,66 @@ def command(config: str, entry: dict, workdir: str, mode: str, extra: list[str])
   ]
 
 
+def seed_groups(entries: list[dict]) -> list[list[dict]]:
+  """The entries, grouped by everything but `seed`, in sweep order: the seeds of one cell."""
+  groups: dict = {}
+  for e in entries:
+    key = json.dumps({k: v for k, v in e.items() if k != "seed"}, sort_keys=True, default=str)
+    groups.setdefault(key, []).append(e)
+  return list(groups.values())
+
+
+def run_entry(config, entry, sweep_dir, extra, log_path=None) -> bool:
+  """Train (then eval, where training wrote no final eval) one entry; False if a step failed.
+  `log_path`: the processes' output goes there (else to this process's stdout)."""
+  wd = os.path.join(sweep_dir, run_name(entry))
+  n = planned_steps(config, entry, extra)
+  out = open(log_path, "a", encoding="utf-8") if log_path else None
+  try:
+    for mode in ("train", "eval"):
+      if mode == "eval" and finished(wd, n):
+        break  # the training process wrote the final eval itself (train.final_eval)
+      cmd = command(config, entry, wd, mode, extra)
+      where = f" > {log_path}" if log_path else ""
+      print(f"[run] {shlex.join(cmd)}{where}", flush=True)
+      res = subprocess.run(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT if out else None)
+      if res.returncode:
+        print(f"[fail] {wd} ({mode}: exit {res.returncode}{where})", flush=True)
+        return False
+  finally:
+    if out:
+      out.close()
+  return True
+
+
+def run_together(config, entries, sweep_dir, extra) -> list[bool]:
+  """Every entry at once, one process each (threads wait on them), logs in DIR/logs/."""
+  if len(entries) == 1:
+    return [run_entry(config, entries[0], sweep_dir, extra)]
+  logs = os.path.join(sweep_dir, "logs")
+  os.makedirs(logs, exist_ok=True)
+  ok = [False] * len(entries)
+  env_share = "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ
+  if env_share:  # each process an equal share of the GPU's memory (children inherit os.environ)
+    os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / len(entries):.3f}"
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+  def one(i, e):
+    ok[i] = run_entry(config, e, sweep_dir, extra, os.path.join(logs, f"{run_name(e)}.log"))
+
+  threads = [threading.Thread(target=one, args=(i, e)) for i, e in enumerate(entries)]
+  t0 = time.perf_counter()
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  if env_share:
+    del os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"]
+  names = ", ".join(run_name(e) for e in entries)
+  print(f"[together] {len(entries)} runs in {time.perf_counter() - t0:.1f} s: {names}", flush=True)
+  return ok
+
+
 def finished(workdir: str, n: int) -> bool:
   """The run has an eval JSON of step `n`, the last step this sweep asks of it (a rerun with a
   larger train.num_steps is not finished: its run resumes and trains on)."""
@@ -119,6 +188,12 @@ def main():
   p.add_argument("--tpu", default="", help="tpu: the TPU VM name (with --zone)")
   p.add_argument("--zone", default="")
   p.add_argument("--dry_run", action="store_true")
+  p.add_argument(
+    "--together",
+    type=int,
+    default=8,
+    help="local: seeds of one cell run at once, at most this many",
+  )
   a, extra = p.parse_known_args()
   extra = [e for e in extra if e != "--"]
   path, colon, arg = a.config.partition(":")
@@ -140,6 +215,7 @@ def main():
       f.write(SBATCH.format(last=len(cmds) - 1, gpus=a.gpus, dir=a.sweep_dir, cmds="\n".join(cmds)))
     print(f"sbatch {path}")
     return
+  todo = []
   for e in entries:
     wd = os.path.join(a.sweep_dir, run_name(e))
     if a.runner == "tpu":
@@ -155,16 +231,18 @@ def main():
     if finished(wd, n):
       print(f"[done] {wd}")
       continue
-    for mode in ("train", "eval"):
-      if mode == "eval" and not a.dry_run and finished(wd, n):
-        break  # the training process wrote the final eval itself (train.final_eval)
-      cmd = command(a.config, e, wd, mode, extra)
-      print(("[dry] " if a.dry_run else "[run] ") + shlex.join(cmd), flush=True)
-      if not a.dry_run:
-        res = subprocess.run(cmd, cwd=REPO)
-        if res.returncode:
-          print(f"[fail] {wd} ({mode}: exit {res.returncode})", flush=True)
-          break
+    if a.dry_run:
+      for mode in ("train", "eval"):
+        print("[dry] " + shlex.join(command(a.config, e, wd, mode, extra)), flush=True)
+      continue
+    todo.append(e)
+  failed, k = 0, max(a.together, 1)
+  for group in seed_groups(todo):
+    for i in range(0, len(group), k):
+      failed += run_together(a.config, group[i : i + k], a.sweep_dir, extra).count(False)
+  if failed:
+    print(f"[fail] {failed} of {len(todo)} runs failed", flush=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

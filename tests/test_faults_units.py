@@ -41,10 +41,10 @@ def test_a_live_builds_partial_store_is_left_alone():
 
 
 def test_two_char_vocabularies_of_one_size_are_told_apart():
-  from aoarm.run import setup as prepare
+  from aoarm.run import setup
 
-  a = prepare._vocab_desc({"kind": "char", "chars": "abc"})
-  b = prepare._vocab_desc({"kind": "char", "chars": "abd"})
+  a = setup._vocab_desc({"kind": "char", "chars": "abc"})
+  b = setup._vocab_desc({"kind": "char", "chars": "abd"})
   assert a != b and "char with 3 symbols, SHA-256" in a
 
 

@@ -24,7 +24,7 @@ def runs(tmp_path_factory):
     c = tiny_run_config(v, **{"train.num_steps": 40, "data.source": "pydoc"})
     assert modes.train(c, str(root / v)) == 0
     if v == "ar":  # the judge's held-out bits, stated with every frontier
-      modes.evaluate(c, str(root / v))
+      modes.evaluate_checkpoint(c, str(root / v))
     out[v] = (c, str(root / v))
   return out
 

@@ -288,7 +288,7 @@ def test_a_subword_run_resumes_exactly_from_its_store(corpus, tmp_path, monkeypa
   assert modes.train(cfg(), resumed) == 0
   a, b = losses_by_step(full), losses_by_step(resumed)
   assert sorted(a) == list(range(1, 13)) and [a[s] for s in a] == [b[s] for s in a]
-  out = modes.evaluate(cfg(), resumed)
+  out = modes.evaluate_checkpoint(cfg(), resumed)
   assert 0 < out["bits_per_byte"] < out["bits_per_token"]
   monkeypatch.undo()
   other = cfg()

@@ -19,8 +19,7 @@ from aoarm.data.pipeline import TrainBatches
 from aoarm.infra import sharding
 from aoarm.infra.checkpointing import Checkpointer
 from aoarm.models import ModelConfig
-from aoarm.run import modes
-from aoarm.run import setup as prepare
+from aoarm.run import modes, setup
 from aoarm.run.train import Trainer
 from aoarm.run.train_config import TrainConfig
 from aoarm.sample import front
@@ -143,7 +142,7 @@ def test_corrupt_latest_checkpoint_falls_back(tmp_path, caplog):
   assert modes.train(tiny_run_config(), wd) == 0  # checkpoints at 4, 8, 12 (keep 3)
   damage_checkpoint_arrays(os.path.join(wd, "ckpt", "12", "state"))
   caplog.set_level("WARNING")
-  out = modes.evaluate(tiny_run_config(), wd)
+  out = modes.evaluate_checkpoint(tiny_run_config(), wd)
   assert out["step"] == 8
   assert any("is damaged" in r.message for r in caplog.records)
 
@@ -154,7 +153,7 @@ def test_eval_json_and_entropy_bound(tmp_path):
   c.eval.max_windows = 0  # the whole held-out split
   c.eval.num_orders = 2
   assert modes.train(c, wd) == 0
-  out = modes.evaluate(c, wd)
+  out = modes.evaluate_checkpoint(c, wd)
   path = os.path.join(wd, "eval", "step_150-k2.json")  # num_orders=2 names its own file
   assert out["capped"] is False and out["windows_in_split"] == out["num_windows"]
   with open(path) as f:
@@ -191,7 +190,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, caplog):
   assert any("non-finite" in r.message for r in caplog.records)
   steps = [int(s) for s in os.listdir(os.path.join(wd, "ckpt")) if s.isdigit()]
   assert max(steps) < 12  # stopped early
-  run = prepare.prepare(c, wd, "eval")  # the kept checkpoint restores, all finite
+  run = setup.prepare(c, wd, "eval")  # the kept checkpoint restores, all finite
   trainer = Trainer(TrainConfig.from_config(c), run.mcfg, run.mesh)
   state, _, step, _ = Checkpointer(run.ckpt_dir, read_only=True).restore_latest(
     trainer.abstract_state
@@ -208,7 +207,7 @@ def test_eval_primary_order_per_variant(tmp_path, variant, primary):
   c = tiny_run_config(variant)
   c.eval.num_orders = 2
   assert modes.train(c, wd) == 0
-  out = modes.evaluate(c, wd)
+  out = modes.evaluate_checkpoint(c, wd)
   assert set(out["by_order"]) == {primary} and out["order"] == primary
   assert out["num_orders"] == (1 if variant == "ar" else 2)
   assert out["nll_per_token"] > out["true_nll_per_token"] - 3 * out["stderr"]
@@ -242,13 +241,13 @@ def test_eval_and_sample_run_on_the_runs_saved_config(tmp_path, caplog):
   c = tiny_run_config("two_stream")
   assert modes.train(c, wd) == 0
   caplog.set_level("WARNING")
-  same = modes.evaluate(c, wd)
+  same = modes.evaluate_checkpoint(c, wd)
   assert not [r for r in caplog.records if "saved config.json" in r.message]
   forgot = c.copy_and_resolve_references()
   forgot.data.source = "pydoc"
   forgot.model.d_model = 64
   forgot.eval.max_windows = 16
-  out = modes.evaluate(forgot, wd)
+  out = modes.evaluate_checkpoint(forgot, wd)
   (warning,) = [r.message for r in caplog.records if "saved config.json" in r.message]
   assert "data.source='pydoc' (run: 'markov')" in warning and "model.d_model=64" in warning
   assert "max_windows" not in warning
@@ -278,7 +277,7 @@ def test_new_models_learn_and_stay_above_the_entropy(tmp_path, variant, over):
   c = tiny_run_config(variant, **{"train.num_steps": 150, **over})
   c.eval.max_windows = 0
   assert modes.train(c, wd) == 0
-  out = modes.evaluate(c, wd)
+  out = modes.evaluate_checkpoint(c, wd)
   for r in out["by_order"].values():
     assert r["nll_per_token"] > r["true_nll_per_token"] - 3 * r["stderr"]
   assert out["nll_per_token"] < np.log(8) - 0.03

@@ -12,8 +12,7 @@ from aoarm.data import cache, tokenizers
 from aoarm.infra import workdir
 from aoarm.infra.checkpointing import Checkpointer
 from aoarm.infra.errors import UserError
-from aoarm.run import modes
-from aoarm.run import setup as prepare
+from aoarm.run import modes, setup
 from aoarm.run.train import Trainer
 from aoarm.run.train_config import TrainConfig
 
@@ -108,7 +107,7 @@ def test_restore_without_tree_metadata_is_bitwise_the_same(tmp_path):
   wd = str(tmp_path / "run")
   c = tiny_run_config()
   assert modes.train(c, wd) == 0
-  run = prepare.prepare(c, wd, "eval")
+  run = setup.prepare(c, wd, "eval")
   trainer = Trainer(TrainConfig.from_config(c), run.mcfg, run.mesh)
   ck = Checkpointer(run.ckpt_dir, read_only=True)
   want, _ = ck.restore(12, trainer.abstract_state)

@@ -12,9 +12,12 @@ import math
 
 from aoarm import kernels
 from aoarm.config import key_table
+from aoarm.data import SOURCES
+from aoarm.data.tokenizers import TOKENIZERS
 from aoarm.infra.errors import UserError
 from aoarm.models import VARIANTS
 from aoarm.models.model_config import CHOICES as KERNEL_CHOICES
+from aoarm.models.model_config import DTYPES as MODEL_DTYPES
 from aoarm.models.model_config import OWN_POSITIONS
 
 
@@ -119,17 +122,17 @@ def _positions(spec):
 POS = Int(1)  # a count: at least 1
 NONNEG = Int(0)
 FRACTION = Num(0.0, 1.0)
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = tuple(MODEL_DTYPES)
 
 RULES = {
   "seed": NONNEG,
-  "data.source": Choice(("pydoc", "text_files", "tfds", "markov")),
+  "data.source": Choice(SOURCES),
   "data.train_path": Text(),
   "data.valid_path": Text(),
   "data.extensions": Text(),
   "data.test_path": Text(),
   "data.text8": Bool(),
-  "data.tokenizer": Choice(("char", "byte", "sentencepiece", "bpe")),
+  "data.tokenizer": Choice(TOKENIZERS),
   "data.vocab_size": Int(2, 1 << 32),
   "data.spm_model_type": Choice(("unigram", "bpe")),
   "data.tokenizer_path": Text(),
@@ -181,6 +184,7 @@ RULES = {
   "train.num_steps": POS,
   "train.compute_of": Choice(("", *VARIANTS)),  # "" = its own budget
   "train.stop_after": NONNEG,  # 0 = run to num_steps
+  "train.ema_decay": Num(0.0, 1.0, open_hi=True),  # 0 = off
   "train.log_every": POS,
   "train.eval_every": NONNEG,  # 0 = only at the end
   "train.profile": Text(_profile),
@@ -196,6 +200,7 @@ RULES = {
   "eval.l2r": Bool(),
   "eval.batch_size": POS,
   "eval.max_windows": NONNEG,  # 0 = the whole split
+  "eval.ema": Bool(),
   "sample.num_samples": POS,
   "sample.length": NONNEG,  # 0 = data.seq_len
   "sample.order": Choice(("random", "l2r", "given", "adaptive")),
@@ -209,6 +214,7 @@ RULES = {
   "sample.mdm_steps": NONNEG,  # 0 = length
   "sample.unroll": POS,
   "sample.precision": Choice(("float32", "float64")),
+  "sample.ema": Bool(),
   "mesh.data": Int(1, also=(-1,)),  # -1 = the remaining devices
   "mesh.fsdp": Int(1, also=(-1,)),
   "mesh.tensor": Int(1, also=(-1,)),

@@ -145,6 +145,9 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   # the config, e.g. configs/length_sweep.py:compute_of=two_stream); '' = its own budget
   c.train.compute_of = ""
   c.train.stop_after = 0  # stop (with a checkpoint) after this step; 0 = run to num_steps
+  # EMA of the parameters, updated every step (0 = off; AO-GPT, MDLM and SEDD evaluate EMA
+  # weights, e.g. 0.9999): kept in the checkpoint; eval and sample use it (eval.ema, sample.ema)
+  c.train.ema_decay = 0.0
   c.train.log_every = 50  # steps between metric writes
   c.train.eval_every = 0  # steps between held-out evals during training (0 = only at the end)
   c.train.profile = ""  # "A:B": jax.profiler trace of steps [A, B) into WORKDIR/profile
@@ -169,6 +172,7 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.eval.l2r = True  # AO variants: also report the identity order
   c.eval.batch_size = 64  # windows per eval batch
   c.eval.max_windows = 0  # 0 = the whole split
+  c.eval.ema = True  # score the EMA weights where the run keeps them (train.ema_decay > 0)
 
   c.sample = mlc.ConfigDict()
   c.sample.num_samples = 8  # sequences (one batch)
@@ -184,6 +188,7 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.sample.mdm_steps = 0  # mdm: denoising steps (0 = length)
   c.sample.unroll = 1  # decode-loop unroll: speed only (4: ~11% faster on an H100)
   c.sample.precision = "float32"  # the final draw: float32 | float64 (logits and Gumbel noise)
+  c.sample.ema = True  # sample from the EMA weights where the run keeps them
 
   c.mesh = mlc.ConfigDict()
   c.mesh.data = -1  # data-parallel axis (-1: all remaining devices)

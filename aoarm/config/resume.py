@@ -6,8 +6,9 @@ Which key is which is the `resume` column of `aoarm.config.key_table`:
   training data, the training orders and every model option that changes the function the model
   computes. Any of them makes the resumed run a different experiment from the one its first
   steps belong to; its batches or objective would no longer be those of (seed, step).
-- refused always: `train.num_steps` below the checkpoint's step, and `opt.clip_norm` switched on
-  or off (the optimizer state then has another structure; a restore could not read it).
+- refused always: `train.num_steps` below the checkpoint's step, and `opt.clip_norm` or
+  `train.ema_decay` switched on or off (the state then has another structure; a restore could
+  not read it).
 - noted (a warning): optimizer settings and `train.num_steps`, which change the learning-rate
   schedule from the checkpoint's step on.
 - silent: evaluation, sampling, logging, checkpointing, the mesh, and the implementation knobs
@@ -72,6 +73,14 @@ def check(meta: dict, cfg, train_fingerprint: str, ckpt_dir: str):
       f"config.opt.clip_norm={now['opt.clip_norm']} switches gradient clipping "
       f"{'on' if is_ else 'off'}, but the checkpoint in {ckpt_dir} was trained with "
       f"clip_norm={before.get('opt.clip_norm')}: the optimizer state has another structure. "
+      "Resume with the checkpoint's value, or use another --workdir"
+    )
+  was, is_ = before.get("train.ema_decay", 0) > 0, now["train.ema_decay"] > 0
+  if was != is_:
+    raise UserError(
+      f"config.train.ema_decay={now['train.ema_decay']} switches the parameters' EMA "
+      f"{'on' if is_ else 'off'}, but the checkpoint in {ckpt_dir} was trained with "
+      f"ema_decay={before.get('train.ema_decay', 0.0)}: the state has another structure. "
       "Resume with the checkpoint's value, or use another --workdir"
     )
   refused, noted = [], []

@@ -16,7 +16,7 @@ from aoarm.infra import workdir
 from aoarm.infra.errors import UserError
 
 log = logging.getLogger("aoarm")
-SUBWORD = ("sentencepiece", "bpe")
+SUBWORD = tokenizers.SUBWORD
 
 
 def split_paths(dcfg, only=None) -> dict:

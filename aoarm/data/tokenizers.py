@@ -12,6 +12,9 @@ import numpy as np
 from aoarm.infra import workdir
 from aoarm.infra.errors import UserError
 
+SUBWORD = ("sentencepiece", "bpe")  # trained on the training split, streamed into a token store
+TOKENIZERS = ("char", "byte", *SUBWORD)  # the values of data.tokenizer
+
 
 class CharTokenizer:
   kind = "char"
@@ -103,7 +106,7 @@ def from_json(d: dict):
     return ByteTokenizer()
   if kind == "symbol":
     return SymbolTokenizer(int(d["n"]))
-  if kind in ("sentencepiece", "bpe"):
+  if kind in SUBWORD:
     from aoarm.data import subword
 
     return subword.from_json(d)

@@ -25,6 +25,21 @@ def _window_keys(start, batch):
   return jax.vmap(lambda i: jax.random.fold_in(jax.random.key(EVAL_SEED), i))(idx)
 
 
+# batches of an eval dispatched ahead of the device at most (no host sync per batch, bounded
+# device memory for the batches waiting)
+EVAL_IN_FLIGHT = 8
+
+
+def eval_fn(placed, order: str, num_orders: int):
+  """`make_eval_fn`'s function, made once per placed model, order and K: a periodic eval in
+  training, or the random and identity orders of an eval, trace and compile once."""
+  cache = placed.compiled
+  key = ("eval", order, num_orders)
+  if key not in cache:
+    cache[key] = make_eval_fn(placed, order, num_orders)
+  return cache[key]
+
+
 def make_eval_fn(placed, order: str, num_orders: int):
   """jit(params, x_BxL, first_window_index) -> per-window mean NLL (nats/token), shape (B,)."""
   model, mesh, traits = placed.model, placed.mesh, placed.traits
@@ -79,14 +94,18 @@ def evaluate_windows(placed, params, tokens, ecfg, order, split, true_nll=None):
       f"eval.batch_size={ecfg.batch_size} is not divisible by the {dp} data-parallel devices"
     )
   K = 1 if order == "l2r" else ecfg.num_orders
-  fn = make_eval_fn(placed, order, K)
-  per_window, weights = [], []
+  fn = eval_fn(placed, order, K)
+  per_window, weights, inflight = [], [], []
   start = 0
   for x, w in pipeline.eval_batches(tokens, mcfg.seq_len, ecfg.batch_size, ecfg.max_windows):
     nll_B = fn(params, sharding.global_batch_from_full(x, mesh), jnp.int32(start))
-    per_window.append(np.asarray(nll_B))
+    per_window.append(nll_B)  # stays on the device: the host never waits on a batch
+    inflight.append(nll_B)
+    if len(inflight) > EVAL_IN_FLIGHT:
+      jax.block_until_ready(inflight.pop(0))
     weights.append(w)
     start += len(x)
+  per_window = [np.asarray(v) for v in jax.device_get(per_window)]
   nll_W = np.concatenate(per_window)[np.concatenate(weights) > 0].astype(np.float64)
   n = len(nll_W)
   mean = float(nll_W.mean())

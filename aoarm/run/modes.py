@@ -16,11 +16,11 @@ import numpy as np
 
 from aoarm.config import key_table, run_config
 from aoarm.data import pipeline
-from aoarm.infra import interrupts
+from aoarm.infra import interrupts, timing
 from aoarm.infra import workdir as workdir_lib
 from aoarm.infra.checkpointing import Checkpointer
 from aoarm.run import evaluate as eval_lib
-from aoarm.run import setup as prepare_lib
+from aoarm.run import setup
 from aoarm.run.train import LoopIO, Trainer, run_loop
 from aoarm.run.train_config import TrainConfig
 
@@ -33,26 +33,30 @@ def _primary(run) -> str:
 
 def train(cfg, workdir: str) -> int:
   """Train (or resume) the run in `workdir`; returns the exit code (see train.run_loop)."""
+  phases = timing.Phases()  # DIR/timing.json: where this process's time went
   with interrupts.catch() as stop:
     log.info("preparing the run in %s", os.path.abspath(workdir or "."))
     stop.preparing = True
-    run = prepare_lib.prepare(cfg, workdir, "train")
+    run = setup.prepare(cfg, workdir, "train")
     stop.preparing = False
+    phases.mark("setup")  # the config, the data (read, tokenised or its store), the mesh
     lock = workdir_lib.TrainLock(run.workdir)
     with lock if jax.process_index() == 0 else contextlib.nullcontext():
       trainer = Trainer(TrainConfig.from_config(cfg), run.mcfg, run.mesh)
-      state, start = prepare_lib.resume_state(run, trainer)
-      prepare_lib.write_run_files(run)
+      state, start = setup.resume_state(run, trainer)
+      setup.write_run_files(run)
+      phases.mark("init")  # the optimizer, the initial or restored state
       if stop.requested:
         log.warning("stopped before the first step: nothing new to save")
         return stop.exit_code
-      return _train_from(run, trainer, state, start)
+      return _train_from(run, trainer, state, start, phases)
 
 
-def _train_from(run: prepare_lib.Run, trainer: Trainer, state, start: int) -> int:
+def _train_from(run: setup.Run, trainer: Trainer, state, start: int, phases=None) -> int:
   from aoarm.infra.metrics import MetricWriter
 
   cfg = run.cfg
+  run.weights = trainer.cfg.eval_weights  # the run's own evals score its EMA where it has one
   ckpt = Checkpointer(run.ckpt_dir, keep=cfg.ckpt.keep, async_save=cfg.ckpt.async_save)
   batches = pipeline.TrainBatches(
     run.data.splits["train"],
@@ -79,21 +83,27 @@ def _train_from(run: prepare_lib.Run, trainer: Trainer, state, start: int) -> in
   writer = MetricWriter(run.workdir, start_step=start)
   try:
     loop_io = LoopIO(batches, ckpt, writer, run.meta, in_training_eval, run.workdir)
+    loop_io.timing = phases
     if cfg.train.final_eval:
       loop_io.final_fn = final_eval
     code = run_loop(trainer, state, start, loop_io)
   finally:
     writer.close()
     ckpt.close()
+  if phases is not None and jax.process_index() == 0:
+    phases.mark("close")  # the last checkpoint's write, the metric files
+    tokens = (cfg.train.num_steps - start) * cfg.train.batch_size * run.mcfg.seq_len
+    extra = {"start_step": start, "num_steps": cfg.train.num_steps, "exit_code": code}
+    phases.write(run.workdir, dict(extra, trained_tokens=tokens))
   return code
 
 
-def evaluate(cfg, workdir: str, explicit: set | None = None) -> dict:
+def evaluate_checkpoint(cfg, workdir: str, explicit: set | None = None) -> dict:
   """Held-out NLL of the newest checkpoint (`write_eval`). Runs on the run's saved config
   (`run_config.for_reading`; `explicit`: the command line's own keys): the command line sets
   only eval/sample/implementation keys."""
   cfg = run_config.for_reading(cfg, workdir, "eval", explicit)
-  run, placed, params, step = prepare_lib.restore_params(cfg, workdir, "eval")
+  run, placed, params, step = setup.restore_params(cfg, workdir, "eval")
   return write_eval(run, placed, params, step)
 
 
@@ -128,10 +138,13 @@ def write_eval(run, placed, params, step: int) -> dict:
   if split == "test" and run.data.splits.get("test") is run.data.splits.get("valid"):
     scope["note"] = f"data.source={cfg.data.source} holds out one tail: test is the valid text"
     log.warning("eval.split=test: %s (so this is the valid split's figure)", scope["note"])
+  scope["weights"] = run.weights  # the EMA of the parameters, or the parameters themselves
   out = dict(results[_primary(run)], step=step, by_order=results, **scope)
   if jax.process_index() == 0:
     os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
-    path = os.path.join(run.workdir, "eval", eval_name(step, e, _data_tag(run, split)))
+    raw = run.weights == "params" and run.cfg.train.ema_decay > 0  # not the run's default
+    name = eval_name(step, e, _data_tag(run, split), raw_params=raw)
+    path = os.path.join(run.workdir, "eval", name)
     n = len(next(iter(per_window.values())))
     buf = io.BytesIO()
     np.savez_compressed(
@@ -172,19 +185,21 @@ def _data_tag(run, split: str) -> str:
   return "d" + fp[:8]
 
 
-def eval_name(step: int, ecfg, data_tag: str = "") -> str:
+def eval_name(step: int, ecfg, data_tag: str = "", raw_params: bool = False) -> str:
   """step_<N>.json for the default evaluation (the run's own valid split, whole, one random
   order and the identity); other settings name their own file, so no eval overwrites another
-  kind: the split, K orders, a window cap, no left-to-right, other data (`_data_tag`)."""
+  kind: the split, K orders, a window cap, no left-to-right, other data (`_data_tag`), the raw
+  parameters of a run that keeps an EMA (`eval.ema=false`)."""
   parts = [ecfg.split] if ecfg.split != "valid" else []
   parts += [f"k{ecfg.num_orders}"] if ecfg.num_orders != 1 else []
   parts += [f"w{ecfg.max_windows}"] if ecfg.max_windows else []
   parts += ["no_l2r"] if not ecfg.l2r else []
   parts += [data_tag] if data_tag else []
+  parts += ["params"] if raw_params else []  # a run with an EMA, scored on its raw parameters
   return f"step_{step}" + "".join(f"-{p}" for p in parts) + ".json"
 
 
 def evaluate_mode(cfg, workdir: str, explicit: set | None = None) -> int:
-  """--mode=eval (`evaluate`): the exit code."""
-  evaluate(cfg, workdir, explicit)
+  """--mode=eval (`evaluate_checkpoint`): the exit code."""
+  evaluate_checkpoint(cfg, workdir, explicit)
   return 0

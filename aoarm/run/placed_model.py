@@ -28,6 +28,7 @@ class PlacedModel:
     boxed = jax.eval_shape(self.init_boxed, jax.random.key(0))
     self.param_shardings = sharding.logical_shardings(boxed, self.mesh, self.rules)
     self.abstract_params = abstract_with_shardings(nn.unbox(boxed), self.param_shardings)
+    self.compiled: dict = {}  # functions jitted once for this model (`run.evaluate.eval_fn`)
 
   def init_boxed(self, rng):
     """The parameters with their logical axis names (boxed), from one dummy batch."""

@@ -39,6 +39,7 @@ class Run:
   mcfg: ModelConfig
   mesh: jax.sharding.Mesh
   ckpt_dir: str
+  weights: str = "params"  # what its evals and samples read: "ema" or "params" (restore_params)
 
   def meta(self, step: int) -> dict:
     return {
@@ -276,19 +277,30 @@ def _sync(name: str):
     multihost_utils.sync_global_devices(name)
 
 
+def weights_to_read(cfg, mode: str) -> str:
+  """'ema' where the run keeps an EMA of its parameters (train.ema_decay > 0) and the mode's
+  switch (eval.ema for eval, sample.ema for sample; other readers: on) says to use it."""
+  if cfg.train.ema_decay <= 0:
+    return "params"
+  use = {"eval": cfg.eval.ema, "sample": cfg.sample.ema}.get(mode, True)
+  return "ema" if use else "params"
+
+
 def restore_params(cfg, workdir: str, mode: str):
-  """(run, placed, params, step): the newest readable checkpoint's parameters, restored onto
-  this process's mesh, after every check of `prepare`. Only the parameters are read and no
-  optimizer is built (`placed_model.PlacedModel`)."""
+  """(run, placed, params, step): the newest readable checkpoint's weights (its EMA where
+  `weights_to_read` says so, recorded as `run.weights`), restored onto this process's mesh,
+  after every check of `prepare`. Only those weights are read and no optimizer is built
+  (`placed_model.PlacedModel`)."""
   run = prepare(cfg, workdir, mode)
+  run.weights = weights_to_read(cfg, mode)
   placed = PlacedModel(run.mcfg, run.mesh)
   if not os.path.isdir(run.ckpt_dir):
     raise UserError(f"no checkpoint in {run.ckpt_dir}")
   ckpt = Checkpointer(run.ckpt_dir, read_only=True)
-  abstract = {"params": placed.abstract_params}  # already carries the mesh's shardings
+  abstract = {run.weights: placed.abstract_params}  # already carries the mesh's shardings
   restored = ckpt.restore_latest(abstract, partial=True, check_meta=lambda m: check_meta(run, m))
   ckpt.close()
   if restored is None:
     raise UserError(f"no readable checkpoint in {run.ckpt_dir}")
   tree, _, step, _ = restored
-  return run, placed, tree["params"], step
+  return run, placed, tree[run.weights], step

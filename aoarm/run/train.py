@@ -37,6 +37,11 @@ class TrainState:
   step: jax.Array
   params: Any
   opt_state: Any
+  ema: Any = None  # the parameters' EMA (train.ema_decay > 0), else None: no leaves, not saved
+
+  def eval_params(self, weights: str):
+    """The weights an eval scores: the EMA ('ema', where the run keeps one) or the parameters."""
+    return self.ema if weights == "ema" and self.ema is not None else self.params
 
 
 def _decay_mask(params):
@@ -95,12 +100,19 @@ class Trainer:
       self.param_shardings,
       transform_non_params=lambda _: repl,
     )
+    ema = c.ema_decay > 0
     self.state_shardings = TrainState(
-      step=repl, params=self.param_shardings, opt_state=opt_shardings
+      step=repl,
+      params=self.param_shardings,
+      opt_state=opt_shardings,
+      ema=self.param_shardings if ema else None,
     )
     self.abstract_state = abstract_with_shardings(
       TrainState(
-        step=jax.ShapeDtypeStruct((), jnp.int32), params=abstract_params, opt_state=abstract_opt
+        step=jax.ShapeDtypeStruct((), jnp.int32),
+        params=abstract_params,
+        opt_state=abstract_opt,
+        ema=abstract_params if ema else None,
       ),
       self.state_shardings,
     )
@@ -119,7 +131,10 @@ class Trainer:
     # Rules only: the state's shardings come from out_shardings.
     with nn.logical_axis_rules(self.rules):
       params = nn.unbox(self.placed.init_boxed(rng))
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params))
+    ema = jax.tree.map(jnp.copy, params) if self.cfg.ema_decay > 0 else None  # starts at init
+    return TrainState(
+      step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params), ema=ema
+    )
 
   # -- step --------------------------------------------------------------------------------
   def loss_fn(self, params, x_BxL, rng):
@@ -158,12 +173,15 @@ class Trainer:
         loss, grads = jax.tree.map(lambda t: t / A, (loss, grads))
       updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
       params = optax.apply_updates(state.params, updates)
+      ema = state.ema
+      if ema is not None:  # optax.incremental_update: decay * ema + (1 - decay) * params
+        ema = optax.incremental_update(params, ema, step_size=1.0 - self.cfg.ema_decay)
     metrics = {
       "loss": loss,
       "grad_norm": optax.global_norm(grads),
       "param_norm": optax.global_norm(params),
     }
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state, ema=ema), metrics
 
 
 def check_batch(cfg, mesh):
@@ -215,6 +233,12 @@ class LoopIO:
   evaluate_fn: Any = None  # params -> {metric: value}, every train.eval_every and at the end
   workdir: str = "."
   final_fn: Any = None  # (params, step) -> {metric: value}: at the end, instead of evaluate_fn
+  timing: Any = None  # infra.timing.Phases: marks first_step, train, final_eval
+
+
+def _mark(io: LoopIO, phase: str):
+  if io.timing is not None:
+    io.timing.mark(phase)
 
 
 def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
@@ -250,6 +274,7 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
       if step == start_step:  # the one step that compiles: say how long a launch waited
         jax.block_until_ready(m["loss"])
         log.info("first step done in %.1f s (compilation included)", time.perf_counter() - t0)
+        _mark(io, "first_step")
       else:
         bar.tick(step + 1)
       if step + 1 == prof_stop:
@@ -290,16 +315,20 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
         bar.update(done, loss=loss, tok_s=f"{tps:,.0f}", **shown)
         t0, s0 = time.perf_counter(), done
       if evaluate_fn is not None and c.eval_every and done % c.eval_every == 0:
-        writer.write(done, evaluate_fn(state.params))
+        writer.write(done, evaluate_fn(state.eval_params(c.eval_weights)))
       if save_now:
         ckpt.save(done, state, meta_fn(done))
       if stop_now:
         ckpt.wait()
+        _mark(io, "train")
         return stop.exit_code
+    _mark(io, "train")  # every step after the first, with its logs, evals and saves
+    weights = state.eval_params(c.eval_weights)
     if io.final_fn is not None:
-      final = io.final_fn(state.params, n)
+      final = io.final_fn(weights, n)
     else:
-      final = evaluate_fn(state.params) if evaluate_fn is not None else {}
+      final = evaluate_fn(weights) if evaluate_fn is not None else {}
+    _mark(io, "final_eval")
     if final:
       writer.write(n, final)
     held = "".join(f", {k.split('/')[-1]} {v:.4f}" for k, v in final.items() if k.endswith("bits"))

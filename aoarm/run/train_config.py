@@ -35,6 +35,8 @@ class TrainConfig:
   eval_every: int  # 0 = only at the end
   ckpt_every: int  # config.ckpt.every_steps
   profile: tuple | None  # (first, stop) step of the trace window, from config.train.profile
+  ema_decay: float = 0.0  # config.train.ema_decay: 0 = no EMA of the parameters
+  eval_ema: bool = True  # config.eval.ema: in-training evals score the EMA where there is one
 
   @classmethod
   def from_config(cls, cfg) -> "TrainConfig":
@@ -51,4 +53,11 @@ class TrainConfig:
       eval_every=t.eval_every,
       ckpt_every=cfg.ckpt.every_steps,
       profile=config_check.profile_window(t.profile),
+      ema_decay=float(t.ema_decay),
+      eval_ema=bool(cfg.eval.ema),
     )
+
+  @property
+  def eval_weights(self) -> str:
+    """Which weights the run's own evals score: 'ema' or 'params'."""
+    return "ema" if self.ema_decay > 0 and self.eval_ema else "params"

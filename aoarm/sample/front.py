@@ -69,6 +69,7 @@ def sample(cfg, workdir: str, explicit: set | None = None) -> int:
           "logprob": np.asarray(out["logprob"][b]).round(5).tolist(),
           "variant": run.mcfg.variant,
           "step": step,
+          "weights": run.weights,  # the EMA of the parameters, or the parameters
           "settings": settings,
         }
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
