@@ -195,12 +195,14 @@ RULES = {
   "ckpt.keep": POS,
   "ckpt.async_save": Bool(),
   "ckpt.allow_changes": Bool(),
+  "ckpt.best": Bool(),
   "eval.split": Choice(("valid", "test", "train")),
   "eval.num_orders": POS,
   "eval.l2r": Bool(),
   "eval.batch_size": POS,
   "eval.max_windows": NONNEG,  # 0 = the whole split
   "eval.ema": Bool(),
+  "eval.checkpoint": Choice(("latest", "best")),
   "sample.num_samples": POS,
   "sample.length": NONNEG,  # 0 = data.seq_len
   "sample.order": Choice(("random", "l2r", "given", "adaptive")),
@@ -215,6 +217,7 @@ RULES = {
   "sample.unroll": POS,
   "sample.precision": Choice(("float32", "float64")),
   "sample.ema": Bool(),
+  "sample.checkpoint": Choice(("latest", "best")),
   "mesh.data": Int(1, also=(-1,)),  # -1 = the remaining devices
   "mesh.fsdp": Int(1, also=(-1,)),
   "mesh.tensor": Int(1, also=(-1,)),

@@ -161,6 +161,9 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.ckpt.every_steps = 1000  # save period (steps); also saved at the end, on SIGTERM and Ctrl-C
   c.ckpt.keep = 3  # checkpoints kept
   c.ckpt.async_save = True  # Orbax async checkpointing
+  # with train.eval_every: the checkpoint of the lowest in-training held-out loss is kept apart
+  # from the rotation, in DIR/ckpt_best (eval.checkpoint=best reads it)
+  c.ckpt.best = True
   # resume: allow another seed, batch size, training data, order or model option than the
   # checkpoint's (each difference is then logged as a warning instead of refused)
   c.ckpt.allow_changes = False
@@ -173,6 +176,7 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.eval.batch_size = 64  # windows per eval batch
   c.eval.max_windows = 0  # 0 = the whole split
   c.eval.ema = True  # score the EMA weights where the run keeps them (train.ema_decay > 0)
+  c.eval.checkpoint = "latest"  # latest | best (DIR/ckpt_best: the lowest in-training eval loss)
 
   c.sample = mlc.ConfigDict()
   c.sample.num_samples = 8  # sequences (one batch)
@@ -189,6 +193,7 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.sample.unroll = 1  # decode-loop unroll: speed only (4: ~11% faster on an H100)
   c.sample.precision = "float32"  # the final draw: float32 | float64 (logits and Gumbel noise)
   c.sample.ema = True  # sample from the EMA weights where the run keeps them
+  c.sample.checkpoint = "latest"  # latest | best (DIR/ckpt_best)
 
   c.mesh = mlc.ConfigDict()
   c.mesh.data = -1  # data-parallel axis (-1: all remaining devices)

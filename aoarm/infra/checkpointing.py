@@ -141,8 +141,15 @@ def _drop_read_only_notice(record) -> bool:
 
 class Checkpointer:
   def __init__(
-    self, directory: str, keep: int = 3, async_save: bool = True, read_only: bool = False
+    self,
+    directory: str,
+    keep: int = 3,
+    async_save: bool = True,
+    read_only: bool = False,
+    best_metric: str | None = None,
   ):
+    """`best_metric`: keep the `keep` steps of the lowest value of that metric (Orbax's
+    best-checkpoint support: `save(..., metrics={best_metric: value})`), not the newest."""
     self.directory = os.path.abspath(directory)
     if read_only:
       for name in ("absl", ""):  # absl's logger, or the root one where absl is not set up
@@ -155,6 +162,9 @@ class Checkpointer:
       enable_async_checkpointing=async_save,
       read_only=read_only,
       save_interval_steps=0 if read_only else 1,
+      best_fn=(lambda m: float(m[best_metric])) if best_metric else None,
+      best_mode="min",
+      keep_checkpoints_without_metrics=False,
     )
     self.mngr = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
     self.failed = None  # the first save error: later waits do not wait on a broken manager
@@ -163,12 +173,13 @@ class Checkpointer:
   def steps(self) -> list[int]:
     return sorted(self.mngr.all_steps())
 
-  def save(self, step: int, state, meta: dict, force: bool = True) -> bool:
+  def save(self, step: int, state, meta: dict, force: bool = True, metrics=None) -> bool:
     try:
       saved = self.mngr.save(
         step,
         args=ocp.args.Composite(state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)),
         force=force,
+        metrics=metrics,
       )
     except Exception as e:  # noqa: BLE001 - any failure to save ends the run
       self._fail(f"saving checkpoint step {step} in {self.directory}", e)

@@ -81,15 +81,21 @@ def _train_from(run: setup.Run, trainer: Trainer, state, start: int, phases=None
 
   split = cfg.eval.split
   writer = MetricWriter(run.workdir, start_step=start)
+  best = None
+  if cfg.train.eval_every and cfg.ckpt.best:  # apart from the rotation: the lowest eval loss
+    best = Checkpointer(run.best_dir, keep=1, async_save=cfg.ckpt.async_save, best_metric="loss")
   try:
     loop_io = LoopIO(batches, ckpt, writer, run.meta, in_training_eval, run.workdir)
     loop_io.timing = phases
+    loop_io.best, loop_io.best_key = best, f"eval/{split}_nll"
     if cfg.train.final_eval:
       loop_io.final_fn = final_eval
     code = run_loop(trainer, state, start, loop_io)
   finally:
     writer.close()
     ckpt.close()
+    if best is not None:
+      best.close()
   if phases is not None and jax.process_index() == 0:
     phases.mark("close")  # the last checkpoint's write, the metric files
     tokens = (cfg.train.num_steps - start) * cfg.train.batch_size * run.mcfg.seq_len
@@ -139,11 +145,13 @@ def write_eval(run, placed, params, step: int) -> dict:
     scope["note"] = f"data.source={cfg.data.source} holds out one tail: test is the valid text"
     log.warning("eval.split=test: %s (so this is the valid split's figure)", scope["note"])
   scope["weights"] = run.weights  # the EMA of the parameters, or the parameters themselves
+  scope["checkpoint"] = run.checkpoint  # the newest, or the best in-training eval's
   out = dict(results[_primary(run)], step=step, by_order=results, **scope)
   if jax.process_index() == 0:
     os.makedirs(os.path.join(run.workdir, "eval"), exist_ok=True)
     raw = run.weights == "params" and run.cfg.train.ema_decay > 0  # not the run's default
-    name = eval_name(step, e, _data_tag(run, split), raw_params=raw)
+    best = run.checkpoint == "best"
+    name = eval_name(step, e, _data_tag(run, split), raw_params=raw, best=best)
     path = os.path.join(run.workdir, "eval", name)
     n = len(next(iter(per_window.values())))
     buf = io.BytesIO()
@@ -185,17 +193,20 @@ def _data_tag(run, split: str) -> str:
   return "d" + fp[:8]
 
 
-def eval_name(step: int, ecfg, data_tag: str = "", raw_params: bool = False) -> str:
+def eval_name(
+  step: int, ecfg, data_tag: str = "", raw_params: bool = False, best: bool = False
+) -> str:
   """step_<N>.json for the default evaluation (the run's own valid split, whole, one random
   order and the identity); other settings name their own file, so no eval overwrites another
   kind: the split, K orders, a window cap, no left-to-right, other data (`_data_tag`), the raw
-  parameters of a run that keeps an EMA (`eval.ema=false`)."""
+  parameters of a run that keeps an EMA (`eval.ema=false`), the best checkpoint."""
   parts = [ecfg.split] if ecfg.split != "valid" else []
   parts += [f"k{ecfg.num_orders}"] if ecfg.num_orders != 1 else []
   parts += [f"w{ecfg.max_windows}"] if ecfg.max_windows else []
   parts += ["no_l2r"] if not ecfg.l2r else []
   parts += [data_tag] if data_tag else []
   parts += ["params"] if raw_params else []  # a run with an EMA, scored on its raw parameters
+  parts += ["best"] if best else []  # DIR/ckpt_best's step (eval.checkpoint=best)
   return f"step_{step}" + "".join(f"-{p}" for p in parts) + ".json"
 
 

@@ -40,6 +40,12 @@ class Run:
   mesh: jax.sharding.Mesh
   ckpt_dir: str
   weights: str = "params"  # what its evals and samples read: "ema" or "params" (restore_params)
+  checkpoint: str = "latest"  # which checkpoint they read: the newest, or "best" (DIR/ckpt_best)
+
+  @property
+  def best_dir(self) -> str:
+    """The checkpoint of the lowest in-training held-out loss (ckpt.best, train.eval_every)."""
+    return os.path.join(self.workdir, "ckpt_best")
 
   def meta(self, step: int) -> dict:
     return {
@@ -287,20 +293,29 @@ def weights_to_read(cfg, mode: str) -> str:
 
 
 def restore_params(cfg, workdir: str, mode: str):
-  """(run, placed, params, step): the newest readable checkpoint's weights (its EMA where
+  """(run, placed, params, step): the newest readable checkpoint's weights (or the best one's:
+  eval.checkpoint / sample.checkpoint, recorded as `run.checkpoint`; its EMA where
   `weights_to_read` says so, recorded as `run.weights`), restored onto this process's mesh,
   after every check of `prepare`. Only those weights are read and no optimizer is built
   (`placed_model.PlacedModel`)."""
   run = prepare(cfg, workdir, mode)
   run.weights = weights_to_read(cfg, mode)
+  which = {"eval": cfg.eval.checkpoint, "sample": cfg.sample.checkpoint}
+  run.checkpoint = which.get(mode, "latest")
   placed = PlacedModel(run.mcfg, run.mesh)
-  if not os.path.isdir(run.ckpt_dir):
+  where = run.best_dir if run.checkpoint == "best" else run.ckpt_dir
+  if not os.path.isdir(where):
+    if run.checkpoint == "best":
+      raise UserError(
+        f"no best checkpoint in {where}: a run keeps one where it evaluates during training "
+        "(train.eval_every > 0, ckpt.best=true)"
+      )
     raise UserError(f"no checkpoint in {run.ckpt_dir}")
-  ckpt = Checkpointer(run.ckpt_dir, read_only=True)
+  ckpt = Checkpointer(where, read_only=True)
   abstract = {run.weights: placed.abstract_params}  # already carries the mesh's shardings
   restored = ckpt.restore_latest(abstract, partial=True, check_meta=lambda m: check_meta(run, m))
   ckpt.close()
   if restored is None:
-    raise UserError(f"no readable checkpoint in {run.ckpt_dir}")
+    raise UserError(f"no readable checkpoint in {where}")
   tree, _, step, _ = restored
   return run, placed, tree[run.weights], step

@@ -234,6 +234,8 @@ class LoopIO:
   workdir: str = "."
   final_fn: Any = None  # (params, step) -> {metric: value}: at the end, instead of evaluate_fn
   timing: Any = None  # infra.timing.Phases: marks first_step, train, final_eval
+  best: Any = None  # a Checkpointer keeping the state of the lowest `best_key` of evaluate_fn
+  best_key: str = ""
 
 
 def _mark(io: LoopIO, phase: str):
@@ -315,7 +317,10 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
         bar.update(done, loss=loss, tok_s=f"{tps:,.0f}", **shown)
         t0, s0 = time.perf_counter(), done
       if evaluate_fn is not None and c.eval_every and done % c.eval_every == 0:
-        writer.write(done, evaluate_fn(state.eval_params(c.eval_weights)))
+        scores = evaluate_fn(state.eval_params(c.eval_weights))
+        writer.write(done, scores)
+        if io.best is not None:  # Orbax keeps the step of the lowest loss (best_fn)
+          io.best.save(done, state, meta_fn(done), metrics={"loss": scores[io.best_key]})
       if save_now:
         ckpt.save(done, state, meta_fn(done))
       if stop_now:

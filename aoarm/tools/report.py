@@ -160,6 +160,8 @@ def scope(ev: dict, cfg: dict) -> str:
     parts.append(f"data {os.path.basename(path)}")
   if "bits_per_byte" in ev:
     parts.append("bits/byte")
+  if ev.get("checkpoint") == "best":
+    parts.append("best in-training eval's checkpoint")
   if ev.get("weights") == "params" and ((cfg.get("train") or {}).get("ema_decay") or 0) > 0:
     parts.append("raw parameters, not the EMA")
   return ", ".join(parts)
