@@ -452,3 +452,41 @@ def test_a_zeroed_shard_or_an_edit_in_place_is_never_used(tmp_path, caplog):
   assert os.stat(path).st_mtime_ns == st0.st_mtime_ns
   fresh = data_lib.load(dcfg, cache)
   assert fresh.fingerprints["train"] != data.fingerprints["train"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_manifest_and_the_log_count_each_source(trained, tmp_path, caplog, workers):
+  """Issue 33 (1): files, bytes and tokens per source, in the manifest and the log."""
+  caplog.set_level("INFO", logger="aoarm")
+  paths = []
+  for i, n in enumerate((3, 40, 1)):
+    p = tmp_path / f"s{i}.txt"
+    p.write_text("café " * n + "\n" + "x y\n" * i, encoding="utf-8")
+    paths.append(str(p))
+  tok = trained["bpe"]
+  opts = {"doc_per_line": False, "text_key": "text", "text8": False}
+  st = store.build_store(str(tmp_path / "s"), paths, tok, opts, "train", 1 << 20, workers)
+  per = st.manifest["per_source"]
+  assert [s["path"] for s in per] == paths
+  for s, p in zip(per, paths):
+    text = open(p, encoding="utf-8").read()
+    assert s["bytes"] == len(text.encode("utf-8"))
+    assert s["tokens"] == len(tok.encode_docs([text])[0]) + (tok.eod_id is not None)
+  assert sum(s["tokens"] for s in per) == st.num_tokens
+  assert sum(s["bytes"] for s in per) == st.manifest["num_bytes"]
+  lines = [r.getMessage() for r in caplog.records]
+  assert any(paths[1] in ln and f"{per[1]['bytes']:,} bytes" in ln for ln in lines), lines
+  assert any("3 files" in ln for ln in lines), lines
+
+
+def test_each_tokenizer_kind_has_its_own_default_sample():
+  """Issue 33 (2): sentencepiece's trainer holds ~25 bytes per byte of its sample, so its default
+  sample is smaller than bpe's; a value given is taken as given."""
+  from aoarm.data import streamed
+
+  d = mlc.ConfigDict({"tokenizer": "sentencepiece", "tokenizer_sample_bytes": 0})
+  assert streamed.sample_bytes(d) * streamed.SPM_BYTES_PER_BYTE < 1.5 * 2**30
+  d.tokenizer = "bpe"
+  assert streamed.sample_bytes(d) == 100_000_000
+  d.tokenizer_sample_bytes = 123
+  assert streamed.sample_bytes(d) == 123

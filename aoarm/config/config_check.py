@@ -136,7 +136,7 @@ RULES = {
   "data.vocab_size": Int(2, 1 << 32),
   "data.spm_model_type": Choice(("unigram", "bpe")),
   "data.tokenizer_path": Text(),
-  "data.tokenizer_sample_bytes": Int(1),
+  "data.tokenizer_sample_bytes": NONNEG,  # 0 = the tokenizer's default
   "data.doc_per_line": Bool(),
   "data.text_key": Text(),
   "data.num_workers": NONNEG,  # 0 = one per CPU core

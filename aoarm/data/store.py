@@ -199,17 +199,20 @@ def _encode(batch):
 
 
 def _in_order(pool, batches, depth: int):
-  """`_encode` of each batch in the pool, results in order, at most `depth` batches in flight:
+  """(tag, `_encode` of the batch) for each (tag, batch) in the pool, results in order, at most
+  `depth` batches in flight:
   the reader never runs ahead of the workers by more than that (`Pool.imap` queues the whole
   corpus when workers are slower than reading), and a worker that dies raises
   BrokenProcessPool rather than leaving the build waiting for ever."""
   pending = collections.deque()
-  for batch in batches:
-    pending.append(pool.submit(_encode, batch))
+  for tag, batch in batches:
+    pending.append((tag, pool.submit(_encode, batch)))
     if len(pending) >= depth:
-      yield pending.popleft().result()
+      tag, fut = pending.popleft()
+      yield tag, fut.result()
   while pending:
-    yield pending.popleft().result()
+    tag, fut = pending.popleft()
+    yield tag, fut.result()
 
 
 def _batches(pieces):
@@ -222,6 +225,29 @@ def _batches(pieces):
       batch, size = [], 0
   if batch:
     yield batch
+
+
+def _source_batches(paths, options):
+  """(index of the source, batch) over every source in turn: a batch never mixes two sources,
+  so that the manifest can count each one's bytes and tokens."""
+  for i, path in enumerate(paths):
+    pieces = sources.documents([path], options["doc_per_line"], options["text_key"])
+    if options.get("text8"):
+      pieces = ((sources.normalize_text8(t), end) for t, end in pieces)
+    for batch in _batches(pieces):
+      yield i, batch
+
+
+def _log_sources(split: str, per_source: list[dict], shown: int = 20):
+  """One line per source (the first `shown`), then the split's totals."""
+  for s in per_source[:shown]:
+    log.info(
+      "%s split: %s: %s bytes, %s tokens", split, s["path"], f"{s['bytes']:,}", f"{s['tokens']:,}"
+    )
+  if len(per_source) > shown:
+    log.info("%s split: ... and %d more sources", split, len(per_source) - shown)
+  nb, nt = sum(s["bytes"] for s in per_source), sum(s["tokens"] for s in per_source)
+  log.info("%s split: %d files, %s bytes, %s tokens", split, len(per_source), f"{nb:,}", f"{nt:,}")
 
 
 class _ShardWriter:
@@ -276,9 +302,7 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
   # compressed sizes, TFDS splits: no total to count against
   no_total = any(p.endswith(".gz") or p.startswith(sources.TFDS_PREFIX) for p in paths)
   total_bytes = None if no_total else sum(os.path.getsize(p) for p in paths)
-  pieces = sources.documents(paths, options["doc_per_line"], options["text_key"])
-  if options.get("text8"):
-    pieces = ((sources.normalize_text8(t), end) for t, end in pieces)
+  per_source = [{"path": p, "bytes": 0, "tokens": 0} for p in paths]
   n_bytes = n_tokens = 0
   t0 = time.perf_counter()
   bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=f"tokenising {split}")
@@ -288,15 +312,17 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
     if workers > 1:
       ctx = multiprocessing.get_context("spawn")
       pool = ProcessPoolExecutor(workers, ctx, _init_worker, (tok.to_json(), False))
-      results = _in_order(pool, _batches(pieces), 2 * workers)
+      results = _in_order(pool, _source_batches(paths, options), 2 * workers)
     else:
       _init_worker(tok.to_json(), True)
-      results = map(_encode, _batches(pieces))
-    for ids, nb in results:
+      results = ((i, _encode(b)) for i, b in _source_batches(paths, options))
+    for i, (ids, nb) in results:
       interrupts.check_stop(f"tokenising the {split} split")
       writer.add(ids)
       n_bytes += nb
       n_tokens += len(ids)
+      per_source[i]["bytes"] += nb
+      per_source[i]["tokens"] += len(ids)
       bar.update(nb)
       dt = max(time.perf_counter() - t0, 1e-9)
       bar.set_postfix(tok_s=f"{n_tokens / dt:,.0f}", refresh=False)
@@ -327,6 +353,7 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
     "vocab_size": tok.vocab_size,
     "options": options,
     "sources": [_source_id(p) for p in paths],
+    "per_source": per_source,  # UTF-8 bytes of text and tokens (end-of-document ids included)
     "num_bytes": n_bytes,
     "num_tokens": n_tokens,
     "shards": writer.shards,
@@ -334,6 +361,7 @@ def build_store(path, paths, tok, options, split, shard_tokens, num_workers) -> 
     "seconds": round(time.perf_counter() - t0, 2),
   }
   workdir.write_atomic(os.path.join(partial, "manifest.json"), json.dumps(manifest, indent=1))
+  _log_sources(split, per_source)
   try:
     os.rename(partial, path)
   except OSError:  # another process finished the same store first: use theirs

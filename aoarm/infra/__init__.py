@@ -2,5 +2,6 @@
 
 - `checkpointing` (Orbax, sealed steps), `workdir` (atomic files, locks), `sharding` (logical
   axes, meshes), `distributed` (several processes), `interrupts` (Ctrl-C, SIGTERM),
-  `compile_cache`, `metrics` (metrics.jsonl, TensorBoard, progress), `errors`.
+  `compile_cache`, `metrics` (metrics.jsonl, TensorBoard, progress), `timing` (DIR/timing.json),
+  `errors`.
 """
