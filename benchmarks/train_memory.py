@@ -7,7 +7,8 @@ The corpus is `benchmarks/data_prep.py`'s (the pydoc topics, shuffled by paragra
 with a held-out file of 8 MB. The command trains the runlocal-sized model (`configs/ar.py:runlocal`
 by default, `--config`) for `--steps` steps. Every 0.1 s the resident sets of the command and of
 all its descendant processes are summed (Linux /proc): the peak of that sum, and of the main
-process alone, are printed with the wall time. Linux only.
+process alone and of its largest child (a tokenising worker), are printed with the wall time.
+Linux only.
 """
 
 import argparse
@@ -45,6 +46,13 @@ def _rss(pid: int) -> int:
 
 def tree_rss(root: int) -> tuple[int, int]:
   """(resident bytes of `root` and all its descendants, of `root` alone)."""
+  tree, main, _ = tree_rss_children(root)
+  return tree, main
+
+
+def tree_rss_children(root: int) -> tuple[int, int, int]:
+  """(resident bytes of `root` and all its descendants, of `root` alone, of its largest
+  descendant)."""
   parent = _children()
   tree, frontier = {root}, [root]
   while frontier:
@@ -52,7 +60,9 @@ def tree_rss(root: int) -> tuple[int, int]:
     kids = [c for c, pp in parent.items() if pp == p and c not in tree]
     tree.update(kids)
     frontier.extend(kids)
-  return sum(_rss(p) for p in tree), _rss(root)
+  sizes = {p: _rss(p) for p in tree}
+  largest = max((v for p, v in sizes.items() if p != root), default=0)
+  return sum(sizes.values()), sizes[root], largest
 
 
 def main():
@@ -91,10 +101,11 @@ def run(a, root: str):
   t0 = time.perf_counter()
   log = open(f"{root}/stderr.log", "w+")  # a file, not a pipe: a full pipe would stall it
   proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
-  peak_tree = peak_main = 0
+  peak_tree = peak_main = peak_child = 0
   while proc.poll() is None:
-    tree, main_rss = tree_rss(proc.pid)
+    tree, main_rss, child = tree_rss_children(proc.pid)
     peak_tree, peak_main = max(peak_tree, tree), max(peak_main, main_rss)
+    peak_child = max(peak_child, child)
     time.sleep(0.1)
   wall = time.perf_counter() - t0
   if proc.returncode:
@@ -110,6 +121,7 @@ def run(a, root: str):
     "wall_s": round(wall, 1),
     "peak_rss_all_processes_mb": round(peak_tree / 2**20),
     "peak_rss_main_mb": round(peak_main / 2**20),
+    "peak_rss_largest_child_mb": round(peak_child / 2**20),
     "command": " ".join(cmd[1:]),
   }
   print(json.dumps(row))
