@@ -21,10 +21,13 @@ EMA = ["--config.train.ema_decay=0.9", "--config.train.num_steps=8", "--config.t
 EMA += ["--config.ckpt.every_steps=4", "--config.ckpt.async_save=false"]
 
 
-@pytest.mark.parametrize("variant", ["two_stream", "mdm"])
-def test_the_ema_follows_its_recurrence(variant):
+@pytest.mark.parametrize("variant,warmup", [("two_stream", True), ("mdm", False)])
+def test_the_ema_follows_its_recurrence(variant, warmup):
+  """ema_n = d_n ema_{n-1} + (1 - d_n) params_n, ema_0 = the initial parameters; d_n = 0.75, or
+  with the warm-up (the default) min(0.75, (1 + n) / (10 + n))."""
   c = tiny_run_config(variant)
   c.train.ema_decay = 0.75
+  c.train.ema_warmup = warmup
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=8), c.data.seq_len)
   trainer = Trainer(TrainConfig.from_config(c), mcfg, sharding.make_mesh(c.mesh, jax.devices()))
   state = trainer.init_state(jax.random.key(0))
@@ -32,10 +35,11 @@ def test_the_ema_follows_its_recurrence(variant):
   ema = copy(state.params)
   assert jax.tree.all(jax.tree.map(np.array_equal, copy(state.ema), ema))  # starts at init
   x = np.random.default_rng(0).integers(0, 8, (8, 16), dtype=np.int32)
-  for _ in range(3):
+  for n in (1, 2, 3):
     state, _ = trainer.train_step(state, sharding.global_batch(x, trainer.mesh))
     p = copy(state.params)
-    ema = jax.tree.map(lambda e, q: 0.75 * e + 0.25 * q, ema, p)
+    d = min(0.75, (1 + n) / (10 + n)) if warmup else 0.75
+    ema = jax.tree.map(lambda e, q, d=d: d * e + (1 - d) * q, ema, p)
   got = copy(state.ema)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ema)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

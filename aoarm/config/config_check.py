@@ -180,11 +180,13 @@ RULES = {
   "opt.weight_decay": Num(0.0),
   "opt.clip_norm": Num(0.0),  # 0 = off
   "opt.grad_accum": POS,
+  "opt.decay_tables": Bool(),
   "train.batch_size": POS,
   "train.num_steps": POS,
   "train.compute_of": Choice(("", *VARIANTS)),  # "" = its own budget
   "train.stop_after": NONNEG,  # 0 = run to num_steps
   "train.ema_decay": Num(0.0, 1.0, open_hi=True),  # 0 = off
+  "train.ema_warmup": Bool(),
   "train.log_every": POS,
   "train.eval_every": NONNEG,  # 0 = only at the end
   "train.profile": Text(_profile),

@@ -137,6 +137,7 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.opt.b1 = 0.9
   c.opt.b2 = 0.95
   c.opt.weight_decay = 0.1  # AdamW, on matrices only (not norms, tables, vectors)
+  c.opt.decay_tables = False  # weight decay on token and position tables too (AO-GPT's groups)
   c.opt.clip_norm = 1.0  # global gradient-norm clipping (0 = off)
   c.opt.grad_accum = 1  # micro-batches per step (batch_size must divide by it)
 
@@ -150,6 +151,9 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   # EMA of the parameters, updated every step (0 = off; AO-GPT, MDLM and SEDD evaluate EMA
   # weights, e.g. 0.9999): kept in the checkpoint; eval and sample use it (eval.ema, sample.ema)
   c.train.ema_decay = 0.0
+  # the EMA's decay at its n-th update is min(ema_decay, (1 + n) / (10 + n)) (score_sde, MDLM,
+  # SEDD, AO-GPT); false: ema_decay from the first update (the EMA then keeps ~decay^n of init)
+  c.train.ema_warmup = True
   c.train.log_every = 50  # steps between metric writes
   c.train.eval_every = 0  # steps between held-out evals during training (0 = only at the end)
   c.train.profile = ""  # "A:B": jax.profiler trace of steps [A, B) into WORKDIR/profile

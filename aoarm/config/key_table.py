@@ -42,6 +42,7 @@ TABLE = (
   ("train.num_steps", EXPERIMENT, NOTE),
   ("train.compute_of", EXPERIMENT, SILENT),  # a label: the budget is train.num_steps
   ("train.ema_decay", EXPERIMENT, NOTE),  # on <-> off is refused: the state's structure
+  ("train.ema_warmup", EXPERIMENT, NOTE),
   ("train.compile_cache", IMPLEMENTATION, SILENT),
   ("train.log_every", LOGGING, SILENT),
   ("train.eval_every", LOGGING, SILENT),

@@ -44,14 +44,25 @@ class TrainState:
     return self.ema if weights == "ema" and self.ema is not None else self.params
 
 
-def _decay_mask(params):
-  """Weight decay on matrices only: not norms, vectors, token or position tables."""
+def decay_mask(params, tables: bool = False):
+  """Weight decay on matrices only: not norms or vectors, and (unless `tables`: AO-GPT's and
+  nanoGPT's groups, every tensor of 2 or more dimensions) not token or position tables."""
 
   def keep(path, x):
     names = jax.tree_util.keystr(path)
-    return x.ndim >= 2 and "embed" not in names and "pos_" not in names
+    return x.ndim >= 2 and (tables or ("embed" not in names and "pos_" not in names))
 
   return jax.tree_util.tree_map_with_path(keep, params)
+
+
+def ema_decay_at(decay: float, updates, warmup: bool):
+  """The EMA's decay at its `updates`-th update: `decay`, or with `warmup` min(decay,
+  (1 + n) / (10 + n)) (the convention of score_sde, MDLM, SEDD and AO-GPT's `ema.py`: early
+  averages forget the initialisation instead of keeping ~decay^n of it)."""
+  if not warmup:
+    return decay
+  n = jnp.asarray(updates, jnp.float32)
+  return jnp.minimum(decay, (1.0 + n) / (10.0 + n))
 
 
 def make_schedule(opt_cfg, num_steps: int):
@@ -67,7 +78,11 @@ def make_optimizer(opt_cfg, num_steps: int) -> optax.GradientTransformation:
   parts = [optax.clip_by_global_norm(opt_cfg.clip_norm)] if opt_cfg.clip_norm > 0 else []
   parts.append(
     optax.adamw(
-      schedule, b1=opt_cfg.b1, b2=opt_cfg.b2, weight_decay=opt_cfg.weight_decay, mask=_decay_mask
+      schedule,
+      b1=opt_cfg.b1,
+      b2=opt_cfg.b2,
+      weight_decay=opt_cfg.weight_decay,
+      mask=lambda p: decay_mask(p, opt_cfg.decay_tables),
     )
   )
   return optax.chain(*parts)
@@ -175,7 +190,8 @@ class Trainer:
       params = optax.apply_updates(state.params, updates)
       ema = state.ema
       if ema is not None:  # optax.incremental_update: decay * ema + (1 - decay) * params
-        ema = optax.incremental_update(params, ema, step_size=1.0 - self.cfg.ema_decay)
+        d = ema_decay_at(self.cfg.ema_decay, state.step + 1, self.cfg.ema_warmup)
+        ema = optax.incremental_update(params, ema, step_size=1.0 - d)
     metrics = {
       "loss": loss,
       "grad_norm": optax.global_norm(grads),

@@ -18,6 +18,7 @@ class OptConfig:
   weight_decay: float
   clip_norm: float  # 0 = off
   grad_accum: int
+  decay_tables: bool = False  # weight decay on token and position tables too (AO-GPT's groups)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,7 @@ class TrainConfig:
   ckpt_every: int  # config.ckpt.every_steps
   profile: tuple | None  # (first, stop) step of the trace window, from config.train.profile
   ema_decay: float = 0.0  # config.train.ema_decay: 0 = no EMA of the parameters
+  ema_warmup: bool = True  # config.train.ema_warmup: decay min(ema_decay, (1 + n) / (10 + n))
   eval_ema: bool = True  # config.eval.ema: in-training evals score the EMA where there is one
 
   @classmethod
@@ -54,6 +56,7 @@ class TrainConfig:
       ckpt_every=cfg.ckpt.every_steps,
       profile=config_check.profile_window(t.profile),
       ema_decay=float(t.ema_decay),
+      ema_warmup=bool(t.ema_warmup),
       eval_ema=bool(cfg.eval.ema),
     )
 
