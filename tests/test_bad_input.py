@@ -194,3 +194,21 @@ def test_config_overrides_without_config(tmp_path):
     str(tmp_path / "w"), "--config.train.batch_size needs --config=", "--config.train.batch_size=4",
     config=None, tiny=False,
   )  # fmt: skip
+
+
+def test_a_batch_the_mesh_cannot_split_is_refused_before_the_data_is_read(tmp_path):
+  """A subword run with a batch 8 devices cannot split stops before it trains a tokenizer or
+  tokenises a store (it used to do both first)."""
+  text = tmp_path / "train.txt"
+  text.write_text("some words for a tokenizer to learn from\n" * 200, encoding="utf-8")
+  held = tmp_path / "valid.txt"
+  held.write_text("held out words\n" * 50, encoding="utf-8")
+  cache = tmp_path / "cache"
+  expect_error(
+    str(tmp_path / "w"), "batch_size=12 is not divisible by the 8",
+    "--config.train.batch_size=12", "--config.data.source=text_files",
+    f"--config.data.train_path={text}", f"--config.data.valid_path={held}",
+    "--config.data.tokenizer=bpe", "--config.data.vocab_size=300",
+    f"--config.data.cache_dir={cache}", watch=str(tmp_path),
+  )  # fmt: skip
+  assert not cache.exists()

@@ -204,6 +204,14 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
         f"({_vocab_desc(tok.to_json())})"
       )
 
+  # the mesh and the batch sizes it divides are checked before any data is read or tokenised
+  mesh = sharding.make_mesh(cfg.mesh)
+  check_batch(cfg, mesh)
+  dp = sharding.data_parallel_size(mesh)
+  if cfg.eval.batch_size % dp:
+    raise UserError(
+      f"eval.batch_size={cfg.eval.batch_size} is not divisible by the {dp} data-parallel devices"
+    )
   # eval and sample read no training store (nor need the training corpus) once a run exists
   needed = {cfg.eval.split} if mode in ("eval", "sample") and saved_tok is not None else None
   data = data_lib.load(
@@ -221,13 +229,6 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
   if split not in data.splits:
     raise UserError(f"eval.split={split!r} not available; splits: {sorted(data.splits)}")
   pipeline.windows(data.splits[split], mcfg.seq_len, f"{split} split")
-  mesh = sharding.make_mesh(cfg.mesh)
-  check_batch(cfg, mesh)
-  dp = sharding.data_parallel_size(mesh)
-  if cfg.eval.batch_size % dp:
-    raise UserError(
-      f"eval.batch_size={cfg.eval.batch_size} is not divisible by the {dp} data-parallel devices"
-    )
   run = Run(cfg, workdir, data, mcfg, mesh, ckpt_dir)
   if meta is not None:
     check_meta(run, meta)
