@@ -10,16 +10,22 @@ lr 6e-4 (b2 0.95), 2000 warm-up steps, cosine to lr / 10, clipping at 1.0, weigh
 every tensor of 2 or more dimensions (token and position tables included), ~1M tokens per step
 (2^20 / L sequences), an EMA of the parameters at 0.9999 with the (1 + n) / (10 + n) warm-up
 (their `ema.py`), the learned own-position table, and the curriculum of 10% left-to-right
-sequences (`Random_CL`, random_ratio 0.9). Their model also has biases on every Linear, an
-untied head with a bias, truncated-normal init and exact (erf) GELU, which aoarm's backbone
-does not have yet (issue 34, item 1): the recipe is their training, on aoarm's aogpt.
+sequences (`Random_CL`, random_ratio 0.9); and their model's parts (`MODEL_PARTS`): the learned
+own-position table in place of RoPE, biases on every Linear, an untied head with a bias, exact
+(erf) GELU, RMSNorm's epsilon 1e-5 and normal inits cut at 3 std. With these, aoarm's aogpt
+computes their model's function: `aoarm.tools.convert_aogpt` loads their weights, and
+`tests/test_aogpt_torch.py` checks the logits against their own forward.
 """
 
 from aoarm.config import config_lib
+from aoarm.models.aogpt import THEIR_PARTS
 
+# AO-GPT's model's parts as config keys (from `aoarm.models.aogpt.THEIR_PARTS`, where each is
+# explained): learned own positions, biases, untied head, exact GELU, epsilon 1e-5, cut inits
+MODEL_PARTS = {f"model.{k}": v for k, v in THEIR_PARTS.items() if k != "variant"}
 # AO-GPT's own recipe (see the docstring); every key a documented config key
 RECIPE = {
-  "model.own_positions": "learned",
+  **MODEL_PARTS,
   "order.train": "mixture",
   "order.l2r_prob": 0.1,
   "opt.lr": 6e-4,

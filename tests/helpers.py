@@ -5,12 +5,15 @@ import jax
 
 from aoarm import orders
 from aoarm.models import VARIANTS, ModelConfig, get_model, traits
+from aoarm.models.aogpt import THEIR_PARTS
 from aoarm.models.model_config import CHOICES as KERNEL_CHOICES
 from aoarm.models.model_config import Kernels
 
 # From the registry: a new variant enters every test parametrised by these lists.
 AO_VARIANTS = tuple(v for v in VARIANTS if traits(v).random_orders)
 CAUSAL_VARIANTS = tuple(v for v in VARIANTS if traits(v).has_order)
+# AO-GPT's own model's parts (scxue/AO-GPT-MDM's: learned positions, biases, untied head, ...)
+AOGPT_PARTS = {k: v for k, v in THEIR_PARTS.items() if k != "variant"}
 # decoupled_rope's beyond-the-paper options get the same treatment as the paper's variants.
 CAUSAL_CASES = [(v, {}) for v in CAUSAL_VARIANTS] + [
   ("decoupled_rope", {"target_heads": 0.5}),
@@ -18,6 +21,7 @@ CAUSAL_CASES = [(v, {}) for v in CAUSAL_VARIANTS] + [
   ("decoupled_rope", {"target_heads": 0.5, "order_dims": 0.25}),
   ("two_stream", {"query_layers": 1}),  # the query stream in the top block only
   ("aogpt", {"own_positions": "learned"}),  # AO-GPT's own-position table, no RoPE
+  ("aogpt", AOGPT_PARTS),  # and biases, untied head, exact GELU, its norms' epsilon
 ]
 
 

@@ -30,12 +30,24 @@ def rope_split(x, pos, step, order_frac, base=10_000.0):
   )
 
 
-def rms(x, scale, eps=1e-6):
+EPS = [1e-6]  # every norm's epsilon (`model.norm_eps`), set by `forward` from the config
+EXACT_GELU = [False]  # `model.gelu=exact`, likewise
+
+
+def rms(x, scale, eps=None):
+  eps = EPS[0] if eps is None else eps
   return x / np.sqrt(np.mean(x * x, -1, keepdims=True) + eps) * scale
 
 
 def gelu(x):
+  if EXACT_GELU[0]:
+    return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
   return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def _b(p, name):
+  """The bias `name` of a parameter dict (`model.bias`), else 0."""
+  return p[name]["bias"] if name in p else 0.0
 
 
 def _np(tree):
@@ -55,9 +67,9 @@ def modulations(p_ada, c_TxC):
 
 
 def attention(p, x_q, x_kv, mask_TxS, qpos_TxH, kpos_S, qstep_T, kstep_S, order_frac, use_rope):
-  q = np.einsum("td,dhk->thk", x_q, p["wq"]["kernel"])
-  k = np.einsum("sd,dhk->shk", x_kv, p["wk"]["kernel"])
-  v = np.einsum("sd,dhk->shk", x_kv, p["wv"]["kernel"])
+  q = np.einsum("td,dhk->thk", x_q, p["wq"]["kernel"]) + _b(p, "bq")
+  k = np.einsum("sd,dhk->shk", x_kv, p["wk"]["kernel"]) + _b(p, "bk")
+  v = np.einsum("sd,dhk->shk", x_kv, p["wv"]["kernel"]) + _b(p, "bv")
   if "q_norm" in p:  # QK-norm: each head's query and key, before the rotation
     q, k = rms(q, p["q_norm"]["scale"]), rms(k, p["k_norm"]["scale"])
   H = q.shape[1]
@@ -71,11 +83,11 @@ def attention(p, x_q, x_kv, mask_TxS, qpos_TxH, kpos_S, qstep_T, kstep_S, order_
   w = np.exp(s - s.max(-1, keepdims=True))
   w = w / w.sum(-1, keepdims=True)
   o = np.einsum("hts,shk->thk", w, v)
-  return np.einsum("thk,hkd->td", o, p["wo"]["kernel"])
+  return np.einsum("thk,hkd->td", o, p["wo"]["kernel"]) + _b(p, "bo")
 
 
 def mlp(p, x):
-  return gelu(x @ p["wi"]["kernel"]) @ p["wo"]["kernel"]
+  return gelu(x @ p["wi"]["kernel"] + _b(p, "bi")) @ p["wo"]["kernel"] + _b(p, "bo")
 
 
 def logits_of(bb, x, V, cond=None):
@@ -84,13 +96,14 @@ def logits_of(bb, x, V, cond=None):
     shift, scale = modulations(bb["final_ada"], cond)
     x = x * (1 + scale) + shift
   if "head" in bb:
-    return x @ bb["head"]["kernel"][:, :V]
+    return x @ bb["head"]["kernel"][:, :V] + bb["head"].get("bias", np.zeros(V + 1))[:V]
   return x @ bb["embed"]["embedding"][:V].T
 
 
 def forward(params, cfg, x_L, sigma_L):
   """Logits in generation order (row t predicts x[sigma_t]) for one sequence, any variant."""
   p = _np(params)
+  EPS[0], EXACT_GELU[0] = cfg.norm_eps, cfg.gelu == "exact"
   bb = p["backbone"]
   E = bb["embed"]["embedding"]
   L, V, H = len(x_L), cfg.vocab_size, cfg.num_heads

@@ -9,6 +9,7 @@ import numpy as np
 
 from aoarm.config import config_check, key_table
 from aoarm.models import ModelConfig, get_model
+from aoarm.models.aogpt import THEIR_PARTS
 from aoarm.run.train import decay_mask
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,8 +40,8 @@ def test_the_recipe_sets_ao_gpts_training():
 
 def test_ao_gpts_weight_decay_groups_take_the_tables():
   cfg = ModelConfig(
-    variant="aogpt", vocab_size=11, seq_len=8, num_layers=1, d_model=16, num_heads=2,
-    own_positions="learned", dtype="float32",
+    vocab_size=11, seq_len=8, num_layers=1, d_model=16, num_heads=2, dtype="float32",
+    **THEIR_PARTS,
   )  # fmt: skip
   m = get_model(cfg)
   x = np.zeros((1, 8), np.int32)
@@ -54,3 +55,14 @@ def test_ao_gpts_weight_decay_groups_take_the_tables():
   assert ours < theirs
   leaves = dict(jax.tree_util.tree_leaves_with_path(params))
   assert all(leaves[p].ndim >= 2 for p in leaves if jax.tree_util.keystr(p) in theirs)
+  # no bias is decayed, whatever its shape (attention's H x K, the adaptive norm's M x D):
+  # AO-GPT's biases are flat vectors, outside their decayed group
+  biases = {jax.tree_util.keystr(p) for p in leaves if "bias" in jax.tree_util.keystr(p)}
+  assert any(leaves[p].ndim == 2 for p in leaves if jax.tree_util.keystr(p) in biases)
+  assert biases and not biases & theirs
+
+
+def test_the_recipe_builds_ao_gpts_model():
+  c = _aogpt_config().get_config("recipe,runlocal")
+  cfg = ModelConfig.from_config(c.model, c.data.seq_len)
+  assert {k: getattr(cfg, k) for k in THEIR_PARTS} == THEIR_PARTS

@@ -18,6 +18,10 @@ CASES = CAUSAL_CASES + [
   ("two_stream", {"embed": "gather"}),
   ("two_stream", {"num_layers": 3, "query_layers": 2}),
   ("aogpt", {"num_layers": 3}),
+  # the backbone's GPT-2 parts on other variants; an epsilon large enough to matter
+  ("two_stream", {"bias": True, "gelu": "exact", "norm_eps": 0.1, "tie_embeddings": False}),
+  ("mdm", {"bias": True, "gelu": "exact", "norm_eps": 0.1}),
+  ("sigma_gpt", {"bias": True, "tie_embeddings": False}),
 ]
 
 

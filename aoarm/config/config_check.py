@@ -18,7 +18,7 @@ from aoarm.infra.errors import UserError
 from aoarm.models import VARIANTS
 from aoarm.models.model_config import CHOICES as KERNEL_CHOICES
 from aoarm.models.model_config import DTYPES as MODEL_DTYPES
-from aoarm.models.model_config import OWN_POSITIONS
+from aoarm.models.model_config import GELUS, OWN_POSITIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +166,10 @@ RULES = {
   "model.own_positions": Choice(OWN_POSITIONS),
   "model.ada_gate_init": Num(),
   "model.ada_cond_std": Num(0.0, open_lo=True),
+  "model.bias": Bool(),
+  "model.norm_eps": Num(0.0, open_lo=True),
+  "model.gelu": Choice(GELUS),
+  "model.init_trunc": Num(0.0),
   **{f"model.kernels.{k}": Choice(v) for k, v in KERNEL_CHOICES.items()},
   "model.rope.base": Num(0.0, open_lo=True),
   "model.rope.target_heads": FRACTION,

@@ -111,6 +111,11 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.model.ada_gate_init = _M.ada_gate_init
   # aogpt: init std of the target-position embedding (AO-GPT's 0.02)
   c.model.ada_cond_std = _M.ada_cond_std
+  # AO-GPT's (and GPT-2's) parts, for any variant (configs/aogpt.py:recipe sets all four):
+  c.model.bias = _M.bias  # a bias on every Linear (q/k/v, attention out, MLP, untied head)
+  c.model.norm_eps = _M.norm_eps  # every RMSNorm's epsilon, QK-norm's too (AO-GPT: 1e-5)
+  c.model.gelu = _M.gelu  # the MLP's GELU: tanh (approximate) | exact (erf, AO-GPT's)
+  c.model.init_trunc = _M.init_trunc  # normal inits cut at +- this many std (AO-GPT: 3); 0 = off
   # how the model computes, never what (aoarm.kernels.AUTO says what each `auto` picks)
   c.model.kernels = mlc.ConfigDict()
   c.model.kernels.attention = _K.attention  # auto (cuDNN on GPU with bf16, else XLA) | xla | cudnn

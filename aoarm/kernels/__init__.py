@@ -131,15 +131,16 @@ def rms_norm(x_BxLxD, scale_D, eps: float, dtype, keep: bool = False, add=None, 
   return rmsnorm.norm(x_BxLxD, scale_D, eps, dtype, keep, add, blocks)
 
 
-def use_mlp(impl: str, x_BxLxD: jax.Array, mlp_dim: int) -> bool:
-  """Whether the MLP of this input runs through the kernels."""
+def use_mlp(impl: str, x_BxLxD: jax.Array, mlp_dim: int, unfit: str | None = None) -> bool:
+  """Whether the MLP of this input runs through the kernels. `unfit`: what of the model's MLP
+  the kernels cannot run (biases, exact GELU), or None."""
   if resolve("mlp", impl) == "xla":
     return False
   from aoarm.kernels import gelu_mlp
 
   *lead, d = x_BxLxD.shape
   rows, tensor = _shards()
-  why = gelu_mlp.unfit(math.prod(lead) // rows, d, mlp_dim // tensor, x_BxLxD.dtype)
+  why = unfit or gelu_mlp.unfit(math.prod(lead) // rows, d, mlp_dim // tensor, x_BxLxD.dtype)
   return take("mlp", impl, math.prod(lead), why)
 
 

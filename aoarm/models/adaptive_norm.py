@@ -54,6 +54,7 @@ class AdaptiveNorm(nn.Module):
   param_dtype: jnp.dtype = jnp.float32
   gate_rows: tuple[int, ...] = ()
   gate_init: float = 0.0
+  trunc: float = 0.0  # `model.init_trunc`
 
   @nn.compact
   def __call__(self, c_BxNxC: jax.Array) -> list[jax.Array]:
@@ -61,7 +62,7 @@ class AdaptiveNorm(nn.Module):
     names = ("cond", "mod", "embed")
     w_CxMxD = self.param(
       "kernel",
-      nn.with_logical_partitioning(layers.dense_init(), names),
+      nn.with_logical_partitioning(layers.dense_init(0.02, self.trunc), names),
       (C, self.num, self.d_model),
       self.param_dtype,
     )

@@ -6,8 +6,9 @@ gates and the final norm's shift and scale (`models.adaptive_norm`). Attention h
 
 Own positions: by RoPE (`model.own_positions=rope`, the default), or as AO-GPT has them
 (`learned`): a learned table of seq_len + 1 rows (row 0 for BOS) added to the input, no RoPE.
-Where AO-GPT differs and aoarm keeps its backbone: no biases outside the adaptive norm, aoarm's
-initialisation. AO-GPT's initialisation starts every gate near 0 and the target position's path
+With `THEIR_PARTS` (below: biases, untied head, exact GELU, their epsilon and cut inits) it is
+their model's function (`aoarm.tools.convert_aogpt`, `tests/test_aogpt_torch.py`); without
+them, aoarm's backbone. AO-GPT's initialisation starts every gate near 0 and the target position's path
 as a product of two 0.02-scale matrices, which holds training on the unigram plateau for
 thousands of steps; `model.ada_gate_init=1` opens the gates at init and `model.ada_cond_std=1`
 gives the target-position embedding unit scale (RESULTS.md, issue 17: both shorten the plateau).
@@ -27,6 +28,18 @@ from aoarm.models.model_config import ModelConfig
 from aoarm.models.variant import Traits
 
 TARGET_DIM = 128  # width of the target-position embedding (AO-GPT's)
+# AO-GPT's own model (scxue/AO-GPT-MDM, model_AOGPT_AdaLN6_NoRep_cond_128_trunc_qknorm.py, with
+# bias=True as their configs set it) as ModelConfig fields: the one place these are written
+# (configs/aogpt.py:MODEL_PARTS, aoarm.tools.convert_aogpt and the tests read them)
+THEIR_PARTS = {
+  "variant": "aogpt",
+  "own_positions": "learned",  # wpe: a table of block_size + 1 rows, no RoPE
+  "bias": True,  # nn.Linear(..., bias=True) everywhere
+  "tie_embeddings": False,  # lm_head = nn.Linear(n_embd, vocab_size, bias=True)
+  "gelu": "exact",  # nn.GELU()
+  "norm_eps": 1e-5,  # F.rms_norm(..., 1e-5), QK-norm's too
+  "init_trunc": 3.0,  # trunc_normal_(std=0.02, a=-3 std, b=3 std)
+}
 
 
 class AOGPT(nn.Module):
@@ -42,13 +55,15 @@ class AOGPT(nn.Module):
       c, causal=True, use_rope=not self.learned, cond_dim=TARGET_DIM, qk_norm=True
     )
     if self.learned:  # row own + 1: BOS (own position -1) has row 0
-      self.pos_own = layers.position_table(c.seq_len + 1, c.d_model, c.params_dtype, "pos_own")
+      self.pos_own = layers.position_table(
+        c.seq_len + 1, c.d_model, c.params_dtype, "pos_own", c.init_trunc
+      )
     self.pos_tgt = nn.Embed(
       c.seq_len,
       TARGET_DIM,
       param_dtype=c.params_dtype,
       embedding_init=nn.with_logical_partitioning(
-        layers.dense_init(c.ada_cond_std), ("pos", "cond")
+        layers.dense_init(c.ada_cond_std, c.init_trunc), ("pos", "cond")
       ),
       name="pos_tgt",
     )

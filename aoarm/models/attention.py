@@ -53,26 +53,41 @@ class Attention(nn.Module):
   capture: bool = False  # sow pre-softmax scores and weights (diagnostics, tests); slow path
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
+  use_bias: bool = False  # `model.bias`: biases on q, k, v and the output projection
+  norm_eps: float = 1e-6  # QK-norm's epsilon (`model.norm_eps`)
+  trunc: float = 0.0  # `model.init_trunc`
 
   def setup(self):
+    pdt, t = self.param_dtype, self.trunc
     in_shape, in_names = (self.d_model, self.num_heads, self.head_dim), ("embed", "heads", "kv")
     self.wq, self.wk, self.wv = (
-      layers.Kernel(in_shape, in_names, 0.02, self.param_dtype, name=n) for n in ("wq", "wk", "wv")
+      layers.Kernel(in_shape, in_names, 0.02, pdt, t, name=n) for n in ("wq", "wk", "wv")
     )
     out_shape, out_names = (self.num_heads, self.head_dim, self.d_model), ("heads", "kv", "embed")
-    self.wo = layers.Kernel(out_shape, out_names, self.out_std, self.param_dtype, name="wo")
+    self.wo = layers.Kernel(out_shape, out_names, self.out_std, pdt, t, name="wo")
+    self.biases = None  # {kernel name: its bias}, with `use_bias`
+    if self.use_bias:
+      self.biases = {
+        n: layers.Bias(in_shape[1:], in_names[1:], pdt, name=f"b{n[1]}") for n in ("wq", "wk", "wv")
+      } | {"wo": layers.Bias((self.d_model,), ("embed",), pdt, name="bo")}
     # QK-norm (AO-GPT): one scale per head dim, shared by the heads
     self.q_norm, self.k_norm = (
-      layers.RMSNorm(dtype=self.dtype, param_dtype=self.param_dtype, axis_name="kv", name=n)
+      layers.RMSNorm(self.norm_eps, self.dtype, pdt, axis_name="kv", name=n)
       if self.qk_norm
       else None
       for n in ("q_norm", "k_norm")
     )
 
+  def _bias(self, y: jax.Array, kernel: "layers.Kernel") -> jax.Array:
+    """y plus the bias of `kernel`'s matmul (with `use_bias`)."""
+    if self.biases is None:
+      return y
+    return y + self.biases[kernel.name]().astype(y.dtype)
+
   def _out(self, o_BxTxHxK: jax.Array) -> jax.Array:
     """The output projection: heads x head dims -> d_model."""
     w_HxKxD = self.wo().astype(self.dtype)
-    return jnp.einsum("bthk,hkd->btd", o_BxTxHxK.astype(self.dtype), w_HxKxD)
+    return self._bias(jnp.einsum("bthk,hkd->btd", o_BxTxHxK.astype(self.dtype), w_HxKxD), self.wo)
 
   def _rope(self, x_BxLxHxK, pos, step, norm=None):
     if norm is not None:
@@ -86,12 +101,14 @@ class Attention(nn.Module):
     (and one input-gradient matmul in the backward) rather than P matmuls of width H*K."""
     x = x_BxLxD.astype(self.dtype)
     if len(kernels) == 1:
-      return [jnp.einsum("bld,dhk->blhk", x, kernels[0]().astype(self.dtype))]
+      w_DxHxK = kernels[0]().astype(self.dtype)
+      return [self._bias(jnp.einsum("bld,dhk->blhk", x, w_DxHxK), kernels[0])]
     w_DxPxHxK = jnp.stack([w().astype(self.dtype) for w in kernels], axis=1)
     y_BxLxPxHxK = jnp.einsum("bld,dphk->blphk", x, w_DxPxHxK)
     # split (not indexing): its transpose is one concatenation of the three gradients, where
     # slices transpose to pads that the backward adds up (222 us against 146 per layer, H100)
-    return [y[:, :, 0] for y in jnp.split(y_BxLxPxHxK, len(kernels), axis=2)]
+    ys = [y[:, :, 0] for y in jnp.split(y_BxLxPxHxK, len(kernels), axis=2)]
+    return [self._bias(y, w) for y, w in zip(ys, kernels, strict=True)]
 
   def query(self, x_BxLxD: jax.Array, ids: RopeIds) -> jax.Array:
     return self._rope(self._project(x_BxLxD, self.wq)[0], ids.q_pos, ids.q_step, self.q_norm)
@@ -113,6 +130,8 @@ class Attention(nn.Module):
       q_pos = k_pos = jnp.zeros(x_BxLxD.shape[:-1], jnp.int32)
     if self.qk_norm:
       unfit = "QK-norm before the rotation (XLA only)"
+    if self.use_bias:
+      unfit = "biases on q, k, v (model.bias: XLA only)"
     hk = self.num_heads * self.head_dim
     if kernels.use_qkv(self.qkv_impl, x_BxLxD.astype(self.dtype), hk, self.head_dim, unfit):
       w = jnp.stack([w().astype(self.dtype) for w in (self.wq, self.wk, self.wv)], axis=1)

@@ -1,6 +1,7 @@
 """The shared stack: token embedding, pre-norm blocks, final norm, output head.
 
-A block is RMSNorm -> attention -> residual, RMSNorm -> MLP -> residual, no biases. A block can
+A block is RMSNorm -> attention -> residual, RMSNorm -> MLP -> residual, no biases (unless
+`model.bias`: AO-GPT's and GPT-2's, on every Linear). A block can
 carry a second, query stream `g` (two-stream attention): it shares every weight with the content
 stream and attends the content stream's keys/values, never its own; with `model.query_layers`
 the query stream exists only in the top blocks. With `cond_dim`, a per-row conditioning vector
@@ -31,8 +32,8 @@ class Block(nn.Module):
     dt, pdt = c.compute_dtype, c.params_dtype
     out_std = 0.02 / (2 * c.num_layers) ** 0.5
     norm_impl = kernels.resolve("norm", c.kernels.norm)
-    self.norm1 = layers.RMSNorm(dtype=dt, param_dtype=pdt, impl=norm_impl)
-    self.norm2 = layers.RMSNorm(dtype=dt, param_dtype=pdt, impl=norm_impl)
+    self.norm1 = layers.RMSNorm(c.norm_eps, dt, pdt, impl=norm_impl)
+    self.norm2 = layers.RMSNorm(c.norm_eps, dt, pdt, impl=norm_impl)
     self.attn = Attention(
       num_heads=c.num_heads,
       head_dim=c.head_dim,
@@ -49,6 +50,9 @@ class Block(nn.Module):
       capture=c.capture_attention,
       dtype=dt,
       param_dtype=pdt,
+      use_bias=c.bias,
+      norm_eps=c.norm_eps,
+      trunc=c.init_trunc,
     )
     self.mlp = layers.Mlp(
       c.d_model,
@@ -57,10 +61,13 @@ class Block(nn.Module):
       dtype=dt,
       param_dtype=pdt,
       impl=c.kernels.mlp,  # resolved per call: auto depends on the input's shape and dtype
+      use_bias=c.bias,
+      exact_gelu=c.gelu == "exact",
+      trunc=c.init_trunc,
     )
     if self.cond_dim:
       gates = (Modulation._fields.index("gate_attn"), Modulation._fields.index("gate_mlp"))
-      self.ada = AdaptiveNorm(c.d_model, 6, dt, pdt, gates, c.ada_gate_init)
+      self.ada = AdaptiveNorm(c.d_model, 6, dt, pdt, gates, c.ada_gate_init, c.init_trunc)
 
   def modulation(self, cond_BxNxC) -> Modulation | None:
     """This block's shifts, scales and gates for conditioning rows (None: no adaptive norm)."""
@@ -136,15 +143,20 @@ class Backbone(nn.Module):
 
   def setup(self):
     c = self.cfg
-    self.embedding = layers.token_embed(c.table_rows, c.d_model, c.compute_dtype, c.params_dtype)
+    self.embedding = layers.token_embed(
+      c.table_rows, c.d_model, c.compute_dtype, c.params_dtype, trunc=c.init_trunc
+    )
     block = _block_cls(c)
     self.blocks = [
       block(c, self.causal, self.use_rope, self.cond_dim, self.qk_norm, name=f"block_{i}")
       for i in range(c.num_layers)
     ]
     if self.cond_dim:
-      self.final_ada = AdaptiveNorm(c.d_model, 2, c.compute_dtype, c.params_dtype)
+      self.final_ada = AdaptiveNorm(
+        c.d_model, 2, c.compute_dtype, c.params_dtype, trunc=c.init_trunc
+      )
     self.final_norm = layers.RMSNorm(
+      c.norm_eps,
       dtype=c.compute_dtype,
       param_dtype=c.params_dtype,
       impl=kernels.resolve("norm", c.kernels.norm),
@@ -152,10 +164,13 @@ class Backbone(nn.Module):
     if not c.tie_embeddings:
       self.head = nn.Dense(
         c.table_rows,
-        use_bias=False,
+        use_bias=c.bias,
         dtype=c.compute_dtype,
         param_dtype=c.params_dtype,
-        kernel_init=nn.with_logical_partitioning(layers.dense_init(), ("embed", "vocab")),
+        kernel_init=nn.with_logical_partitioning(
+          layers.dense_init(0.02, c.init_trunc), ("embed", "vocab")
+        ),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("vocab",)),
         name="head",
       )
 

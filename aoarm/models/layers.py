@@ -14,13 +14,22 @@ from aoarm.kernels.gelu_math import GELU_A3, GELU_C, gelu_derivative  # noqa: F4
 Dtype = jnp.dtype
 
 
-def dense_init(std: float = 0.02):
+def dense_init(std: float = 0.02, trunc: float = 0.0):
+  """Normal(0, std), or cut at +- `trunc` std (`model.init_trunc`; as torch's
+  trunc_normal_(std=std, a=-trunc*std, b=trunc*std): std is the uncut distribution's)."""
+  if trunc:
+    return nn.initializers.truncated_normal(stddev=std, lower=-trunc, upper=trunc)
   return nn.initializers.normal(stddev=std)
 
 
 def constrain(x_BxLxD: jax.Array) -> jax.Array:
   """Activation sharding at block boundaries (a no-op outside a mesh with logical rules)."""
   return nn.with_logical_constraint(x_BxLxD, ("batch", "length", "act_embed"))
+
+
+def gelu_exact(x: jax.Array) -> jax.Array:
+  """GELU by erf (`model.gelu=exact`; torch's nn.GELU()), in float32."""
+  return jax.nn.gelu(x.astype(jnp.float32), approximate=False).astype(x.dtype)
 
 
 def rms_norm(x, scale_D, eps: float, dtype):
@@ -91,11 +100,25 @@ class Kernel(nn.Module):
   names: tuple[str, ...]
   std: float = 0.02
   param_dtype: Dtype = jnp.float32
+  trunc: float = 0.0  # `model.init_trunc`
 
   @nn.compact
   def __call__(self) -> jax.Array:
-    init = nn.with_logical_partitioning(dense_init(self.std), self.names)
+    init = nn.with_logical_partitioning(dense_init(self.std, self.trunc), self.names)
     return self.param("kernel", init, self.shape, self.param_dtype)
+
+
+class Bias(nn.Module):
+  """One bias held alone (param `bias`, zeros at init; `model.bias`), for the matmuls above."""
+
+  shape: tuple[int, ...]
+  names: tuple[str, ...]
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self) -> jax.Array:
+    init = nn.with_logical_partitioning(nn.initializers.zeros, self.names)
+    return self.param("bias", init, self.shape, self.param_dtype)
 
 
 def _dot(x, w):
@@ -104,9 +127,10 @@ def _dot(x, w):
 
 
 class Mlp(nn.Module):
-  """Two-layer GELU MLP, no biases. `impl` (auto | xla | pallas), decided per call by
-  `aoarm.kernels.use_mlp`: XLA runs cuBLAS matmuls and the GELU as XLA fusions; the kernels
-  run both GELU steps (forward, and the backward's gelu') in matmul epilogues."""
+  """Two-layer GELU MLP, no biases unless `use_bias`. `impl` (auto | xla | pallas), decided per
+  call by `aoarm.kernels.use_mlp`: XLA runs cuBLAS matmuls and the GELU as XLA fusions; the
+  kernels run both GELU steps (forward, and the backward's gelu') in matmul epilogues (tanh GELU,
+  no biases: other MLPs run in XLA)."""
 
   d_model: int
   mlp_dim: int
@@ -114,20 +138,35 @@ class Mlp(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   impl: str = "xla"
+  use_bias: bool = False  # `model.bias`
+  exact_gelu: bool = False  # `model.gelu=exact`
+  trunc: float = 0.0  # `model.init_trunc`
 
   @nn.compact
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
-    D, F = self.d_model, self.mlp_dim
-    w_DxF = Kernel((D, F), ("embed", "mlp"), param_dtype=self.param_dtype, name="wi")()
-    w_FxD = Kernel((F, D), ("mlp", "embed"), self.out_std, self.param_dtype, name="wo")()
+    D, F, pdt, t = self.d_model, self.mlp_dim, self.param_dtype, self.trunc
+    w_DxF = Kernel((D, F), ("embed", "mlp"), param_dtype=pdt, trunc=t, name="wi")()
+    w_FxD = Kernel((F, D), ("mlp", "embed"), self.out_std, pdt, t, name="wo")()
     x_BxLxD, w_DxF, w_FxD = (a.astype(self.dtype) for a in (x_BxLxD, w_DxF, w_FxD))
-    if kernels.use_mlp(self.impl, x_BxLxD, F):
+    unfit = None
+    if self.use_bias or self.exact_gelu:
+      unfit = "biases or exact GELU (model.bias, model.gelu=exact: XLA only)"
+    if kernels.use_mlp(self.impl, x_BxLxD, F, unfit):
       return kernels.mlp(x_BxLxD, w_DxF, w_FxD)
-    h_BxLxF = nn.with_logical_constraint(gelu(_dot(x_BxLxD, w_DxF)), ("batch", "length", "act_mlp"))
-    return _dot(h_BxLxF, w_FxD)
+    h_BxLxF = _dot(x_BxLxD, w_DxF)
+    if self.use_bias:
+      h_BxLxF = h_BxLxF + Bias((F,), ("mlp",), pdt, name="bi")().astype(self.dtype)
+    h_BxLxF = gelu_exact(h_BxLxF) if self.exact_gelu else gelu(h_BxLxF)
+    h_BxLxF = nn.with_logical_constraint(h_BxLxF, ("batch", "length", "act_mlp"))
+    y_BxLxD = _dot(h_BxLxF, w_FxD)
+    if self.use_bias:
+      y_BxLxD = y_BxLxD + Bias((D,), ("embed",), pdt, name="bo")().astype(self.dtype)
+    return y_BxLxD
 
 
-def token_embed(num_embeddings: int, d_model: int, dtype, param_dtype, name="embed") -> nn.Embed:
+def token_embed(
+  num_embeddings: int, d_model: int, dtype, param_dtype, name="embed", trunc: float = 0.0
+) -> nn.Embed:
   """Token table with logical axes (vocab, embed); also used as the tied output head."""
   return nn.Embed(
     num_embeddings,
@@ -135,16 +174,16 @@ def token_embed(num_embeddings: int, d_model: int, dtype, param_dtype, name="emb
     dtype=dtype,
     param_dtype=param_dtype,
     name=name,
-    embedding_init=nn.with_logical_partitioning(dense_init(), ("vocab", "embed")),
+    embedding_init=nn.with_logical_partitioning(dense_init(0.02, trunc), ("vocab", "embed")),
   )
 
 
-def position_table(num: int, d_model: int, param_dtype, name: str):
+def position_table(num: int, d_model: int, param_dtype, name: str, trunc: float = 0.0):
   """A learned table of `num` position vectors (sigma-GPT); axes (pos, embed)."""
   return nn.Embed(
     num,
     d_model,
     param_dtype=param_dtype,
     name=name,
-    embedding_init=nn.with_logical_partitioning(dense_init(), ("pos", "embed")),
+    embedding_init=nn.with_logical_partitioning(dense_init(0.02, trunc), ("pos", "embed")),
   )

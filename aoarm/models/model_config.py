@@ -11,6 +11,7 @@ from aoarm.models.variant import lookup as traits
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 OWN_POSITIONS = ("rope", "learned")  # model.own_positions (aogpt)
+GELUS = ("tanh", "exact")  # model.gelu
 CHOICES = {  # Kernels field -> its values
   "attention": ("auto", "xla", "cudnn"),
   "embed": ("auto", "gather", "onehot"),
@@ -68,6 +69,11 @@ class ModelConfig:
   own_positions: str = "rope"  # aogpt: rope | learned (AO-GPT's own table added to the input)
   ada_gate_init: float = 0.0  # aogpt: bias of every block's two gates at init (AO-GPT's: 0)
   ada_cond_std: float = 0.02  # aogpt: init std of the target-position embedding (AO-GPT's)
+  # AO-GPT's (and GPT-2's) parts, for every variant; the defaults are aoarm's backbone
+  bias: bool = False  # a bias on every Linear: q/k/v, attention out, both MLP layers, untied head
+  norm_eps: float = 1e-6  # every RMSNorm's epsilon (QK-norm's too; AO-GPT: 1e-5)
+  gelu: str = "tanh"  # the MLP's GELU: tanh (approximate) | exact (erf; torch's nn.GELU())
+  init_trunc: float = 0.0  # normal inits cut at +- this many std (AO-GPT: 3); 0 = not cut
   capture_attention: bool = False  # sow attention scores/weights (diagnostics); slow path
   kernels: Kernels = Kernels()  # implementation choices (`model.kernels.*`)
 
@@ -120,6 +126,12 @@ class ModelConfig:
       raise ValueError(
         f"model.ada_gate_init / model.ada_cond_std apply to aogpt only, not variant={self.variant}"
       )
+    if self.gelu not in GELUS:
+      raise ValueError(f"model.gelu must be {'|'.join(GELUS)}, got {self.gelu!r}")
+    if not self.norm_eps > 0:
+      raise ValueError(f"model.norm_eps must be > 0, got {self.norm_eps}")
+    if self.init_trunc < 0 or 0 < self.init_trunc < 1:
+      raise ValueError(f"model.init_trunc must be 0 (off) or >= 1 (std), got {self.init_trunc}")
     if not self.ada_cond_std > 0:
       raise ValueError(f"model.ada_cond_std must be > 0, got {self.ada_cond_std}")
     if not rope_options and (self.target_heads != 1.0 or self.order_dims != 0.0):

@@ -23,8 +23,9 @@ class SigmaGPT(nn.Module):
   def setup(self):
     c = self.cfg
     self.backbone = Backbone(c, causal=True, use_rope=False)
-    self.pos_own = layers.position_table(c.seq_len, c.d_model, c.params_dtype, "pos_own")
-    self.pos_tgt = layers.position_table(c.seq_len, c.d_model, c.params_dtype, "pos_tgt")
+    t = c.init_trunc
+    self.pos_own = layers.position_table(c.seq_len, c.d_model, c.params_dtype, "pos_own", t)
+    self.pos_tgt = layers.position_table(c.seq_len, c.d_model, c.params_dtype, "pos_tgt", t)
 
   def _add_positions(self, h_BxNxD, rows: Rows):
     dt = self.cfg.compute_dtype

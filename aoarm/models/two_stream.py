@@ -35,7 +35,7 @@ class TwoStream(nn.Module):
     self.backbone = Backbone(c, causal=True)
     self.query_vector = self.param(
       "query_vector",
-      nn.with_logical_partitioning(layers.dense_init(), ("embed",)),
+      nn.with_logical_partitioning(layers.dense_init(0.02, c.init_trunc), ("embed",)),
       (c.d_model,),
       c.params_dtype,
     )

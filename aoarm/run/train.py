@@ -45,11 +45,16 @@ class TrainState:
 
 
 def decay_mask(params, tables: bool = False):
-  """Weight decay on matrices only: not norms or vectors, and (unless `tables`: AO-GPT's and
-  nanoGPT's groups, every tensor of 2 or more dimensions) not token or position tables."""
+  """Weight decay on matrices only: not norms, biases or other vectors, and (unless `tables`:
+  AO-GPT's and nanoGPT's groups, every tensor of 2 or more dimensions) not token or position
+  tables. A bias is never decayed whatever its shape (attention's H x K, the adaptive norm's
+  M x D: AO-GPT's are flat vectors, so its groups leave them out too)."""
 
   def keep(path, x):
     names = jax.tree_util.keystr(path)
+    dict_keys = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+    if dict_keys and dict_keys[-1] == "bias":  # (boxed params end in `.value`)
+      return False
     return x.ndim >= 2 and (tables or ("embed" not in names and "pos_" not in names))
 
   return jax.tree_util.tree_map_with_path(keep, params)
