@@ -1,5 +1,7 @@
 """Structural/semantic attention measures on hand-made attention patterns and a tiny model."""
 
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -69,3 +71,41 @@ def test_analyse_tiny_model(variant, kw):
     assert r["structural_8"] == pytest.approx(1.0)  # L = 8: every row is within 8
   summary = diagnostics.summarize(rows)
   assert set(summary) == streams
+
+
+def test_per_window_masses_average_to_the_batch_means():
+  cfg = tiny("decoupled_rope", seq_len=8)
+  model, params, x, _ = init(cfg, batch=3)
+  sigma = orders.random_orders(jax.random.key(0), 3, 8)
+  flat = diagnostics.analyse(model, params, cfg, x, sigma)
+  per = diagnostics.analyse(model, params, cfg, x, sigma, per_window=True)
+  for a, b in zip(flat, per, strict=True):
+    assert b["semantic_2"].shape == (3,)
+    assert a["semantic_2"] == pytest.approx(float(b["semantic_2"].mean()))
+  s = diagnostics.summarize(per)["content"]
+  assert s["semantic_2"] == pytest.approx(diagnostics.summarize(flat)["content"]["semantic_2"])
+  per_window = np.mean([r["semantic_2"] for r in per], axis=0)  # heads and layers, per window
+  assert s["semantic_2_stderr"] == pytest.approx(per_window.std(ddof=1) / np.sqrt(3))
+  assert "uniform_2_stderr" not in s  # uniform attention's mass is the same in every window
+
+
+@pytest.mark.slow
+def test_a_checkpoints_diagnostics_carry_standard_errors_over_windows(tmp_path):
+  from aoarm.run import modes
+
+  from helpers import tiny_run_config
+
+  wd = str(tmp_path / "run")
+  assert modes.train(tiny_run_config("two_stream", **{"train.num_steps": 4}), wd) == 0
+  r = diagnostics.run(wd, num_windows=12, batch=5)  # batches of 5, 5 and 2 windows
+  assert r["num_windows"] == 12
+  for stream in ("query", "content"):
+    s = r["summary"][stream]
+    for m in diagnostics.MS:
+      for kind in ("structural", "semantic"):
+        assert s[f"{kind}_{m}_stderr"] >= 0
+    assert s["semantic_1_stderr"] > 0  # windows differ
+  head = r["per_head"][0]
+  assert 0 < head["semantic_1_stderr"] < 0.5
+  saved = json.loads((tmp_path / "run" / "diagnostics" / "step_4.json").read_text())
+  assert saved["summary"] == r["summary"]

@@ -6,7 +6,8 @@ which holds y_t), with attention weights a_j over the rows j it may see:
 - structural: mass on the m most recent rows (row - j < m), i.e. recent in generation order;
 - semantic: mass on the m rows whose positions are nearest the target, |sigma_t - pos_j|.
 Each beside its value under uniform attention, min(m, n)/n for n visible rows; averaged over
-rows and windows.
+rows and windows, with the standard error over windows of every mean (`<key>_stderr`, per head
+and in the summary; each window has its own random order).
 
   python -m aoarm.tools.diagnostics --workdir=DIR [--num_windows=64]
   # -> DIR/diagnostics/step_N.json
@@ -29,10 +30,11 @@ from aoarm.models import get_model
 MS = (1, 2, 4, 8)
 
 
-def masses(w_BxHxTxS, rows_T, tgt_BxT, pos_BxS, ms=MS):
+def masses(w_BxHxTxS, rows_T, tgt_BxT, pos_BxS, ms=MS, per_window=False):
   """Attention masses for query rows at absolute rows `rows_T` (each sees keys j <= row).
 
-  Returns {'structural': {m: H}, 'semantic': {m: H}, 'uniform': {m: float}} averaged over B x T.
+  Returns {'structural': {m: H}, 'semantic': {m: H}, 'uniform': {m: float}} averaged over B x T
+  (with `per_window`, structural and semantic averaged over T only: {m: B x H}).
   """
   w = np.asarray(w_BxHxTxS, np.float64)
   B, H, T, S = w.shape
@@ -49,14 +51,16 @@ def masses(w_BxHxTxS, rows_T, tgt_BxT, pos_BxS, ms=MS):
   for m in ms:
     recent_TxS = vis_TxS & (recency_TxS < m)
     near_BxTxS = rank_BxTxS < m
-    out["structural"][m] = (w * recent_TxS[None, None]).sum(-1).mean(axis=(0, 2))
-    out["semantic"][m] = (w * near_BxTxS[:, None]).sum(-1).mean(axis=(0, 2))
+    axes = 2 if per_window else (0, 2)
+    out["structural"][m] = (w * recent_TxS[None, None]).sum(-1).mean(axis=axes)
+    out["semantic"][m] = (w * near_BxTxS[:, None]).sum(-1).mean(axis=axes)
     out["uniform"][m] = float(np.mean(np.minimum(m, n_T) / n_T))
   return out
 
 
-def analyse(model, params, mcfg, x_BxL, sigma_BxL) -> list[dict]:
-  """Per layer, stream and head: structural/semantic masses of one batch."""
+def analyse(model, params, mcfg, x_BxL, sigma_BxL, per_window=False) -> list[dict]:
+  """Per layer, stream and head: structural/semantic masses of one batch (floats; with
+  `per_window`, one value per window: arrays of B)."""
   traits = models.traits(mcfg.variant)
   if not traits.has_order:
     raise ValueError(
@@ -82,31 +86,46 @@ def analyse(model, params, mcfg, x_BxL, sigma_BxL) -> list[dict]:
     else:
       streams.append(("content", att["content_weights"][0], np.arange(L), sigma))
     for name, w, rows, tgt in streams:
-      r = masses(np.asarray(w), rows, tgt, own)
+      r = masses(np.asarray(w), rows, tgt, own, per_window=per_window)
+      pick = (lambda a, h: a[:, h]) if per_window else (lambda a, h: float(a[h]))
       for h in range(mcfg.num_heads):
         out.append(
           {
             "layer": li,
             "stream": name,
             "head": h,
-            **{f"structural_{m}": float(r["structural"][m][h]) for m in MS},
-            **{f"semantic_{m}": float(r["semantic"][m][h]) for m in MS},
+            **{f"structural_{m}": pick(r["structural"][m], h) for m in MS},
+            **{f"semantic_{m}": pick(r["semantic"][m], h) for m in MS},
             **{f"uniform_{m}": r["uniform"][m] for m in MS},
           }
         )
   return out
 
 
+MEASURED = ("structural", "semantic")  # the masses that vary by window (uniform does not)
+
+
+def _mean_se(v_N) -> tuple[float, float]:
+  """Mean over windows and its standard error (0 for one window)."""
+  v = np.asarray(v_N, np.float64)
+  return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
 def summarize(rows: list[dict]) -> dict:
-  """Means over heads and layers, per stream."""
+  """Means over heads and layers, per stream. Where the rows hold one value per window (arrays,
+  `analyse(per_window=True)`), each mean over heads and layers is taken per window first, and
+  `<key>_stderr` is its standard error over the windows."""
   out = {}
   for stream in sorted({r["stream"] for r in rows}):
     rs = [r for r in rows if r["stream"] == stream]
-    out[stream] = {
-      k: float(np.mean([r[k] for r in rs]))
-      for k in rs[0]
-      if k.split("_")[0] in ("structural", "semantic", "uniform")
-    }
+    out[stream] = {}
+    for k in rs[0]:
+      if k.split("_")[0] not in (*MEASURED, "uniform"):
+        continue
+      if np.ndim(rs[0][k]) == 0:
+        out[stream][k] = float(np.mean([r[k] for r in rs]))
+        continue
+      out[stream][k], out[stream][f"{k}_stderr"] = _mean_se(np.mean([r[k] for r in rs], axis=0))
   return out
 
 
@@ -129,20 +148,27 @@ def run(workdir: str, num_windows: int = 64, batch: int = 16, seed: int = 0) -> 
   cfg, run_, placed, params, step = load_run(workdir)
   mcfg = run_.mcfg
   w = pipeline.windows(run_.data.splits[cfg.eval.split], mcfg.seq_len)[:num_windows]
-  rows = []
+  batches = []
   for i in range(0, len(w), batch):
     x = jax.numpy.asarray(w[i : i + batch])
     sigma = orders.random_orders(jax.random.fold_in(jax.random.key(seed), i), len(x), mcfg.seq_len)
-    rows.append(analyse(placed.model, params, mcfg, x, sigma))
-  per_head = [
+    batches.append(analyse(placed.model, params, mcfg, x, sigma, per_window=True))
+  windows = [  # per layer, stream and head: each measured mass as one value per window
     {
-      k: float(np.mean([r[j][k] for r in rows]))
-      if isinstance(rows[0][j][k], float)
-      else rows[0][j][k]
-      for k in rows[0][j]
+      k: np.concatenate([b[j][k] for b in batches]) if k.split("_")[0] in MEASURED else v
+      for k, v in batches[0][j].items()
     }
-    for j in range(len(rows[0]))
+    for j in range(len(batches[0]))
   ]
+  per_head = []
+  for r in windows:
+    row = {}
+    for k, v in r.items():
+      if k.split("_")[0] in MEASURED:
+        row[k], row[f"{k}_stderr"] = _mean_se(v)
+      else:
+        row[k] = v
+    per_head.append(row)
   result = {
     "variant": mcfg.variant,
     "seq_len": mcfg.seq_len,
@@ -150,7 +176,7 @@ def run(workdir: str, num_windows: int = 64, batch: int = 16, seed: int = 0) -> 
     "num_windows": len(w),
     "target_heads": mcfg.target_heads,
     "order_dims": mcfg.order_dims,
-    "summary": summarize(per_head),
+    "summary": summarize(windows),  # each mass with <key>_stderr over the windows
     "per_head": per_head,
   }
   os.makedirs(os.path.join(workdir, "diagnostics"), exist_ok=True)

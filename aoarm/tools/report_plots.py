@@ -42,14 +42,19 @@ def plot_attention(rows, path, m: int = 4):
   series = collections.defaultdict(list)
   for r in rs:
     for stream, s in r["diagnostics"].items():
+      se = [1.96 * s.get(f"{k}_{m}_stderr", 0.0) for k in ("structural", "semantic")]
       series[(r["label"], stream)].append(
-        (r["seq_len"], s[f"structural_{m}"], s[f"semantic_{m}"], s[f"uniform_{m}"])
+        (r["seq_len"], s[f"structural_{m}"], s[f"semantic_{m}"], s[f"uniform_{m}"], *se)
       )
   for (lab, stream), pts in sorted(series.items()):
     pts.sort()
     Ls = [p[0] for p in pts]
     for ax, i, name in ((axes[0], 1, "structural"), (axes[1], 2, "semantic")):
-      ax.plot(Ls, [p[i] for p in pts], marker="o", label=f"{lab} [{stream}]")
+      # +- 1.96 standard errors over windows where the diagnostics carry them (0 where not)
+      err = [p[i + 3] for p in pts]
+      ax.errorbar(
+        Ls, [p[i] for p in pts], yerr=err, marker="o", capsize=2, label=f"{lab} [{stream}]"
+      )
       ax.set_title(f"{name}: attention mass on {m} {'most recent' if i == 1 else 'nearest'} rows")
   for ax in axes:  # the uniform baseline: the mass a uniform attention puts on any m rows
     ax.plot(Ls, [p[3] for p in pts], "k:", label="uniform attention")
