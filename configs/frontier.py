@@ -1,7 +1,10 @@
 """The paper's second metric (issue 16): coherence-diversity frontiers of two_stream,
 decoupled_rope and mdm at L = 128 and 1024, trained exactly as in the length sweep
 (`configs/length_sweep.py`: 6 layers, d=384, 134M tokens), two seeds at L = 1024, and the judge:
-an `ar` model larger (8 layers, d=512) and trained on twice the tokens, at L = 1024.
+an `ar` model larger (8 layers, d=512) and trained on twice the tokens, at L = 1024, on the
+train split only, early-stopped on validation: it evaluates a fixed capped window set every 1/20
+of its steps and keeps the checkpoint of the lowest loss (`train.eval_every`, DIR/ckpt_best),
+which gen_eval reads (`--judge_checkpoint=auto`) and scores on the whole validation split.
 
   python launch/sweep.py --config=configs/frontier.py --sweep_dir=runs/frontier
   python -m aoarm.tools.gen_eval --judge=runs/frontier/ar_seq_len1024_seed0 \\
@@ -31,6 +34,7 @@ def get_config(arg=None):
     if c.model.dtype == "float32":  # runlocal: still larger than the runlocal cells
       c.model.num_layers, c.model.d_model, c.model.num_heads = 3, 96, 4
       c.train.num_steps = 100
+    c.train.eval_every = max(c.train.num_steps // 20, 1)  # early stopping: DIR/ckpt_best
   if c.model.variant == "mdm":
     c.eval.num_orders = 8  # 8 stratified masking rates per window: mdm's ± like the others'
     c.eval.l2r = False

@@ -21,10 +21,15 @@ def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp("runs")
   out = {}
   for v in ("ar", "two_stream", "mdm"):
-    c = tiny_run_config(v, **{"train.num_steps": 40, "data.source": "pydoc"})
+    over = {"train.num_steps": 40, "data.source": "pydoc"}
+    if v == "ar":  # the judge keeps its best validation checkpoint (early stopping)
+      over["train.eval_every"] = 10
+    c = tiny_run_config(v, **over)
     assert modes.train(c, str(root / v)) == 0
-    if v == "ar":  # the judge's held-out bits, stated with every frontier
-      modes.evaluate_checkpoint(c, str(root / v))
+    if v == "ar":  # the whole-split eval of that checkpoint, which gen_eval must reproduce
+      best = c.copy_and_resolve_references()
+      best.eval.update(checkpoint="best", max_windows=0)
+      out["judge_eval"] = modes.evaluate_checkpoint(best, str(root / v))
     out[v] = (c, str(root / v))
   return out
 
@@ -91,7 +96,12 @@ def test_frontier_json_and_plot(runs, tmp_path):
     if r["temperature"] != 0.01:  # 16 samples that differ (near-greedy ones may not)
       assert r["gen_nll_stderr"] > 0
     assert r["judge_params"] > 0 and r["judge_shape"] == "2x32" and r["judge_valid_bits"] > 0
-    assert r["judge_eval_capped"]  # max_windows=32 of the pydoc valid split
+    # the judge read at its best validation step, its bits measured on the whole split there
+    ev = runs["judge_eval"]
+    assert r["judge_checkpoint"] == "best" and r["judge_step"] == ev["step"]
+    assert not r["judge_eval_capped"] and r["judge_valid_windows"] == ev["num_windows"]
+    assert r["judge_valid_bits"] == pytest.approx(ev["bits_per_token"], rel=1e-5)
+    assert 0 < r["judge_valid_bits_stderr"] < r["judge_valid_bits"]
     assert r["variant"] == "data" or r["precision"] == "float64"
   ar = {r["temperature"]: r for r in res if r["variant"] == "ar"}
   # the judge scoring its own samples: near-greedy samples are far more likely than hot ones

@@ -92,3 +92,37 @@ def test_the_frontier_table_command_picks_a_key_the_rows_have(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
       fp.main(argv)
     assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+def test_a_frontier_with_several_seeds_gives_their_mean_and_t_interval():
+  """Issue 31 (4): the lines of one arm's training seeds (runs named ..._seed<N>) are one row of
+  the seed table, mean ± t 95% (n - 1 dof) with n; a one-seed arm says so; the plot draws the
+  seeds of an arm in one colour."""
+  from scipy import stats
+
+  from aoarm.tools import frontier_plot as fp
+
+  rows = []
+  for seed, shift in ((0, 0.0), (1, 2.0), (2, 4.0)):
+    for h, ppl, t in ((2.0, 10.0, 0.5), (3.0, 20.0, 1.0)):
+      rows.append(
+        dict(run=f"runs/two_stream_seq_len8_seed{seed}", train_seed=seed, sampler="k=1",
+             variant="two_stream", seq_len=8, unigram_entropy=h, gen_perplexity=ppl + shift,
+             temperature=t)
+      )  # fmt: skip
+  rows += [
+    dict(run="runs/mdm_seq_len8_seed0", train_seed=0, sampler="steps=8", variant="mdm",
+         seq_len=8, unigram_entropy=h, gen_perplexity=p, temperature=t)
+    for h, p, t in ((2.0, 30.0, 0.5), (3.0, 40.0, 1.0))
+  ]  # fmt: skip
+  rows.append(dict(run="d", sampler="held-out text", variant="data", seq_len=8, temperature=None,
+                   unigram_entropy=2.5, gen_perplexity=4.0))  # fmt: skip
+  assert fp.arm(rows[0]) == fp.arm(rows[2]) == "two_stream_seq_len8"
+  assert fp.arm(dict(run="x_seed1", train_seed=10)) == "x_seed1"  # seed10's digits, not seed1's
+  table = fp.seed_table(rows, "gen_perplexity")
+  half = stats.t.ppf(0.975, 2) * 2.0 / 3**0.5  # values 15, 17, 19: std 2
+  assert (
+    f"| 8 | two_stream_seq_len8 | k=1 | 3 | 17.000 ± {half:.3f} | 22.000 ± {half:.3f} |" in table
+  )
+  assert "| 8 | mdm_seq_len8 | steps=8 | 1 | 35.000 (1 seed) | 40.000 (1 seed) |" in table
+  fp.plot(rows, "/dev/null", 8)  # draws (colours shared by seeds) without error

@@ -8,10 +8,11 @@ Own positions: by RoPE (`model.own_positions=rope`, the default), or as AO-GPT h
 (`learned`): a learned table of seq_len + 1 rows (row 0 for BOS) added to the input, no RoPE.
 With `THEIR_PARTS` (below: biases, untied head, exact GELU, their epsilon and cut inits) it is
 their model's function (`aoarm.tools.convert_aogpt`, `tests/test_aogpt_torch.py`); without
-them, aoarm's backbone. AO-GPT's initialisation starts every gate near 0 and the target position's path
-as a product of two 0.02-scale matrices, which holds training on the unigram plateau for
-thousands of steps; `model.ada_gate_init=1` opens the gates at init and `model.ada_cond_std=1`
-gives the target-position embedding unit scale (RESULTS.md, issue 17: both shorten the plateau).
+them, aoarm's backbone. AO-GPT's initialisation starts every gate near 0 and the target
+position's path as a product of two 0.02-scale matrices, which holds training on the unigram
+plateau for thousands of steps; `model.ada_gate_init=1` opens the gates at init and
+`model.ada_cond_std=1` gives the target-position embedding unit scale (RESULTS.md, issue 17:
+both shorten the plateau).
 """
 
 from typing import ClassVar

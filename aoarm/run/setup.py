@@ -293,16 +293,16 @@ def weights_to_read(cfg, mode: str) -> str:
   return "ema" if use else "params"
 
 
-def restore_params(cfg, workdir: str, mode: str):
+def restore_params(cfg, workdir: str, mode: str, checkpoint: str | None = None):
   """(run, placed, params, step): the newest readable checkpoint's weights (or the best one's:
-  eval.checkpoint / sample.checkpoint, recorded as `run.checkpoint`; its EMA where
+  eval.checkpoint / sample.checkpoint, or `checkpoint` where given, recorded as `run.checkpoint`; its EMA where
   `weights_to_read` says so, recorded as `run.weights`), restored onto this process's mesh,
   after every check of `prepare`. Only those weights are read and no optimizer is built
   (`placed_model.PlacedModel`)."""
   run = prepare(cfg, workdir, mode)
   run.weights = weights_to_read(cfg, mode)
   which = {"eval": cfg.eval.checkpoint, "sample": cfg.sample.checkpoint}
-  run.checkpoint = which.get(mode, "latest")
+  run.checkpoint = checkpoint or which.get(mode, "latest")
   placed = PlacedModel(run.mcfg, run.mesh)
   where = run.best_dir if run.checkpoint == "best" else run.ckpt_dir
   if not os.path.isdir(where):

@@ -15,8 +15,11 @@ from aoarm.run import setup
 from aoarm.sample import sample_spec, sampling
 
 
-def load_run(workdir: str, cfg=None, mode: str = "read", explicit: set | None = None):
-  """(cfg, run, placed, params, step) of a run directory's newest checkpoint. The config is the
+def load_run(
+  workdir: str, cfg=None, mode: str = "read", explicit: set | None = None, checkpoint=None
+):
+  """(cfg, run, placed, params, step) of a run directory's newest checkpoint (`checkpoint`:
+  "latest" or "best"; None: what the mode's config key says). The config is the
   run's own: its saved config.json over its variant's defaults where `cfg` is None, else `cfg`
   with every key an eval or sample may not set taken from the run (`run_config.for_reading`;
   `explicit`: the command line's own keys)."""
@@ -24,7 +27,7 @@ def load_run(workdir: str, cfg=None, mode: str = "read", explicit: set | None = 
     cfg = run_config.from_workdir(workdir, {}, mode)
   else:
     cfg = run_config.for_reading(cfg, workdir, mode, explicit)
-  return (cfg,) + setup.restore_params(cfg, workdir, mode)
+  return (cfg,) + setup.restore_params(cfg, workdir, mode, checkpoint)
 
 
 def sampler(run, placed, spec: sample_spec.SampleSpec, num_samples: int, where: str = ""):

@@ -54,7 +54,7 @@ def sample_run(
 ) -> tuple[dict, list[dict]]:
   """(tokenizer JSON, points) of one run: a point per (sampler setting, temperature) with its
   samples under `tokens`. One compiled sampler per setting serves every temperature."""
-  _, run, placed, params, step = front.load_run(run_dir)
+  cfg, run, placed, params, step = front.load_run(run_dir)
   traits = models.traits(run.mcfg.variant)
   points = []
   for setting in settings(traits, run.mcfg.seq_len, ks, adaptive, mdm_steps, order):
@@ -74,7 +74,8 @@ def sample_run(
             "sampler": describe(setting),
             **setting,
             "num_samples": num_samples,
-            "seed": seed,
+            "seed": seed,  # the sampler's
+            "train_seed": cfg.seed,  # the run's: a frontier's seeds of one arm (frontier_plot)
             "precision": precision,
             "seconds": round(time.perf_counter() - t0, 3),  # the first of a setting: + compile
             "tokens": x,

@@ -4,6 +4,16 @@ setting (temperature along the line), held-out text of the judge as the referenc
 judge's size and held-out bits in the title."""
 
 import os
+import re
+
+
+def arm(r: dict) -> str:
+  """A frontier line's run without its training seed: the run directory's name with its
+  `seed<N>` part (N = the row's `train_seed`) taken out, so seeds of one arm share it."""
+  name = os.path.basename(str(r["run"]).rstrip("/"))
+  if r.get("train_seed") is not None:
+    name = re.sub(rf"_?seed{r['train_seed']}(?!\d)", "", name)
+  return name
 
 
 def _label(r: dict) -> str:
@@ -34,17 +44,22 @@ def plot(rows: list[dict], path: str, L: int) -> None:
 
   fig, ax = plt.subplots(figsize=(7, 5))
   lines = [r for r in rows if r["variant"] != "data"]
+  colours = {}  # the seeds of one arm and sampler share a colour: their spread is what shows
   for key in dict.fromkeys((r["run"], r["sampler"]) for r in lines):
     rs = sorted(
       (r for r in lines if (r["run"], r["sampler"]) == key), key=lambda r: r["temperature"]
     )
-    ax.plot(
+    group = (arm(rs[0]), key[1])
+    style = {"color": colours[group]} if group in colours else {}
+    (line,) = ax.plot(
       [r["unigram_entropy"] for r in rs],
       [_y(r) for r in rs],
       "o-",
       ms=3,
-      label=_label(rs[0]),
+      label=None if style else _label(rs[0]),
+      **style,
     )
+    colours.setdefault(group, line.get_color())
     for r in rs[:: max(len(rs) // 5, 1)]:
       xy = (r["unigram_entropy"], _y(r))
       ax.annotate(f"T={r['temperature']:g}", xy, fontsize=6)
@@ -120,6 +135,49 @@ def matched_table(rows: list[dict], key: str) -> str:
   return "\n".join(out)
 
 
+def _t_half(values) -> float | None:
+  """Half-width of the Student-t 95% interval of the mean (None for one value)."""
+  import numpy as np
+  from scipy import stats
+
+  v = np.asarray(values, np.float64)
+  if len(v) < 2:
+    return None
+  return float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def seed_table(rows: list[dict], key: str) -> str:
+  """Markdown: per L, arm and sampler, `key` at the data's entropy and at T=1 as the mean over
+  the arm's training seeds ± the t 95% interval (n - 1 degrees of freedom), with n; a one-seed
+  arm is marked as such."""
+  out = [f"| L | arm | sampler | n | {key} at the data's entropy | {key} at T=1 |"]
+  out.append("|---|---|---|---|---|---|")
+  for L in sorted({r["seq_len"] for r in rows}):
+    at_L = [r for r in rows if r["seq_len"] == L]
+    data = [r for r in at_L if r["variant"] == "data"]
+    h = data[0]["unigram_entropy"] if data else None
+    models = [r for r in at_L if r["variant"] != "data"]
+    for group in dict.fromkeys((arm(r), r["sampler"]) for r in models):
+      rs = [r for r in models if (arm(r), r["sampler"]) == group]
+      at_h, at_1 = [], []
+      for run in dict.fromkeys(r["run"] for r in rs):
+        line = [r for r in rs if r["run"] == run]
+        v = at_entropy(line, key, h) if h is not None else None
+        at_h += [v] if v is not None else []
+        at_1 += [r[key] for r in line if r["temperature"] == 1.0]
+
+      def cell(vs):
+        if not vs:
+          return "-"
+        half = _t_half(vs)
+        mean = sum(vs) / len(vs)
+        return f"{mean:.3f} ± {half:.3f}" if half is not None else f"{mean:.3f} (1 seed)"
+
+      n = len(dict.fromkeys(r["run"] for r in rs))
+      out.append(f"| {L} | {group[0]} | {group[1]} | {n} | {cell(at_h)} | {cell(at_1)} |")
+  return "\n".join(out)
+
+
 def main(argv=None):
   """The matched-entropy table of a frontier JSON: by default of `gen_perplexity` where the rows
   have it (a judge scored them), else of `valid_words` (gen_eval --word_level)."""
@@ -152,6 +210,8 @@ def main(argv=None):
     numeric = sorted(k for k in keys if isinstance(models[0].get(k), float)) if models else []
     fail(f"--key={key}: not in every row of {a.frontier_json}; its keys: {', '.join(numeric)}")
   print(matched_table(rows, key))
+  print()
+  print(seed_table(rows, key))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ held-out bits, ...) and one plot per sample length, OUT_L<L>.png (`aoarm.tools.f
 import argparse
 import json
 import math
+import os
 import sys
 
 import jax
@@ -27,10 +28,11 @@ import numpy as np
 
 from aoarm import models
 from aoarm.infra import sharding
+from aoarm.infra import workdir as workdir_lib
 from aoarm.infra.errors import UserError
 from aoarm.run import evaluate
 from aoarm.sample import front, gen_samples
-from aoarm.tools import runs, text_metrics
+from aoarm.tools import text_metrics
 
 
 def unigram_entropy(tokens_BxL: np.ndarray) -> float:
@@ -60,31 +62,69 @@ def judge_nll(judge, nll_fn, params, x_BxL) -> tuple[float, float, int]:
   return float(nll_B.mean()), se, n
 
 
-def judge_info(judge_dir, jrun, jparams) -> dict:
-  """What a frontier must state about its judge: size, window and held-out bits per token (the
-  newest `--mode=eval` JSON in its run directory, else the last in-training eval), and whether
-  that eval covered the whole split."""
-  h = runs.heldout(judge_dir)
+JUDGE_BATCH = 64  # held-out windows per call of the judge's compiled NLL
+
+
+def judge_heldout(judge, nll_fn, params, held) -> tuple[float, float, int]:
+  """(bits per token, its standard error over windows, windows) of the judge on every window of
+  its held-out split, left to right: measured here, on the weights that score the samples."""
+  from aoarm.data import pipeline
+
+  w = np.asarray(pipeline.windows(np.asarray(held), judge.mcfg.seq_len))
+  if not len(w):
+    raise UserError(f"the judge's held-out split is shorter than its L={judge.mcfg.seq_len}")
+  dp = sharding.data_parallel_size(judge.mesh)
+  out = []
+  for i in range(0, len(w), JUDGE_BATCH):
+    x = w[i : i + JUDGE_BATCH]
+    x = np.concatenate([x, np.repeat(x[:1], JUDGE_BATCH - len(x) + (-JUDGE_BATCH % dp), 0)])
+    nll = np.asarray(nll_fn(params, sharding.global_batch_from_full(x, judge.mesh), jnp.int32(0)))
+    out.append(nll[: min(JUDGE_BATCH, len(w) - i)])
+  bits = np.concatenate(out) / math.log(2)
+  se = float(bits.std(ddof=1) / math.sqrt(len(bits))) if len(bits) > 1 else float("nan")
+  return float(bits.mean()), se, len(bits)
+
+
+def judge_info(judge_dir, jrun, jparams, step, heldout) -> dict:
+  """What a frontier must state about its judge: size, window, the checkpoint read (the best
+  in-training validation loss where the judge kept one: early stopping) and its bits per token
+  on the whole held-out split (`judge_heldout`), with the standard error over windows."""
   m = jrun.mcfg
+  bits, se, n = heldout
   return {
     "judge": judge_dir,
     "judge_params": int(sum(np.size(p) for p in jax.tree.leaves(jparams))),
     "judge_shape": f"{m.num_layers}x{m.d_model}",
     "judge_seq_len": m.seq_len,
-    "judge_valid_bits": h and h["bits"],
-    "judge_eval_capped": h and h["capped"],  # True: the eval covered part of the split only
+    "judge_checkpoint": jrun.checkpoint,  # latest | best
+    "judge_step": int(step),
+    "judge_valid_bits": bits,  # whole split, measured by gen_eval on these weights
+    "judge_valid_bits_stderr": se,
+    "judge_valid_windows": n,
+    "judge_eval_capped": False,
   }
 
 
-def score(judge_dir, tokenizer: dict, points: list, word_level=False, text=None) -> list[dict]:
+def judge_checkpoint(judge_dir: str, choice: str) -> str:
+  """--judge_checkpoint: auto -> best where the judge kept one (DIR/ckpt_best), else latest."""
+  if choice == "auto":
+    return "best" if os.path.isdir(os.path.join(judge_dir, "ckpt_best")) else "latest"
+  return choice
+
+
+def score(
+  judge_dir, tokenizer: dict, points: list, word_level=False, text=None, checkpoint="auto"
+) -> list[dict]:
   """One row per point (tokens dropped), then one `data` row per sample length: held-out text
   in as many windows as the largest point has samples. With a judge (an `ar` run directory) the
   held-out and training text are its run's splits and every row has the samples' generative
   NLL; without one (`judge_dir=None`), `text=(train_path, valid_path)` gives them and the rows
-  carry the judge-free measures only (entropy, word measures)."""
+  carry the judge-free measures only (entropy, word measures). `checkpoint`: the judge's
+  (`judge_checkpoint`)."""
   judge = jparams = None
   if judge_dir:
-    _, jrun, judge, jparams, _ = front.load_run(judge_dir)
+    which = judge_checkpoint(judge_dir, checkpoint)
+    _, jrun, judge, jparams, jstep = front.load_run(judge_dir, checkpoint=which)
     if models.traits(jrun.mcfg.variant).objective != "left_to_right":
       raise UserError(
         f"the judge must be a left-to-right model (ar), {judge_dir} is {jrun.mcfg.variant}"
@@ -92,10 +132,11 @@ def score(judge_dir, tokenizer: dict, points: list, word_level=False, text=None)
     tok = jrun.data.tokenizer
     if tokenizer != tok.to_json():
       raise UserError(f"the samples and the judge {judge_dir} have different vocabularies")
-    info = judge_info(judge_dir, jrun, jparams)
     nll_fn = evaluate.make_eval_fn(judge, "l2r", 1)
     train_text = tok.decode(np.asarray(jrun.data.splits["train"])) if word_level else ""
     held, where = np.asarray(jrun.data.splits["valid"]), f"{judge_dir} valid split"
+    heldout = judge_heldout(judge, nll_fn, jparams, held)
+    info = judge_info(judge_dir, jrun, jparams, jstep, heldout)
   else:
     from aoarm.data import tokenizers
 
@@ -162,6 +203,12 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--judge", help="an ar run directory; without it, sample (and --text scoring)")
   p.add_argument(
+    "--judge_checkpoint",
+    default="auto",
+    choices=("auto", "best", "latest"),
+    help="the judge's weights: auto = its best validation checkpoint where it kept one",
+  )
+  p.add_argument(
     "--text",
     default="",
     help="TRAIN,VALID text files: score --samples without a judge (entropy, word measures)",
@@ -213,12 +260,11 @@ def main(argv=None):
       print(f"wrote {a.out}.samples.npz")
     if not a.judge and not (text and points):
       return
-    rows = score(a.judge, tokenizer, points, a.word_level, text)
+    rows = score(a.judge, tokenizer, points, a.word_level, text, a.judge_checkpoint)
   except UserError as e:
     print(f"aoarm: error: {e}", file=sys.stderr)
     raise SystemExit(2) from None
-  with open(a.out + ".json", "w") as f:
-    json.dump(rows, f, indent=2)
+  workdir_lib.write_atomic(a.out + ".json", json.dumps(rows, indent=2))
   from aoarm.tools import frontier_plot
 
   paths = frontier_plot.plot_per_length(rows, a.out)
