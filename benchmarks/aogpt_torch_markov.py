@@ -127,14 +127,16 @@ def run_aoarm(arm: str, seed: int, steps: int, orders: int) -> float:
     if modes.train(c, wd) != 0:
       raise SystemExit(f"aogpt_torch_markov: arm {arm} seed {seed} failed to train")
     out = modes.evaluate_checkpoint(c, wd)
-  return float(out["by_order"]["random"]["nll_per_token"])
+  return float(out["by_order"].get("random", out)["nll_per_token"])  # ar: left to right only
 
 
 def summary(arm: str, nlls: list[float], src) -> dict:
   from scipy import stats
 
   a = np.asarray(nlls)
-  half = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else None
+  half = None
+  if len(a) > 1:
+    half = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a)))
   pi = src.stationary
   return {
     "arm": arm,

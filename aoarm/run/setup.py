@@ -295,7 +295,8 @@ def weights_to_read(cfg, mode: str) -> str:
 
 def restore_params(cfg, workdir: str, mode: str, checkpoint: str | None = None):
   """(run, placed, params, step): the newest readable checkpoint's weights (or the best one's:
-  eval.checkpoint / sample.checkpoint, or `checkpoint` where given, recorded as `run.checkpoint`; its EMA where
+  eval.checkpoint / sample.checkpoint, or `checkpoint` where given, recorded as
+  `run.checkpoint`; its EMA where
   `weights_to_read` says so, recorded as `run.weights`), restored onto this process's mesh,
   after every check of `prepare`. Only those weights are read and no optimizer is built
   (`placed_model.PlacedModel`)."""
