@@ -66,3 +66,30 @@ def test_the_recipe_builds_ao_gpts_model():
   c = _aogpt_config().get_config("recipe,runlocal")
   cfg = ModelConfig.from_config(c.model, c.data.seq_len)
   assert {k: getattr(cfg, k) for k in THEIR_PARTS} == THEIR_PARTS
+
+
+def test_the_length_runs_take_ao_gpts_model_and_recipe_at_the_sweeps_budget():
+  """configs/aogpt_length.py (issue 34, 5): every entry is aogpt with AO-GPT's parts and recipe,
+  the length sweep's tokens per step and warm-up; the equal-compute entries train longer."""
+  from aoarm.models.aogpt import THEIR_PARTS
+
+  path = os.path.join(REPO, "configs", "aogpt_length.py")
+  spec = importlib.util.spec_from_file_location("aogpt_length", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  entries = mod.sweep()
+  assert {e["seq_len"] for e in entries} == {128, 256, 512, 1024}
+  steps = {}
+  for e in entries:
+    arg = ",".join(f"{k}={v}" for k, v in e.items()) + ",data_dir=/nowhere"
+    c = mod.get_config(arg)
+    cfg = ModelConfig.from_config(c.model, c.data.seq_len)
+    assert {k: getattr(cfg, k) for k in THEIR_PARTS} == THEIR_PARTS
+    flat = key_table.flat(c)
+    assert flat["opt.lr"] == 6e-4 and flat["train.ema_decay"] == 0.9999
+    assert flat["order.l2r_prob"] == 0.1 and flat["opt.decay_tables"]
+    assert c.train.batch_size * c.data.seq_len == mod.length_sweep.TOKENS_PER_STEP
+    assert c.opt.warmup_steps == 100
+    steps[(e["seq_len"], e.get("compute_of", ""))] = c.train.num_steps
+  for L in (128, 1024):
+    assert steps[(L, "two_stream")] > steps[(L, "")] == 2048
