@@ -7,6 +7,7 @@
 # checkpoints). text8like in .data/ (carried). Unpack several calls' tarballs into one folder and
 # run `python -m aoarm.tools.report` there.
 #   TAG=L1024 bash launch/evidence_gpu.sh '_seq_len1024_seed[0-2](_compute_oftwo_stream)?$' 560
+# CONFIG: another sweep file of the same get_config (e.g. configs/aogpt_length.py, issue 34).
 # MEM: each process's share of the GPU's memory (default 0.09: ten processes).
 # RUNLOCAL=1: the same at CPU size (configs/evidence.py:runlocal, pydoc data), to check it.
 set -uo pipefail
@@ -15,8 +16,8 @@ OUT=${OUT:-/tmp/evidence_out}; mkdir -p "$OUT"
 dir=${SWEEP_DIR:-/tmp/evidence}; logs=$dir/logs; mkdir -p "$logs"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false XLA_PYTHON_CLIENT_MEM_FRACTION=${MEM:-0.09}
 export PYTHONUNBUFFERED=1
-cfg=configs/evidence.py; data=()
-if [ "${RUNLOCAL:-0}" = 1 ]; then cfg=configs/evidence.py:runlocal; else
+cfg=${CONFIG:-configs/evidence.py}; data=()
+if [ "${RUNLOCAL:-0}" = 1 ]; then cfg=$cfg:runlocal; else
   data=(--config.data.train_path=.data/train.txt --config.data.valid_path=.data/valid.txt
         --config.data.test_path=.data/test.txt)
 fi

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 34 on one lent GPU, outputs under $OUT. A checkout of scxue/AO-GPT-MDM in .aogpt/ (an
+# ignored folder, carried: `git --git-dir=<mirror> archive HEAD | tar -x -C .aogpt`); text8like
+# in .data/ for the length runs. The GPU image has torch.
+#   bash launch/issue34_gpu.sh speed     # (1) the logit match on the GPU (tests/test_aogpt_torch.py),
+#                                        # then (6) 124M training throughput, the GPU to itself, one
+#                                        # process after another: AO-GPT's compiled PyTorch step,
+#                                        # aoarm's aogpt with AO-GPT's parts, aoarm's aogpt,
+#                                        # decoupled_rope (batch 32, L = 1024)
+#   bash launch/issue34_gpu.sh lengths REGEX [SECONDS]
+#                                        # (5) configs/aogpt_length.py's entries matching REGEX,
+#                                        # at once (launch/evidence_gpu.sh with CONFIG=)
+set -uo pipefail
+OUT=${OUT:-/tmp/issue34_out}; mkdir -p "$OUT"
+export AOGPT_MDM_DIR=${AOGPT_MDM_DIR:-$PWD/.aogpt}
+parts=own_positions=learned,bias=True,tie_embeddings=False,gelu=exact,norm_eps=1e-5,init_trunc=3
+tp=(python3 benchmarks/train_throughput.py --preset=gpt2 --batch=32 --steps=30 --window=15
+    --sync_steps=3 --json="$OUT/throughput.jsonl")
+case ${1:?speed or lengths} in
+  speed)
+    python3 -m pytest -q -s -p no:warnings tests/test_aogpt_torch.py 2>&1 | tee "$OUT/match.txt" | tail -8
+    export XLA_PYTHON_CLIENT_PREALLOCATE=true  # the GPU to itself, for each process in turn
+    timeout "${PEER_SECONDS:-150}" python3 benchmarks/aogpt_torch_throughput.py --batch=32 \
+      --steps=30 --window=15 --json="$OUT/throughput.jsonl" 2>&1 | grep -E '^\{|rror'
+    timeout "${TP_SECONDS:-150}" "${tp[@]}" --variants=aogpt --model="$parts" 2>&1 | grep -E '^\||rror'
+    timeout "${TP_SECONDS:-150}" "${tp[@]}" --variants=aogpt,decoupled_rope 2>&1 | grep -E '^\||rror'
+    ;;
+  lengths)
+    CONFIG=configs/aogpt_length.py TAG=${TAG:-aogpt_length} OUT=$OUT \
+      bash launch/evidence_gpu.sh "${2:?REGEX}" "${3:-560}"
+    ;;
+  *) echo "issue34_gpu.sh: unknown call $1 (speed | lengths)" >&2; exit 2 ;;
+esac
