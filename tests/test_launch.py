@@ -361,3 +361,29 @@ def test_report_statistics_a_reviewer_accepts(tmp_path):
   assert "| decoupled_rope (equal compute: two_stream's FLOPs) | 2.0500 ±" in md
   assert "| two_stream [test, first 64 of 358 windows] | 1.9000 ±" in md
   assert "`noeval` (no eval)" in md
+
+
+def test_report_rows_for_every_kind_of_eval_and_gaps_within_each(tmp_path):
+  """A run with its default eval and a test-split eval at its best checkpoint (issue 33's
+  runs) gives a row of each scope; --gap_to names the arm, and each row is compared with the
+  reference's row of the same scope only. An older eval of one kind gives way to the newer."""
+  for name, variant, bits in (("ts", "two_stream", 2.0), ("dr", "decoupled_rope", 2.1)):
+    _fake_run(tmp_path, name, variant, 256, bits)
+    ev = json.loads((tmp_path / name / "eval" / "step_10.json").read_text())
+    test = dict(ev, step=8, split="test", checkpoint="best")
+    more = 0.5 if name == "dr" else 0.2
+    test["by_order"] = {
+      k: dict(v, bits_per_token=v["bits_per_token"] + more) for k, v in ev["by_order"].items()
+    }
+    (tmp_path / name / "eval" / "step_8-test-best.json").write_text(json.dumps(test))
+    old = dict(
+      test, step=4, by_order={k: dict(v, bits_per_token=9.0) for k, v in ev["by_order"].items()}
+    )
+    (tmp_path / name / "eval" / "step_4-test-best.json").write_text(json.dumps(old))
+  report.main([str(tmp_path), "--gap_to=two_stream"])
+  md = (tmp_path / "report.md").read_text()
+  assert "| decoupled_rope [test, best in-training eval's checkpoint] | 2.6000" in md
+  assert "| decoupled_rope | 2.1000" in md and "9.0000" not in md
+  se = f"{math.hypot(0.01, 0.01) / math.log(2):.3f} (1 seed: unpaired)"
+  assert f"| decoupled_rope | +0.100 ± {se} |" in md
+  assert f"| decoupled_rope [test, best in-training eval's checkpoint] | +0.400 ± {se} |" in md

@@ -28,14 +28,31 @@ from aoarm.config import key_table
 from aoarm.tools import evidence, report_plots
 
 
+def _step_kind(p):
+  """(step, what follows it in the name: '' for the default eval, '-test-w16-best', ...)."""
+  m = re.match(r"step_(\d+)(.*)\.json$", os.path.basename(p))
+  return (int(m.group(1)), m.group(2)) if m else (-1, None)
+
+
 def newest_eval(paths):
   """The newest default evaluation (step_<N>.json), else the newest of any kind."""
 
   def step(p):
-    m = re.match(r"step_(\d+)(.*)\.json$", os.path.basename(p))
-    return (m.group(2) == "", int(m.group(1))) if m else (False, -1)
+    n, kind = _step_kind(p)
+    return (kind == "", n)
 
   return max(paths, key=step)
+
+
+def newest_of_each_kind(paths) -> list[str]:
+  """The newest eval of every kind a run holds (default, test split, best checkpoint, capped,
+  K orders, ...: the file name's part after the step), so each scope gives its own rows."""
+  newest = {}
+  for p in paths:
+    n, kind = _step_kind(p)
+    if kind is not None and (kind not in newest or n > _step_kind(newest[kind])[0]):
+      newest[kind] = p
+  return [newest[k] for k in sorted(newest)]
 
 
 # the experiment keys a row's label names where they differ from their default (ModelConfig's,
@@ -204,38 +221,46 @@ def gather(sweep_dir: str, only: str = "", also: tuple[str, ...] = (), skipped=N
     if not evals:
       skipped.append((name, "no eval"))
       continue
-    ev_path = newest_eval(evals)
-    ev = read_json(ev_path)
-    if ev is None:
-      skipped.append((name, f"{os.path.basename(ev_path)} is not whole JSON"))
-      continue
     diag = glob.glob(os.path.join(run, "diagnostics", "step_*.json"))
     d = None
     if diag:
       d = (read_json(newest_eval(diag)) or {}).get("summary")
-    where = scope(ev, cfg)
-    for order, r in ev.get("by_order", {"random": ev}).items():
-      key = order
-      order = "random" if order == "elbo" else order  # mdm's ELBO sits with random orders
-      lab = label(cfg["model"], cfg.get("order"), cfg.get("train"))
-      rows.append(
-        {
-          "run": name,
-          "label": f"{lab} [{where}]" if where else lab,
-          "experiment": experiment(cfg),
-          "seq_len": cfg["data"]["seq_len"],
-          "seed": cfg["seed"],
-          "order": order,
-          "order_key": key,
-          "bits": r.get("bits_per_byte", r["bits_per_token"]),
-          "stderr_bits": r["stderr"] / math.log(2) / r.get("bytes_per_token", 1.0),
-          "step": ev["step"],
-          "tokens_seen": ev["step"] * cfg["train"]["batch_size"] * cfg["data"]["seq_len"],
-          "diagnostics": d,
-          "per_window": ev_path[: -len(".json")] + ".npz",
-        }
-      )
+    for ev_path in newest_of_each_kind(evals):
+      ev = read_json(ev_path)
+      if ev is None:
+        skipped.append((name, f"{os.path.basename(ev_path)} is not whole JSON"))
+        continue
+      rows += _eval_rows(name, cfg, ev, ev_path, d)
   return _labels(rows)
+
+
+def _eval_rows(name: str, cfg: dict, ev: dict, ev_path: str, d) -> list[dict]:
+  """One row per order of one eval JSON of the run `name`."""
+  rows = []
+  where = scope(ev, cfg)
+  for order, r in ev.get("by_order", {"random": ev}).items():
+    key = order
+    order = "random" if order == "elbo" else order  # mdm's ELBO sits with random orders
+    lab = label(cfg["model"], cfg.get("order"), cfg.get("train"))
+    rows.append(
+      {
+        "run": name,
+        "label": f"{lab} [{where}]" if where else lab,
+        "scope": where,
+        "experiment": experiment(cfg),
+        "seq_len": cfg["data"]["seq_len"],
+        "seed": cfg["seed"],
+        "order": order,
+        "order_key": key,
+        "bits": r.get("bits_per_byte", r["bits_per_token"]),
+        "stderr_bits": r["stderr"] / math.log(2) / r.get("bytes_per_token", 1.0),
+        "step": ev["step"],
+        "tokens_seen": ev["step"] * cfg["train"]["batch_size"] * cfg["data"]["seq_len"],
+        "diagnostics": d,
+        "per_window": ev_path[: -len(".json")] + ".npz",
+      }
+    )
+  return rows
 
 
 def _cells(rows, order):
@@ -258,30 +283,51 @@ def table(rows, order: str) -> str:
   return "\n".join(out)
 
 
+def in_scope(label: str, scope: str, labels) -> str:
+  """`label` as a row of the eval scope `scope`: 'two_stream' -> 'two_stream [test, ...]' where
+  that is a row (a label given with its scope, or a scope-less row, stays as it is)."""
+  scoped = f"{label} [{scope}]"
+  return scoped if scope and scoped in labels else label
+
+
+def known_label(label: str, rows) -> bool:
+  """Whether `label` names rows: a row's label, or a label whose rows all carry a scope."""
+  return any(r["label"] in (label, f"{label} [{r['scope']}]") for r in rows)
+
+
 def gap_table(rows, order: str, ref: str, base: str = "") -> str:
   """Each row's gap to the row labelled `ref` (bits - ref's bits: evidence.gap), the trend of
   the gap from the shortest L to the longest (evidence.trend), and with `base`, the share of
-  base's gap that the row closes (100%: level with ref; wider than base's: 'widens Nx')."""
+  base's gap that the row closes (100%: level with ref; wider than base's: 'widens Nx'). A row
+  is compared with `ref`'s row of the same eval scope (test split, best checkpoint, ...) only."""
   rs, Ls, runs = _cells(rows, order)
   cols = [f"L={L}: gap to {ref}" for L in Ls]
   if len(Ls) > 1:
     cols.append(f"gap at L={Ls[-1]} − gap at L={Ls[0]}")
   out = ["| variant | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-  for lab in sorted({r["label"] for r in rs} - {ref}):
+  labels = {r["label"] for r in rs}
+  scope_of = {r["label"]: r["scope"] for r in rs}
+  for lab in sorted(labels):
+    ref_lab = in_scope(ref, scope_of[lab], labels)
+    base_lab = in_scope(base, scope_of[lab], labels) if base else ""
+    if lab == ref_lab or ref_lab not in labels:
+      continue
     cells = []
     for L in Ls:
-      g = evidence.gap(runs(lab, L), runs(ref, L))
+      g = evidence.gap(runs(lab, L), runs(ref_lab, L))
       if g is None:
         cells.append("")
         continue
       text = g.text(3, sign=True)
-      gb = evidence.gap(runs(base, L), runs(ref, L)) if base and lab != base else None
+      gb = evidence.gap(runs(base_lab, L), runs(ref_lab, L)) if base and lab != base_lab else None
       if gb is not None and gb.mean > 0:
         closed = 1 - g.mean / gb.mean
         text += f" (closes {closed:.0%})" if closed >= 0 else f" (widens {g.mean / gb.mean:.1f}x)"
       cells.append(text)
     if len(Ls) > 1:
-      t = evidence.trend(runs(lab, Ls[0]), runs(ref, Ls[0]), runs(lab, Ls[-1]), runs(ref, Ls[-1]))
+      t = evidence.trend(
+        runs(lab, Ls[0]), runs(ref_lab, Ls[0]), runs(lab, Ls[-1]), runs(ref_lab, Ls[-1])
+      )
       cells.append(t.text(3, sign=True) if t else "")
     out.append(f"| {lab} | " + " | ".join(cells) + " |")
   return "\n".join(out)
@@ -339,7 +385,7 @@ def main(argv=None):
     _fail(f"no eval JSONs under {d}/*/eval/{matching}")
   labels = {r["label"] for r in rows}
   for flag, lab in (("gap_to", a.gap_to), ("gap_of", a.gap_of)):
-    if lab and lab not in labels:
+    if lab and not known_label(lab, rows):
       _fail(f"--{flag}={lab!r} is no row of this report (rows: {', '.join(sorted(labels))})")
   sfx = f"_{a.tag}" if a.tag else ""
   md = [
