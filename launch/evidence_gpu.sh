@@ -7,6 +7,9 @@
 # checkpoints). text8like in .data/ (carried). Unpack several calls' tarballs into one folder and
 # run `python -m aoarm.tools.report` there.
 #   TAG=L1024 bash launch/evidence_gpu.sh '_seq_len1024_seed[0-2](_compute_oftwo_stream)?$' 560
+# SAMPLE_TEMPS=0.7,0.85,1.0: each run then also samples its final checkpoint (SAMPLE_N samples a
+# temperature, SAMPLE_KS, SAMPLE_ADAPTIVE=1, SAMPLE_MDM_STEPS as gen_eval takes them) into
+# RUN/frontier.samples.npz, packed with the rest: the frontier on the NLL table's checkpoints.
 # CONFIG: another sweep file of the same get_config (e.g. configs/aogpt_length.py, issue 34).
 # MEM: each process's share of the GPU's memory (default 0.09: ten processes).
 # RUNLOCAL=1: the same at CPU size (configs/evidence.py:runlocal, pydoc data), to check it.
@@ -26,8 +29,16 @@ names=$(python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="$rege
 stamp() { while IFS= read -r l; do printf '%(%s)T %s\n' -1 "${l:0:300}"; done; }
 start=$SECONDS
 for n in $names; do
-  (timeout "$seconds" python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="^$n\$" \
-    -- "${data[@]}" 2>&1 | tr '\r' '\n' | grep -v 'step/s\]$' | stamp > "$logs/$n.log") &
+  ( timeout "$seconds" python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="^$n\$" \
+      -- "${data[@]}" 2>&1
+    left=$((seconds - (SECONDS - start) - 5))
+    if [ -n "${SAMPLE_TEMPS:-}" ] && [ "$left" -gt 20 ] && [ -d "$dir/$n/ckpt" ]; then
+      # samples of the checkpoint the eval above scored (a frontier row's NLL and samples from
+      # one model): scored later by a judge with `gen_eval --samples=...`
+      timeout "$left" python3 -m aoarm.tools.gen_eval --runs="$dir/$n" \
+        --temperatures="$SAMPLE_TEMPS" --num_samples="${SAMPLE_N:-64}" --ks="${SAMPLE_KS:-1}" \
+        ${SAMPLE_ADAPTIVE:+--adaptive} --mdm_steps="${SAMPLE_MDM_STEPS:-0}" --out="$dir/$n/frontier"
+    fi ) 2>&1 | tr '\r' '\n' | grep -v 'step/s\]$' | stamp > "$logs/$n.log" &
 done
 if command -v nvidia-smi > /dev/null; then  # the GPU's use while they run, every 5 s
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 \
