@@ -118,3 +118,29 @@ def test_the_converter_refuses_what_does_not_fit():
   compiled = {f"_orig_mod.{k}": v for k, v in state.items()}
   a, b = (convert_aogpt.params_from_state(s, cfg) for s in (state, compiled))
   jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_their_training_checkpoint_gives_its_weights_or_its_ema():
+  """`from_checkpoint`: their ckpt_N.pt layout (model, ema_model.shadow_params in the order of
+  model.parameters(), model_args); the EMA's tensors land on the right names."""
+  torch, mod = _their_module()
+  model = _their_model(torch, mod, SMALL)
+  shadow = [0.5 * p.detach().clone() for p in model.parameters()]
+  ckpt = {"model": model.state_dict(), "model_args": dict(SMALL), "iter_num": 7,
+          "ema_model": {"decay": 0.9999, "num_updates": 7, "shadow_params": shadow}}  # fmt: skip
+  state, args = convert_aogpt.from_checkpoint(ckpt, ema=True)
+  assert args == SMALL
+  for name, p in model.named_parameters():
+    np.testing.assert_array_equal(state[name].numpy(), 0.5 * p.detach().numpy())
+  raw, _ = convert_aogpt.from_checkpoint(ckpt, ema=False)
+  assert raw.keys() == state.keys()
+  cfg = convert_aogpt.model_config(args, dtype="float32")
+  ema_params = convert_aogpt.params_from_state(state, cfg)
+  np.testing.assert_allclose(
+    ema_params["backbone"]["head"]["bias"][: SMALL["vocab_size"]],
+    0.5 * model.lm_head.bias.detach().numpy(),
+  )
+  with pytest.raises(UserError, match="no 'model_args'"):
+    convert_aogpt.from_checkpoint({"model": ckpt["model"]})
+  with pytest.raises(UserError, match="EMA holds 3 tensors"):
+    convert_aogpt.from_checkpoint(dict(ckpt, ema_model={"shadow_params": shadow[:3]}))

@@ -10,6 +10,7 @@ L rows are their first L. `tests/test_aogpt_torch.py` checks the match against t
 
   params = convert_aogpt.params_from_state(state_dict, model_config)
   cfg = convert_aogpt.model_config(model_args, seq_len=1024)   # their `model_args` dict
+  state, args = convert_aogpt.from_checkpoint(torch.load(path), ema=True)  # their ckpt_N.pt
 
 A state dict is a mapping of their parameter names to arrays (torch tensors: `.numpy()`); the
 `_orig_mod.` prefix that torch.compile adds is dropped. Only what the model holds is read, every
@@ -53,6 +54,32 @@ def model_config(model_args: Mapping, seq_len: int | None = None, **over) -> Mod
       | over
     )  # fmt: skip
   )
+
+
+def from_checkpoint(ckpt: Mapping, ema: bool = True) -> tuple[dict, dict]:
+  """(state dict, model_args) of one of their training checkpoints (`train_AOGPT_CL.py` saves
+  `model`, `ema_model`, `model_args`, ...). With `ema`, the weights are their EMA's
+  (`ema_model.shadow_params`, a list in the order of `model.parameters()`, which is the state
+  dict's order of parameters: their model has no other buffers than the causal mask, kept only
+  without flash attention), as they evaluate."""
+  for key in ("model", "model_args"):
+    if key not in ckpt:
+      raise UserError(f"not an AO-GPT training checkpoint: no {key!r} (keys: {sorted(ckpt)})")
+  state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+  if not ema:
+    return state, dict(ckpt["model_args"])
+  if "ema_model" not in ckpt:
+    raise UserError("the checkpoint holds no EMA (ema_model): pass ema=False for its weights")
+  names = [k for k in state if not k.endswith(".attn.bias")]
+  shadow = ckpt["ema_model"]["shadow_params"]
+  if len(shadow) != len(names):
+    raise UserError(f"the EMA holds {len(shadow)} tensors, the model {len(names)} parameters")
+  for name, s in zip(names, shadow, strict=True):
+    if tuple(s.shape) != tuple(state[name].shape):
+      raise UserError(
+        f"EMA tensor for {name}: shape {tuple(s.shape)}, the weight's {tuple(state[name].shape)}"
+      )
+  return dict(zip(names, shadow, strict=True)), dict(ckpt["model_args"])
 
 
 def _numpy(x) -> np.ndarray:
