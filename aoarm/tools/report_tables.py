@@ -25,7 +25,7 @@ def table(rows, order: str) -> str:
 
 
 def in_scope(label: str, scope: str, labels) -> str:
-  """`label` as a row of the eval scope `scope`: 'two_stream' -> 'two_stream [test, ...]' where
+  """`label` as a row of the eval scope `scope`: 'LABEL' -> 'LABEL [test, ...]' where
   that is a row (a label given with its scope, or a scope-less row, stays as it is)."""
   scoped = f"{label} [{scope}]"
   return scoped if scope and scoped in labels else label
