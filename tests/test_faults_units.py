@@ -91,3 +91,26 @@ def test_a_bpe_runs_bits_per_byte_are_reported_as_such(tmp_path):
   (d / "eval" / "step_10.json").write_text(json.dumps(ev))
   (row,) = report.gather(str(tmp_path))
   assert row["bits"] == 4.64 and row["label"] == "two_stream [bits/byte]"
+
+
+def test_a_checkpoint_with_other_parameters_is_named_by_its_meta():
+  """model.bias and aogpt's own-position table change the parameter tree: a checkpoint made
+  without them is refused in one line naming the key (an older meta without the key passes)."""
+  import dataclasses
+  import types
+
+  import pytest
+
+  from aoarm.data import tokenizers
+  from aoarm.infra.errors import UserError
+  from aoarm.models import ModelConfig
+  from aoarm.run import setup
+
+  tok = tokenizers.SymbolTokenizer(8)
+  cfg = ModelConfig(variant="aogpt", vocab_size=8, bias=True, own_positions="learned")
+  run = types.SimpleNamespace(data=types.SimpleNamespace(tokenizer=tok), mcfg=cfg, ckpt_dir="C")
+  saved = dataclasses.asdict(dataclasses.replace(cfg, bias=False))
+  with pytest.raises(UserError, match="bias: checkpoint False vs config True"):
+    setup.check_meta(run, {"vocab": tok.to_json(), "model": saved})
+  older = {k: v for k, v in saved.items() if k not in ("bias", "own_positions")}
+  setup.check_meta(run, {"vocab": tok.to_json(), "model": older})

@@ -71,6 +71,8 @@ SHAPE_KEYS = (
   "mlp_dim",
   "tie_embeddings",
   "param_dtype",
+  "bias",  # biases are parameters (model.bias)
+  "own_positions",  # aogpt's learned own-position table is one
 )
 
 
