@@ -19,6 +19,7 @@ from aoarm.data.pipeline import TrainBatches
 from aoarm.infra import sharding
 from aoarm.infra.checkpointing import Checkpointer
 from aoarm.models import ModelConfig
+from aoarm.models.aogpt import THEIR_PARTS
 from aoarm.run import modes, setup
 from aoarm.run.train import Trainer
 from aoarm.run.train_config import TrainConfig
@@ -26,23 +27,26 @@ from aoarm.sample import front
 
 from helpers import damage_checkpoint_arrays, losses_by_step, tiny_run_config
 
+AO_GPTS_PARTS = {f"model.{k}": v for k, v in THEIR_PARTS.items() if k != "variant"}
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow  # every test here trains a run (in-process or a subprocess)
 
 
 @pytest.mark.parametrize(
-  "variant,norm_impl",
+  "variant,norm_impl,over",
   [
-    ("two_stream", "xla"),
-    ("decoupled_rope", "xla"),
-    ("mdm", "xla"),
-    pytest.param("two_stream", "pallas", marks=pytest.mark.kernels),
+    ("two_stream", "xla", {}),
+    ("decoupled_rope", "xla", {}),
+    ("mdm", "xla", {}),
+    ("aogpt", "xla", AO_GPTS_PARTS),  # biases sharded by their logical axes too
+    pytest.param("two_stream", "pallas", {}, marks=pytest.mark.kernels),
   ],
 )
-def test_8_device_meshes_match_one_device(variant, norm_impl):
+def test_8_device_meshes_match_one_device(variant, norm_impl, over):
   """norm=pallas: the RMSNorm kernels (interpret mode) per device under the meshes."""
   assert len(jax.devices()) == 8
-  c = tiny_run_config(variant, **{"model.kernels.norm": norm_impl})
+  c = tiny_run_config(variant, **{"model.kernels.norm": norm_impl}, **over)
   c.opt.grad_accum = 2
   mcfg = ModelConfig.from_config(dict(c.model, vocab_size=8), seq_len=16)
   batches = TrainBatches(MarkovSource(8).sample(5000), 16, 8, seed=0)
