@@ -13,9 +13,9 @@ L rows are their first L. `tests/test_aogpt_torch.py` checks the match against t
   state, args = convert_aogpt.from_checkpoint(torch.load(path), ema=True)  # their ckpt_N.pt
 
 A state dict is a mapping of their parameter names to arrays (torch tensors: `.numpy()`); the
-`_orig_mod.` prefix that torch.compile adds is dropped. Only what the model holds is read, every
-array is checked against the shape aoarm's model expects, and a name or shape that does not fit
-is one error naming it.
+`_orig_mod.` prefix that torch.compile adds is dropped. Every entry must find its place (their
+causal-mask buffer aside), every array is checked against the shape aoarm's model expects, and a
+name or shape that does not fit is one error naming it.
 """
 
 from collections.abc import Mapping
