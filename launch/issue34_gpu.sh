@@ -6,7 +6,8 @@
 #                                        # then (6) 124M training throughput, the GPU to itself, one
 #                                        # process after another: AO-GPT's compiled PyTorch step,
 #                                        # aoarm's aogpt with AO-GPT's parts, aoarm's aogpt,
-#                                        # decoupled_rope (batch 32, L = 1024)
+#                                        # decoupled_rope (batch 32, L = 1024); then a profile
+#                                        # of aogpt's step with AO-GPT's parts (profile.txt)
 #   bash launch/issue34_gpu.sh lengths REGEX [SECONDS]
 #                                        # (5) configs/aogpt_length.py's entries matching REGEX,
 #                                        # at once (launch/evidence_gpu.sh with CONFIG=)
@@ -18,11 +19,13 @@ parts=own_positions=learned,bias=True,tie_embeddings=False,gelu=exact,norm_eps=1
 tp=(python3 benchmarks/train_throughput.py --preset=gpt2 --batch=32 --steps=30 --window=15
     --sync_steps=3 --json="$OUT/throughput.jsonl")
 peer=(--batch=32 --steps=30 --window=15)
+prof=(python3 benchmarks/profile_step.py --preset=gpt2 --batch=32 --steps=5 --top=30)
 if [ "${RUNLOCAL:-0}" = 1 ]; then  # CPU-sized, to check the script
   tp=(python3 benchmarks/train_throughput.py --preset=runlocal --batch=2 --steps=2 --window=1
       --sync_steps=1 --json="$OUT/throughput.jsonl")
   peer=(--batch=2 --steps=2 --window=1 --layers=2 --d_model=64 --heads=4 --seq_len=64 --vocab=27
         --no_compile)
+  prof=(python3 benchmarks/profile_step.py --preset=runlocal --batch=2 --steps=2 --top=8)
 fi
 case ${1:?speed or lengths} in
   speed)
@@ -32,6 +35,9 @@ case ${1:?speed or lengths} in
       --json="$OUT/throughput.jsonl" 2>&1 | grep -E '^\{|rror'
     timeout "${TP_SECONDS:-150}" "${tp[@]}" --variants=aogpt --model="$parts" 2>&1 | grep -E '^\||rror'
     timeout "${TP_SECONDS:-150}" "${tp[@]}" --variants=aogpt,decoupled_rope 2>&1 | grep -E '^\||rror'
+    # where aogpt's step (AO-GPT's parts) spends its time: the device events by name, per step
+    timeout "${PROF_SECONDS:-120}" "${prof[@]}" --variants=aogpt --model="$parts" \
+      --json="$OUT/profile.json" 2>&1 | tee "$OUT/profile.txt" | grep -E '^###|rror'
     ;;
   lengths)
     CONFIG=configs/aogpt_length.py TAG=${TAG:-aogpt_length} OUT=$OUT \
