@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from aoarm.config import config_lib, key_table
 from aoarm.tools import report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -294,6 +295,9 @@ def test_report_pairs_the_gap_by_seed_and_takes_runs_from_other_folders(tmp_path
   _fake_run(more, "ts1", "two_stream", 1024, 2.3, seed=1)
   _fake_run(more, "dr1", "decoupled_rope", 1024, 2.42, seed=1)
   _fake_run(tmp_path, "mdm0", "mdm", 1024, 2.5, seed=0)
+  _fake_run(sweep, "sg0", "sigma_gpt", 1024, 2.2, seed=0)  # shares seeds 0 and 1 with two_stream
+  _fake_run(sweep, "sg1", "sigma_gpt", 1024, 2.4, seed=1)
+  _fake_run(sweep, "sg2", "sigma_gpt", 1024, 9.0, seed=2)
   report.main([str(sweep), f"--also={more},{tmp_path / 'mdm0'}", "--gap_to=two_stream"])
   md = (sweep / "report.md").read_text()
   t1 = 12.706204736  # t(0.975, 1 df)
@@ -301,7 +305,8 @@ def test_report_pairs_the_gap_by_seed_and_takes_runs_from_other_folders(tmp_path
   assert f"| decoupled_rope | +0.110 ± {t1 * 0.01:.3f} (seed-paired, n=2, 95% t) |" in md
   unpaired = math.hypot(t1 * 0.15, 0.01 / math.log(2))
   assert f"| mdm | +0.350 ± {unpaired:.3f} (seeds not paired: unpaired) |" in md
-  assert "Runs: 5 in" in md
+  assert f"| sigma_gpt | +0.150 ± {t1 * 0.05:.3f} (seed-paired, n=2 (the 2 seeds both ran), " in md
+  assert "Runs: 8 in" in md
   res = subprocess.run(
     [sys.executable, "-m", "aoarm.tools.report", str(sweep), f"--also={tmp_path / 'nope'}"],
     capture_output=True,
@@ -387,3 +392,36 @@ def test_report_rows_for_every_kind_of_eval_and_gaps_within_each(tmp_path):
   se = f"{math.hypot(0.01, 0.01) / math.log(2):.3f} (1 seed: unpaired)"
   assert f"| decoupled_rope | +0.100 ± {se} |" in md
   assert f"| decoupled_rope [test, best in-training eval's checkpoint] | +0.400 ± {se} |" in md
+
+
+def test_report_ignores_keys_that_mean_nothing_in_the_run(tmp_path):
+  """A character-level run's tokenizer settings change nothing it computes (`key_table.applies`):
+  runs saved before and after such a default changed are one row; subword runs that differ in
+  them are two."""
+  for seed, sample in ((0, 100_000_000), (1, 0)):
+    over = {"data.tokenizer": "char", "data.tokenizer_sample_bytes": sample}
+    _fake_run(tmp_path, f"char{seed}", "two_stream", 128, 2.0 + 0.2 * seed, seed=seed, **over)
+    over = {"data.tokenizer": "bpe", "data.tokenizer_sample_bytes": sample}
+    _fake_run(tmp_path, f"bpe{seed}", "two_stream", 256, 3.0, seed=seed, **over)
+  report.main([str(tmp_path)])
+  md = (tmp_path / "report.md").read_text()
+  t = 12.706204736 * 0.1  # t(0.975, 1 df) x the standard error of two seeds
+  assert f"2.1000 ± {t:.4f} (n=2, 95% t)" in md
+  assert md.count("data.tokenizer_sample_bytes=") == 2 * 2  # two rows in each of two tables
+  for key, (on, values) in key_table.ONLY_WHERE.items():
+    flat = key_table.flat(config_lib.base_config("two_stream", None))
+    assert key in flat and on in flat and values, key
+    assert key_table.applies(key, {on: values[0]}) and not key_table.applies(key, {on: "none"})
+
+
+def test_report_groups_a_run_saved_before_a_key_existed_with_its_default(tmp_path):
+  """A config.json saved before an option existed lacks its key; the option's default is what
+  that run did, so it averages with newer runs at the default and not with runs that set it."""
+  _fake_run(tmp_path, "old", "two_stream", 128, 2.0, seed=0)
+  _fake_run(tmp_path, "new", "two_stream", 128, 2.2, seed=1, **{"model.bias": False})
+  _fake_run(tmp_path, "biased", "two_stream", 128, 2.6, seed=0, **{"model.bias": True})
+  report.main([str(tmp_path)])
+  md = (tmp_path / "report.md").read_text()
+  t = 12.706204736 * 0.1
+  assert f"| two_stream (model.bias=False) | 2.1000 ± {t:.4f} (n=2, 95% t) |" in md
+  assert "| two_stream (model.bias=True) | 2.6000 ± 0.0144 (1 seed: window SE) |" in md

@@ -68,6 +68,40 @@ LEGACY = {
 }
 
 
+# keys that mean something only where another key has one of some values (a character-level
+# run's tokenizer settings, a text-file run's Markov settings): elsewhere they change nothing the
+# run computes, so the report does not split runs by them (a default changed between commits
+# must not make two alike runs two experiments)
+_SUBWORD = ("sentencepiece", "bpe")
+ONLY_WHERE = {
+  "data.vocab_size": ("data.tokenizer", _SUBWORD),
+  "data.spm_model_type": ("data.tokenizer", ("sentencepiece",)),
+  "data.tokenizer_path": ("data.tokenizer", _SUBWORD),
+  "data.tokenizer_sample_bytes": ("data.tokenizer", _SUBWORD),
+  "data.markov_vocab": ("data.source", ("markov",)),
+  "data.markov_tokens": ("data.source", ("markov",)),
+  "data.markov_concentration": ("data.source", ("markov",)),
+  "data.valid_fraction": ("data.source", ("pydoc", "markov")),
+  "data.tfds_name": ("data.source", ("tfds",)),
+  "data.tfds_text_key": ("data.source", ("tfds",)),
+  "data.tfds_train_split": ("data.source", ("tfds",)),
+  "data.tfds_valid_split": ("data.source", ("tfds",)),
+  "data.tfds_data_dir": ("data.source", ("tfds",)),
+  "data.extensions": ("data.source", ("text_files",)),
+  "data.doc_per_line": ("data.source", ("text_files",)),
+  "data.text_key": ("data.source", ("text_files",)),
+}
+
+
+def applies(key: str, flat_cfg: dict) -> bool:
+  """Whether `key` means anything in the run whose flat config is `flat_cfg` (`ONLY_WHERE`);
+  a run that does not name the deciding key is taken as one where it applies."""
+  if key not in ONLY_WHERE:
+    return True
+  on, values = ONLY_WHERE[key]
+  return on not in flat_cfg or flat_cfg[on] in values
+
+
 def _entry(key: str) -> tuple:
   key = LEGACY.get(key, key)
   best = None

@@ -4,10 +4,11 @@ each with the interval a reviewer asks for.
 - A level over n >= 2 seeds: the mean ± the half-width of its Student-t 95% interval (n − 1
   degrees of freedom). One seed: its value ± the eval's standard error across windows, marked
   as one seed (that error says nothing about seed-to-seed spread).
-- A gap between two arms run with the same n >= 2 seeds: the mean of the per-seed differences ±
-  its t 95% half-width (seed-paired). Within one seed, where both evals saved their per-window
-  NLLs on the same windows (`eval/<name>.npz`), the window-paired difference ± its standard
-  error; else the two standard errors combined, said so.
+- A gap between two arms that share n >= 2 seeds: the mean of the per-seed differences over the
+  shared seeds ± its t 95% half-width (seed-paired; said where one arm ran more seeds). Within
+  one seed, where both evals saved their per-window NLLs on the same windows
+  (`eval/<name>.npz`), the window-paired difference ± its standard error; else the two standard
+  errors combined, said so.
 - The trend of a gap between two lengths: per seed, gap(L2) − gap(L1), then as above.
 """
 
@@ -75,9 +76,11 @@ def gap(runs, refs) -> Stat | None:
   if not runs or not refs:
     return None
   a, b = _by_seed(runs), _by_seed(refs)
-  if a and b and a.keys() == b.keys() and len(a) >= 2:
-    d = [a[s]["bits"] - b[s]["bits"] for s in sorted(a)]
-    return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}, 95% t")
+  shared = sorted(a.keys() & b.keys()) if a and b else []
+  if len(shared) >= 2:  # paired on the seeds both arms ran (said where one side has more)
+    d = [a[s]["bits"] - b[s]["bits"] for s in shared]
+    only = "" if a.keys() == b.keys() else f" (the {len(d)} seeds both ran)"
+    return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}{only}, 95% t")
   if len(runs) == 1 and len(refs) == 1:
     x, y = per_window_bits(runs[0]), per_window_bits(refs[0])
     if x is not None and y is not None and len(x) == len(y) and x.size > 1:

@@ -16,6 +16,7 @@ other data, bits/byte) get their own rows, and runs that give no row are listed,
 """
 
 import collections
+import functools
 import glob
 import json
 import math
@@ -24,7 +25,7 @@ import re
 import sys
 
 from aoarm import models
-from aoarm.config import key_table
+from aoarm.config import config_lib, key_table
 from aoarm.tools import report_plots
 from aoarm.tools.report_tables import gap_table, known_label, table
 
@@ -114,10 +115,22 @@ def _ignored(key: str) -> bool:
     return True
 
 
+@functools.cache
+def _defaults(variant: str) -> dict:
+  """The flat base config of `variant`: what a run saved before a key existed did (a new option's
+  default is the behaviour before it), so older and newer runs of one experiment group alike."""
+  try:
+    return key_table.flat(config_lib.base_config(variant, None))
+  except (KeyError, ValueError):  # a variant this version does not know: nothing to fill
+    return {}
+
+
 def experiment(cfg: dict) -> tuple:
-  """The settings that make a run the experiment it is, seed and table axes left out."""
-  flat = key_table.flat(cfg)
-  keep = {k: v for k, v in flat.items() if not _ignored(k)}
+  """The settings that make a run the experiment it is, seed and table axes left out, and the
+  keys that mean nothing in this run (`key_table.applies`: a char-level run's tokenizer keys);
+  a key its config.json lacks (saved before the key existed) takes its default."""
+  flat = {**_defaults(cfg.get("model", {}).get("variant", "ar")), **key_table.flat(cfg)}
+  keep = {k: v for k, v in flat.items() if not _ignored(k) and key_table.applies(k, flat)}
   return tuple(sorted((k, json.dumps(v)) for k, v in keep.items()))
 
 
@@ -154,10 +167,15 @@ def _labels(rows):
   for r in rows:
     groups = by_label[r["label"]]
     if len(groups) > 1:
-      keys = sorted({k for g in groups for k, _ in g if len({dict(h).get(k) for h in groups}) > 1})
+      # a key that only some experiments have (it means nothing in the others) is named where
+      # two of them differ in it; otherwise the key that decides it (data.source) tells them apart
+      keys = sorted(
+        {k for g in groups for k, _ in g if len({dict(h)[k] for h in groups if k in dict(h)}) > 1}
+      )
       mine = dict(r["experiment"])
-      extra = ", ".join(f"{k}={json.loads(mine[k]) if k in mine else '-'}" for k in keys)
-      r["label"] = f"{r['label']} ({extra})"
+      # a key this run does not have (it means nothing here: `key_table.applies`) is not named
+      extra = ", ".join(f"{k}={json.loads(mine[k])}" for k in keys if k in mine)
+      r["label"] = f"{r['label']} ({extra})" if extra else r["label"]
   return rows
 
 
