@@ -425,3 +425,30 @@ def test_report_groups_a_run_saved_before_a_key_existed_with_its_default(tmp_pat
   t = 12.706204736 * 0.1
   assert f"| two_stream (model.bias=False) | 2.1000 ± {t:.4f} (n=2, 95% t) |" in md
   assert "| two_stream (model.bias=True) | 2.6000 ± 0.0144 (1 seed: window SE) |" in md
+
+
+def test_report_tables_the_attention_diagnostics_over_seeds(tmp_path):
+  """Each variant and stream gets the mean over seeds ± 95% t of its structural and semantic
+  masses per L (one seed: ± its window standard error), in the report and its plot."""
+  for seed, (st, se) in enumerate(((0.20, 0.40), (0.24, 0.44))):
+    _fake_run(tmp_path, f"ts{seed}", "two_stream", 512, 2.0, seed=seed)
+    diag = {
+      "summary": {
+        "content": {
+          "structural_4": st,
+          "structural_4_stderr": 0.001,
+          "semantic_4": se,
+          "semantic_4_stderr": 0.002,
+          "uniform_4": 0.05,
+        }
+      }
+    }
+    (tmp_path / f"ts{seed}" / "diagnostics").mkdir()
+    (tmp_path / f"ts{seed}" / "diagnostics" / "step_10.json").write_text(json.dumps(diag))
+  _fake_run(tmp_path, "dr", "decoupled_rope", 512, 2.1)
+  report.main([str(tmp_path)])
+  md = (tmp_path / "report.md").read_text()
+  t = 12.706204736 * 0.02  # t(0.975, 1 df) x the standard error of two seeds 0.04 apart
+  assert f"| two_stream [content] | 0.220 ± {t:.3f} (n=2, 95% t) | 0.420 ± {t:.3f} (n=2" in md
+  assert "decoupled_rope [" not in md  # no diagnostics: no row
+  assert (tmp_path / "attention.png").stat().st_size > 1000

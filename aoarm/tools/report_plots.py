@@ -1,9 +1,7 @@
 """The report's plots (`aoarm.tools.report`): bits against L with their intervals, and the attention
 diagnostics against L."""
 
-import collections
-
-from aoarm.tools import evidence
+from aoarm.tools import evidence, report_tables
 
 
 def plot(rows, path):
@@ -35,29 +33,32 @@ def plot_attention(rows, path, m: int = 4):
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  rs = [r for r in rows if r["order"] == "random" and r["diagnostics"]]
-  if not rs:
+  levels = report_tables.attention_levels(rows, m)
+  if not levels:
     return False
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-  series = collections.defaultdict(list)
-  for r in rs:
-    for stream, s in r["diagnostics"].items():
-      se = [1.96 * s.get(f"{k}_{m}_stderr", 0.0) for k in ("structural", "semantic")]
-      series[(r["label"], stream)].append(
-        (r["seq_len"], s[f"structural_{m}"], s[f"semantic_{m}"], s[f"uniform_{m}"], *se)
-      )
-  for (lab, stream), pts in sorted(series.items()):
-    pts.sort()
-    Ls = [p[0] for p in pts]
-    for ax, i, name in ((axes[0], 1, "structural"), (axes[1], 2, "semantic")):
-      # +- 1.96 standard errors over windows where the diagnostics carry them (0 where not)
-      err = [p[i + 3] for p in pts]
-      ax.errorbar(
-        Ls, [p[i] for p in pts], yerr=err, marker="o", capsize=2, label=f"{lab} [{stream}]"
-      )
-      ax.set_title(f"{name}: attention mass on {m} {'most recent' if i == 1 else 'nearest'} rows")
-  for ax in axes:  # the uniform baseline: the mass a uniform attention puts on any m rows
-    ax.plot(Ls, [p[3] for p in pts], "k:", label="uniform attention")
+  uniform = {}  # the mass a uniform attention puts on any m rows, per L
+  for r in rows:
+    for s in (r.get("diagnostics") or {}).values():
+      uniform.setdefault(r["seq_len"], s.get(f"uniform_{m}"))
+  for lab, stream, name in sorted(levels):
+    ax = axes[0] if name == "structural" else axes[1]
+    by_L = levels[(lab, stream, name)]
+    Ls = sorted(by_L)
+    # the mean over seeds ± 95% t (one seed: ± its standard error over windows)
+    ax.errorbar(
+      Ls,
+      [by_L[L].mean for L in Ls],
+      yerr=[by_L[L].half for L in Ls],
+      marker="o",
+      capsize=2,
+      label=f"{lab} [{stream}]",
+    )
+  for ax, name in ((axes[0], "structural"), (axes[1], "semantic")):
+    what = "most recent" if name == "structural" else "nearest"
+    ax.set_title(f"{name}: attention mass on {m} {what} rows")
+    Ls = sorted(L for L, u in uniform.items() if u is not None)
+    ax.plot(Ls, [uniform[L] for L in Ls], "k:", label="uniform attention")
   for ax in axes:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("sequence length L")

@@ -72,3 +72,50 @@ def gap_table(rows, order: str, ref: str, base: str = "") -> str:
       cells.append(t.text(3, sign=True) if t else "")
     out.append(f"| {lab} | " + " | ".join(cells) + " |")
   return "\n".join(out)
+
+
+def _diag_runs(rows, m: int):
+  """{(label, stream, kind): {L: [level-like dicts over seeds]}} of the runs that carry attention
+  diagnostics (once a run, whatever orders its eval has), kind structural or semantic."""
+  out, seen = {}, set()
+  for r in rows:
+    if r["run"] in seen or not r.get("diagnostics"):
+      continue
+    seen.add(r["run"])
+    for stream, s in r["diagnostics"].items():
+      for kind in ("structural", "semantic"):
+        if f"{kind}_{m}" not in s:
+          continue
+        cell = {"bits": s[f"{kind}_{m}"], "stderr_bits": s.get(f"{kind}_{m}_stderr", float("nan"))}
+        key = (r["label"], stream, kind)
+        out.setdefault(key, {}).setdefault(r["seq_len"], []).append({**cell, "seed": r["seed"]})
+  return out
+
+
+def attention_levels(rows, m: int = 4) -> dict:
+  """{(label, stream, kind): {L: evidence.Stat}}: the attention mass on the m most recent
+  (structural) or nearest (semantic) rows, mean over seeds ± 95% t (one seed: ± its standard
+  error over windows), as the levels of `table`."""
+  return {
+    key: {L: evidence.level(cell) for L, cell in by_L.items()}
+    for key, by_L in _diag_runs(rows, m).items()
+  }
+
+
+def attention_table(rows, m: int = 4) -> str:
+  """The attention diagnostics of the runs that have them: one row per variant and stream, a
+  structural and a semantic column per L; '' when no run has diagnostics."""
+  levels = attention_levels(rows, m)
+  if not levels:
+    return ""
+  Ls = sorted({L for by_L in levels.values() for L in by_L})
+  head = " | ".join(f"L={L} structural | L={L} semantic" for L in Ls)
+  out = [f"| variant [stream] | {head} |", "|---|" + "---|---|" * len(Ls)]
+  for lab, stream in sorted({(k[0], k[1]) for k in levels}):
+    cells = []
+    for L in Ls:
+      for kind in ("structural", "semantic"):
+        st = levels.get((lab, stream, kind), {}).get(L)
+        cells.append(st.text(3) if st else "")
+    out.append(f"| {lab} [{stream}] | " + " | ".join(cells) + " |")
+  return "\n".join(out)
