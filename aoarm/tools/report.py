@@ -363,8 +363,8 @@ def main(argv=None):
   ]
   for order in ("random", "l2r") if a.gap_to else ():
     md += [
-      f"Gap to {a.gap_to}, {order} order (bits per token; seed-paired where both arms ran the"
-      " same seeds):",
+      f"Gap to {a.gap_to}, {order} order (bits per token; seed-paired over the seeds both arms"
+      " ran; within one seed, window-paired):",
       "",
       gap_table(rows, order, a.gap_to, a.gap_of),
       "",
