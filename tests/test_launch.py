@@ -452,3 +452,36 @@ def test_report_tables_the_attention_diagnostics_over_seeds(tmp_path):
   assert f"| two_stream [content] | 0.220 ± {t:.3f} (n=2, 95% t) | 0.420 ± {t:.3f} (n=2" in md
   assert "decoupled_rope [" not in md  # no diagnostics: no row
   assert (tmp_path / "attention.png").stat().st_size > 1000
+
+
+def test_the_gap_over_three_lengths_has_a_slope_and_a_mean_per_seed():
+  """Over 3+ lengths the gap's slope against log2 L (bits per doubling) and its mean over L are
+  taken per seed, then over seeds with a t interval; a seed missing at one length is left out,
+  and fewer than two seeds or lengths give none."""
+  from scipy import stats
+
+  from aoarm.tools import evidence
+
+  slopes, offsets = {0: 0.01, 1: 0.02, 2: 0.04}, {0: 0.05, 1: 0.0, 2: 0.1}
+  cells = []
+  for L in (128, 256, 1024):
+    ts = [{"seed": s, "bits": 2.0 + 0.1 * s, "stderr_bits": 0.01} for s in slopes]
+    dr = [
+      {"seed": s, "bits": 2.0 + 0.1 * s + offsets[s] + slopes[s] * math.log2(L / 128)}
+      for s in slopes
+    ]
+    cells.append((L, dr, ts))
+  cells[1][1].append({"seed": 3, "bits": 9.0})  # seed 3 ran one arm at one length only
+  t = stats.t.ppf(0.975, 2)
+  st = evidence.slope(cells)
+  s = np.array(list(slopes.values()))
+  assert st.n == 3 and math.isclose(st.mean, s.mean())
+  assert math.isclose(st.half, t * s.std(ddof=1) / 3**0.5)
+  m = evidence.mean_over_lengths(cells)
+  per_seed = np.array([offsets[k] + slopes[k] * np.mean([0, 1, 3]) for k in slopes])
+  assert math.isclose(m.mean, per_seed.mean()) and math.isclose(
+    m.half, t * per_seed.std(ddof=1) / 3**0.5
+  )
+  assert evidence.slope(cells[:2]) is None  # two lengths: the trend column's job
+  one_seed = [(L, dr[:1], ts[:1]) for L, dr, ts in cells]
+  assert evidence.slope(one_seed) is None and evidence.mean_over_lengths(one_seed) is None

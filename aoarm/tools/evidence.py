@@ -10,6 +10,9 @@ each with the interval a reviewer asks for.
   (`eval/<name>.npz`), the window-paired difference ± its standard error; else the two standard
   errors combined, said so.
 - The trend of a gap between two lengths: per seed, gap(L2) − gap(L1), then as above.
+- Over three or more lengths, per seed: the least-squares slope of the gap against log2 L (bits
+  per doubling of L) and the gap's mean over the lengths, then as above (the seeds that ran
+  every arm at every length; n >= 2).
 """
 
 import dataclasses
@@ -100,4 +103,36 @@ def trend(runs1, refs1, runs2, refs2) -> Stat | None:
     return None
   a1, b1, a2, b2 = cells
   d = [(a2[s]["bits"] - b2[s]["bits"]) - (a1[s]["bits"] - b1[s]["bits"]) for s in sorted(a1)]
+  return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}, 95% t")
+
+
+def _per_seed_gaps(cells):
+  """{seed: [(log2 L, gap)]} over `cells` = [(L, runs, refs)], for the seeds every cell's two
+  arms ran (one run each); None where fewer than two seeds did."""
+  by = [(L, _by_seed(a) if a else None, _by_seed(b) if b else None) for L, a, b in cells]
+  if not by or any(a is None or b is None for _, a, b in by):
+    return None
+  seeds = set.intersection(*(set(a) & set(b) for _, a, b in by))
+  if len(seeds) < 2:
+    return None
+  return {s: [(math.log2(L), a[s]["bits"] - b[s]["bits"]) for L, a, b in by] for s in seeds}
+
+
+def slope(cells) -> Stat | None:
+  """The gap's change per doubling of L: per seed the least-squares slope of runs − refs against
+  log2 L over `cells` = [(L, runs, refs)] (three or more lengths), then the mean over seeds ±
+  its t 95% half-width. None where the lengths or seeds do not allow it."""
+  per = _per_seed_gaps(cells) if len(cells) >= 3 else None
+  if per is None:
+    return None
+  d = [float(np.polyfit(*zip(*per[s]), 1)[0]) for s in sorted(per)]
+  return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}, 95% t")
+
+
+def mean_over_lengths(cells) -> Stat | None:
+  """The gap averaged over the lengths of `cells` (as `slope`), per seed, then over seeds."""
+  per = _per_seed_gaps(cells) if len(cells) >= 3 else None
+  if per is None:
+    return None
+  d = [float(np.mean([g for _, g in per[s]])) for s in sorted(per)]
   return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}, 95% t")

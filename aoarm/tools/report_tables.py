@@ -38,13 +38,17 @@ def known_label(label: str, rows) -> bool:
 
 def gap_table(rows, order: str, ref: str, base: str = "") -> str:
   """Each row's gap to the row labelled `ref` (bits - ref's bits: evidence.gap), the trend of
-  the gap from the shortest L to the longest (evidence.trend), and with `base`, the share of
-  base's gap that the row closes (100%: level with ref; wider than base's: 'widens Nx'). A row
-  is compared with `ref`'s row of the same eval scope (test split, best checkpoint, ...) only."""
+  the gap from the shortest L to the longest (evidence.trend), over three or more lengths its
+  slope per doubling of L and its mean over L (evidence.slope, mean_over_lengths), and with
+  `base`, the share of base's gap that the row closes (100%: level with ref; wider than base's:
+  'widens Nx'). A row is compared with `ref`'s row of the same eval scope (test split, best
+  checkpoint, ...) only."""
   rs, Ls, runs = _cells(rows, order)
   cols = [f"L={L}: gap to {ref}" for L in Ls]
   if len(Ls) > 1:
     cols.append(f"gap at L={Ls[-1]} − gap at L={Ls[0]}")
+  if len(Ls) > 2:
+    cols += ["slope per doubling of L", "mean gap over L"]
   out = ["| variant | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
   labels = {r["label"] for r in rs}
   scope_of = {r["label"]: r["scope"] for r in rs}
@@ -70,6 +74,10 @@ def gap_table(rows, order: str, ref: str, base: str = "") -> str:
         runs(lab, Ls[0]), runs(ref_lab, Ls[0]), runs(lab, Ls[-1]), runs(ref_lab, Ls[-1])
       )
       cells.append(t.text(3, sign=True) if t else "")
+    if len(Ls) > 2:
+      every = [(L, runs(lab, L), runs(ref_lab, L)) for L in Ls]
+      for st in (evidence.slope(every), evidence.mean_over_lengths(every)):
+        cells.append(st.text(3, sign=True) if st else "")
     out.append(f"| {lab} | " + " | ".join(cells) + " |")
   return "\n".join(out)
 
