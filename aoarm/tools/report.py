@@ -5,9 +5,11 @@
                                        # those runs only -> report_short_long.md, ...
 
 Rows: one per experiment (the variant and its options, and any other setting in which the runs
-differ, e.g. `opt.lr=0.003`), columns: L. Runs are grouped by their whole resolved config except
-the seed and the settings that do not change the experiment (implementation knobs, logging,
-checkpointing, evaluation and sampling options, the mesh), so unrelated runs are never averaged.
+differ, e.g. `opt.lr=0.003`; a variant's experiment with the most runs keeps the plain label, so
+a sweep's main arms and its learning-rate check share one report), columns: L. Runs are grouped
+by their whole resolved config except the seed and the settings that do not change the
+experiment (implementation knobs, logging, checkpointing, evaluation and sampling options, the
+mesh), so unrelated runs are never averaged.
 Values: held-out bits/token (random order; the identity order in a second table): the mean over
 seeds ± its Student-t 95% half-width, n on every cell, or for one seed the eval's standard error
 across windows, marked (`aoarm.tools.evidence`). Gaps (`--gap_to`) are seed-paired, or within one
@@ -158,24 +160,45 @@ def _drop_axis_settings(rows):
 
 
 def _labels(rows):
-  """Each row's label: its variant label, plus the settings in which its experiment differs
-  from the other experiments of the same variant label."""
+  """Each row's label: its variant label, plus the settings in which its experiment differs.
+  Where one experiment of a variant label has the most runs (a sweep's main arm beside its
+  learning-rate check, say), it keeps the plain label and each other one names the settings in
+  which it differs from it; on a tie every experiment names the settings in which they differ."""
   rows = _drop_axis_settings(rows)
-  by_label = collections.defaultdict(set)
+  by_label = collections.defaultdict(lambda: collections.defaultdict(set))
   for r in rows:
-    by_label[r["label"]].add(r["experiment"])
-  for r in rows:
-    groups = by_label[r["label"]]
-    if len(groups) > 1:
-      # a key that only some experiments have (it means nothing in the others) is named where
-      # two of them differ in it; otherwise the key that decides it (data.source) tells them apart
-      keys = sorted(
-        {k for g in groups for k, _ in g if len({dict(h)[k] for h in groups if k in dict(h)}) > 1}
-      )
-      mine = dict(r["experiment"])
+    by_label[r["label"]][r["experiment"]].add(r["run"])
+  names = {}
+  for lab, groups in by_label.items():
+    sizes = sorted((len(runs) for runs in groups.values()), reverse=True)
+    main = (
+      max(groups, key=lambda g: len(groups[g])) if len(sizes) == 1 or sizes[0] > sizes[1] else None
+    )
+    # a key that only some experiments have (it means nothing in the others) is named where
+    # two of them differ in it; otherwise the key that decides it (data.source) tells them apart
+    differ = {
+      k for g in groups for k, _ in g if len({dict(h)[k] for h in groups if k in dict(h)}) > 1
+    }
+    for g in groups:
+      mine = dict(g)
+      if g == main:
+        names[(lab, g)] = lab
+        continue
+      if main is not None:
+        ref = dict(main)
+        # the keys both have and differ in; where none, a key only this experiment has
+        keys = sorted(k for k in mine if k in ref and ref[k] != mine[k])
+        keys = keys or sorted(k for k in mine if k not in ref)
+        gone = sorted(k for k in ref if k not in mine)  # a key only the main arm has
+      else:
+        keys, gone = sorted(k for k in differ if k in mine), []
       # a key this run does not have (it means nothing here: `key_table.applies`) is not named
-      extra = ", ".join(f"{k}={json.loads(mine[k])}" for k in keys if k in mine)
-      r["label"] = f"{r['label']} ({extra})" if extra else r["label"]
+      extra = ", ".join(f"{k}={json.loads(mine[k])}" for k in keys) or ", ".join(
+        f"{k}=-" for k in gone
+      )
+      names[(lab, g)] = f"{lab} ({extra})" if extra else lab
+  for r in rows:
+    r["label"] = names[(r["label"], r["experiment"])]
   return rows
 
 
