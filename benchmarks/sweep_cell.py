@@ -10,8 +10,10 @@ of the device's peak (metrics.jsonl's train/mfu, after the first logged step).
   python benchmarks/sweep_cell.py --config=configs/length_sweep.py:runlocal \\
       --cell='^two_stream_seq_len128_seed[0-9]+$' --seeds=2 --dir=/tmp/cell_cpu   # CPU size
 
-Each setting gets a fresh folder (DIR/seeds<N>, the sweep's output in its sweep.log); the seeds
-taken are the cell's first N entries.
+Each setting gets a fresh folder (DIR/seeds<N>[_<path>], the sweep's output in its sweep.log);
+the seeds taken are the cell's first N entries. `--paths=auto,xla` runs every setting on both
+paths of the MLP and q/k/v matmuls (the Mosaic-GPU kernels compile while a program is lowered,
+in every launch: start-up against step speed, side by side).
 """
 
 import argparse
@@ -74,6 +76,13 @@ def main():
   p.add_argument("--cell", required=True, help="regex of the cell's runs (every seed)")
   p.add_argument("--seeds", type=int, default=3)
   p.add_argument("--dir", required=True, help="a scratch folder (emptied)")
+  p.add_argument(
+    "--paths",
+    default="",
+    help="comma list of auto|xla: each setting once per path of the MLP and q/k/v matmuls "
+    "(model.kernels.mlp/qkv; auto takes the Mosaic-GPU kernels on one Hopper GPU); '' = the "
+    "config's own",
+  )
   a, extra = p.parse_known_args()
   extra = [e for e in extra if e != "--"]
   import sweep
@@ -83,9 +92,13 @@ def main():
   ]
   if len(entries) < a.seeds:
     raise SystemExit(f"--cell={a.cell!r} matches {len(entries)} runs, fewer than --seeds")
-  for n in (1, a.seeds) if a.seeds > 1 else (1,):
+  paths = [x for x in a.paths.split(",") if x] or [""]
+  for path, n in [(x, n) for x in paths for n in ((1, a.seeds) if a.seeds > 1 else (1,))]:
+    if path not in ("", "auto", "xla"):
+      raise SystemExit(f"--paths: {path!r} is not auto or xla")
+    knobs = [f"--config.model.kernels.{k}={path}" for k in ("mlp", "qkv")] if path else []
     names = [sweep.run_name(e) for e in entries[:n]]
-    d = os.path.join(a.dir, f"seeds{n}")
+    d = os.path.join(a.dir, f"seeds{n}{'_' + path if path else ''}")
     shutil.rmtree(d, ignore_errors=True)
     only = "^(" + "|".join(re.escape(x) for x in names) + ")$"
     os.makedirs(d)
@@ -93,13 +106,13 @@ def main():
     with open(os.path.join(d, "sweep.log"), "w") as log:  # stdout: the JSON lines only
       res = subprocess.run(
         [sys.executable, "launch/sweep.py", f"--config={a.config}", f"--sweep_dir={d}",
-         f"--only={only}", "--", *extra],
+         f"--only={only}", "--", *extra, *knobs],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
       )  # fmt: skip
     wall = time.perf_counter() - t0
     if res.returncode:
       raise SystemExit(f"the sweep of {names} failed (exit {res.returncode}); see {d}/sweep.log")
-    print(json.dumps(summarise(d, names, wall)), flush=True)
+    print(json.dumps({**({"path": path} if path else {}), **summarise(d, names, wall)}), flush=True)
 
 
 if __name__ == "__main__":

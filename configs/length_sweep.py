@@ -40,6 +40,11 @@ def get_config(arg=None):
   c.data.valid_path = f"{data}/valid.txt"
   c.data.test_path = f"{data}/test.txt"
   c.model.num_layers, c.model.d_model, c.model.num_heads = 6, 384, 6  # 10.6M params
+  # XLA's matmuls, not the Mosaic-GPU MLP and q/k/v kernels: those compile while each program
+  # is lowered, ~65 s a launch that no cache keeps (RESULTS.md, "Launch time", H200), more than
+  # a run here trains (~57 s at L = 1024); the same function (implementation keys: reports and
+  # resumes treat runs on either path alike). benchmarks/sweep_cell.py --paths=auto,xla A/Bs it.
+  c.model.kernels.mlp = c.model.kernels.qkv = "xla"
   c.order.train = "l2r" if variant == "ar" else "random"
   c.train.batch_size = TOKENS_PER_STEP // L  # same tokens per step at every L
   c.train.num_steps = TRAIN_TOKENS // TOKENS_PER_STEP

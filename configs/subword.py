@@ -47,6 +47,9 @@ def get_config(arg=None):
   c.data.tokenizer, c.data.vocab_size = "bpe", VOCAB
   c.data.seq_len = a.seq_len or 1024
   c.model.num_layers, c.model.d_model, c.model.num_heads = 6, 512, 8
+  # XLA's matmuls: the Mosaic-GPU kernels' ~65 s of compile a launch (no cache keeps it) would
+  # come back in every run and in each of its two best-checkpoint evals (configs/length_sweep.py)
+  c.model.kernels.mlp = c.model.kernels.qkv = "xla"
   c.train.batch_size = TOKENS_PER_STEP // c.data.seq_len
   c.train.num_steps = STEPS
   c.train.log_every = 50

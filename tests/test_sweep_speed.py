@@ -117,13 +117,15 @@ def test_the_sweep_cell_benchmark_prints_one_line_per_setting(tmp_path):
   config.write_text(CONFIG)
   res = subprocess.run(
     [sys.executable, "benchmarks/sweep_cell.py", f"--config={config}", "--cell=^run_seed[0-9]$",
-     "--seeds=2", f"--dir={tmp_path / 'cell'}"],
+     "--seeds=2", f"--dir={tmp_path / 'cell'}", "--paths=xla"],
     cwd=REPO, capture_output=True, text=True, timeout=600,
     env=dict(os.environ, JAX_PLATFORMS="cpu"),
   )  # fmt: skip
   assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
   lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
-  assert [r["seeds"] for r in lines] == [1, 2]
+  assert [r["seeds"] for r in lines] == [1, 2] and {r["path"] for r in lines} == {"xla"}
+  cfg = json.loads((tmp_path / "cell" / "seeds2_xla" / "run_seed1" / "config.json").read_text())
+  assert cfg["model"]["kernels"]["mlp"] == cfg["model"]["kernels"]["qkv"] == "xla"
   for r in lines:
     assert r["total_s"] > 0 and r["startup_s"] > 0 and r["train_s"] >= 0 and r["eval_s"] > 0
     assert len(r["runs"]) == r["seeds"] and r["run_total_s"] <= r["total_s"] + 1
