@@ -10,6 +10,8 @@
 # SAMPLE_TEMPS=0.7,0.85,1.0: each run then also samples its final checkpoint (SAMPLE_N samples a
 # temperature, SAMPLE_KS, SAMPLE_ADAPTIVE=1, SAMPLE_MDM_STEPS as gen_eval takes them) into
 # RUN/frontier.samples.npz, packed with the rest: the frontier on the NLL table's checkpoints.
+# DIAG_WINDOWS (default 64; 0: none): each run's attention diagnostics over that many windows
+# after its eval (RUN/diagnostics/, packed; mdm has no generation order and gets none).
 # CONFIG: another sweep file of the same get_config (e.g. configs/aogpt_length.py, issue 34).
 # MEM: each process's share of the GPU's memory (default 0.09: ten processes).
 # RUNLOCAL=1: the same at CPU size (configs/evidence.py:runlocal, pydoc data), to check it.
@@ -31,6 +33,13 @@ start=$SECONDS
 for n in $names; do
   ( timeout "$seconds" python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="^$n\$" \
       -- "${data[@]}" 2>&1
+    left=$((seconds - (SECONDS - start) - 5))
+    if [ "${DIAG_WINDOWS:-64}" -gt 0 ] && [ "$left" -gt 20 ] && [ -d "$dir/$n/ckpt" ] \
+      && [[ $n != mdm* ]]; then
+      # the attention diagnostics of the checkpoint the eval scored (RUN/diagnostics/, packed)
+      timeout "$left" python3 -m aoarm.tools.diagnostics --workdir="$dir/$n" \
+        --num_windows="${DIAG_WINDOWS:-64}" > /dev/null
+    fi
     left=$((seconds - (SECONDS - start) - 5))
     if [ -n "${SAMPLE_TEMPS:-}" ] && [ "$left" -gt 20 ] && [ -d "$dir/$n/ckpt" ]; then
       # samples of the checkpoint the eval above scored (a frontier row's NLL and samples from
