@@ -353,6 +353,10 @@ def test_report_statistics_a_reviewer_accepts(tmp_path):
   assert math.isclose(t.mean, diffs.mean())
   want = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / 3**0.5
   assert math.isclose(t.half, want) and t.n == 3
+  # a seed that one cell alone ran is left out, and said so
+  more = cell("dr", 1024) + [{"seed": 7, "bits": 9.0, "stderr_bits": 0.01, "L": 1024, "arm": "dr"}]
+  t7 = evidence.trend(cell("dr", 128), cell("ts", 128), more, cell("ts", 1024))
+  assert math.isclose(t7.mean, t.mean) and "(the 3 seeds all ran)" in t7.how
   # scopes, equal compute, runs without an eval
   _fake_run(tmp_path, "eq", "decoupled_rope", 128, 2.05, **{"train.compute_of": "two_stream"})
   _fake_run(tmp_path, "capped", "two_stream", 128, 1.9)

@@ -96,14 +96,18 @@ def gap(runs, refs) -> Stat | None:
 
 
 def trend(runs1, refs1, runs2, refs2) -> Stat | None:
-  """gap at the second length − gap at the first, paired by seed (the same >= 2 seeds in all
-  four cells); None otherwise."""
+  """gap at the second length − gap at the first, paired by seed over the seeds all four cells
+  ran (>= 2; said where some cell ran more); None otherwise."""
   cells = [_by_seed(c) if c else None for c in (runs1, refs1, runs2, refs2)]
-  if not all(cells) or len({tuple(sorted(c)) for c in cells}) != 1 or len(cells[0]) < 2:
+  if not all(cells):
+    return None
+  shared = sorted(set.intersection(*(set(c) for c in cells)))
+  if len(shared) < 2:
     return None
   a1, b1, a2, b2 = cells
-  d = [(a2[s]["bits"] - b2[s]["bits"]) - (a1[s]["bits"] - b1[s]["bits"]) for s in sorted(a1)]
-  return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}, 95% t")
+  d = [(a2[s]["bits"] - b2[s]["bits"]) - (a1[s]["bits"] - b1[s]["bits"]) for s in shared]
+  only = "" if all(len(c) == len(shared) for c in cells) else f" (the {len(d)} seeds all ran)"
+  return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}{only}, 95% t")
 
 
 def _per_seed_gaps(cells):
