@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import math
 import os
 import sys
 
@@ -120,3 +121,24 @@ def test_the_plateau_benchmark_runs_its_arms(tmp_path):
   assert sorted(row["loss"], key=int) == ["5", "10"] and row["valid_bits"] > 0
   with pytest.raises(SystemExit, match="'nope' is not one of"):
     aogpt_plateau.main(["--arms=nope"])
+
+
+@pytest.mark.slow
+def test_the_eval_speed_benchmark_times_every_order_a_variant_reports():
+  """Issue 32 (2): one row per order (two_stream: random and left to right; mdm: its ELBO over
+  K rates), each scored twice (compile, then the eval itself) beside the training step's rate."""
+  import eval_speed
+
+  rows = eval_speed.bench("two_stream", "runlocal", 64, 64 * 40, 3, 1)
+  rows += eval_speed.bench("mdm", "runlocal", 64, 64 * 40, 3, 1)
+  assert [(r["variant"], r["order"], r["num_orders"]) for r in rows] == [
+    ("two_stream", "random", 1),
+    ("two_stream", "l2r", 1),
+    ("mdm", "elbo", 3),
+  ]
+  for r in rows:
+    assert r["windows"] == 40 and r["eval_s"] > 0
+    assert abs(r["compile_s"] - (r["first_s"] - r["eval_s"])) < 2e-3
+    scored = 40 * 64 * r["num_orders"]  # forward passes: windows x L x K
+    assert abs(r["tokens_per_s"] * r["eval_s"] / scored - 1) < 0.03
+    assert math.isclose(r["vs_train"], r["tokens_per_s"] / r["train_tokens_per_s"], rel_tol=0.02)
