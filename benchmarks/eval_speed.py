@@ -60,7 +60,7 @@ def bench(variant, preset, seq_len, eval_tokens, mdm_rates, train_steps, model_k
     times = []
     for _ in range(2):  # the first call compiles; the second is the eval itself
       t = time.perf_counter()
-      summary, nll_W = eval_lib.evaluate_windows(
+      summary, _, _ = eval_lib.evaluate_windows(
         trainer.placed, state.params, tokens, ecfg, order, "valid"
       )
       times.append(time.perf_counter() - t)

@@ -106,3 +106,17 @@ def test_an_eval_on_other_text_gets_its_own_file(text_run, wd):
     and out["data"]["tokens_sha256"] != own["data"]["tokens_sha256"]
   )
   assert _eval(wd, "step_4-w24.json") == own  # the run's own eval is untouched
+
+
+def test_an_eval_of_k_orders_keeps_each_orders_nll_per_window(wd):
+  """Issue 31 (1): with K > 1 orders (mdm: masking rates) the per-window file also holds each
+  one's NLL (windows x K), whose mean over K is the window's NLL; one order: no such array."""
+  _ok(run(wd, "--mode=eval", "--config.eval.num_orders=3", config=None, tiny=False))
+  names = sorted(os.listdir(os.path.join(wd, "eval")))
+  npz = [n for n in names if n.endswith(".npz") and "-k3" in n]
+  assert len(npz) == 1, names
+  with np.load(os.path.join(wd, "eval", npz[0])) as z:
+    each, mean = z["nll_random_each"], z["nll_random"]
+    assert each.shape == (24, 3) and "nll_l2r_each" not in z
+    np.testing.assert_allclose(each.mean(axis=1), mean, rtol=1e-6)
+    assert np.abs(each - mean[:, None]).max() > 0  # three orders, three different NLLs

@@ -116,17 +116,20 @@ def evaluate_checkpoint(cfg, workdir: str, explicit: set | None = None) -> dict:
 def write_eval(run, placed, params, step: int) -> dict:
   """Held-out NLL of `params` on `eval.split`, for each order the variant reports, written to
   DIR/eval/<eval_name>.json and printed; the NLL of every window of every order goes beside it
-  in <eval_name>.npz (`window_index`, `nll_<order>`, `eval_seed`), so that two runs scored on
-  the same windows pair window by window. The JSON says how many of the split's windows were
+  in <eval_name>.npz (`window_index`, `nll_<order>`, `eval_seed`; with K > 1 orders or masking
+  rates also `nll_<order>_each`, windows x K), so that two runs scored on the same windows pair
+  window by window. The JSON says how many of the split's windows were
   scored (`capped` where `eval.max_windows` cut it) and which data it scored (`data`)."""
   cfg = run.cfg
   split = cfg.eval.split
   tokens = run.data.splits[split]
   results, per_window = {}, {}
   for order in eval_lib.orders_to_report(run.mcfg, cfg.eval):
-    results[order], per_window[order] = eval_lib.evaluate_windows(
+    results[order], per_window[order], each = eval_lib.evaluate_windows(
       placed, params, tokens, cfg.eval, order, split, run.data.true_nll
     )
+    if each is not None:  # K > 1: each order's (mdm: each stratified rate's) NLL per window
+      per_window[f"{order}_each"] = each
   num_bytes = run.data.num_bytes.get(split)
   if num_bytes:  # subword: bits per UTF-8 byte, so that tokenizers compare
     bytes_per_token = num_bytes / len(tokens)  # the split's own ratio
