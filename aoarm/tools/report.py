@@ -131,7 +131,8 @@ def experiment(cfg: dict) -> tuple:
   """The settings that make a run the experiment it is, seed and table axes left out, and the
   keys that mean nothing in this run (`key_table.applies`: a char-level run's tokenizer keys);
   a key its config.json lacks (saved before the key existed) takes its default."""
-  flat = {**_defaults(cfg.get("model", {}).get("variant", "ar")), **key_table.flat(cfg)}
+  variant = cfg.get("model", {}).get("variant")
+  flat = {**(_defaults(variant) if variant else {}), **key_table.flat(cfg)}
   keep = {k: v for k, v in flat.items() if not _ignored(k) and key_table.applies(k, flat)}
   return tuple(sorted((k, json.dumps(v)) for k, v in keep.items()))
 
