@@ -51,7 +51,7 @@ for n in $names; do
 done
 if command -v nvidia-smi > /dev/null; then  # the GPU's use while they run, every 5 s
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 \
-    > "$logs/nvidia_smi.csv" 2>&1 &
+    > "$logs/nvidia_smi_$tag.csv" 2>&1 &
   smi=$!
 fi
 wait $(jobs -p | grep -v "${smi:-x}") 2>/dev/null
