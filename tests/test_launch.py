@@ -119,6 +119,13 @@ def test_finished_detection_and_slurm_script(tmp_path):
   assert "#SBATCH --array=0-3" in script and "srun" in script and "AOARM_DISTRIBUTED=1" in script
 
 
+def _report_cli(*args):
+  """`python -m aoarm.tools.report ARGS` in a subprocess (its exit code and one-line errors)."""
+  return subprocess.run(
+    [sys.executable, "-m", "aoarm.tools.report", *args], capture_output=True, text=True
+  )
+
+
 def _fake_run(root, name, variant, L, bits, seed=0, target_heads=1.0, **over):
   d = root / name
   (d / "eval").mkdir(parents=True)
@@ -255,11 +262,7 @@ def test_report_of_a_subset_of_runs(tmp_path):
     (["--only=^nothing"], "in runs matching --only='^nothing'"),
     (["--tag=a/b"], "--tag='a/b'"),
   ):
-    res = subprocess.run(
-      [sys.executable, "-m", "aoarm.tools.report", str(tmp_path), *bad],
-      capture_output=True,
-      text=True,
-    )
+    res = _report_cli(str(tmp_path), *bad)
     assert res.returncode == 2 and msg in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
@@ -278,11 +281,7 @@ def test_report_gaps_to_a_reference_row(tmp_path):
   assert f"| sigma_gpt | +0.300 ± {se} (widens 3.0x) |" in md
   assert f"| decoupled_rope | +0.100 ± {se} |" in md
   assert "| two_stream | +" not in md
-  res = subprocess.run(
-    [sys.executable, "-m", "aoarm.tools.report", str(tmp_path), "--gap_to=mdm"],
-    capture_output=True,
-    text=True,
-  )
+  res = _report_cli(str(tmp_path), "--gap_to=mdm")
   assert res.returncode == 2 and "--gap_to='mdm' is no row" in res.stderr, res.stderr
 
 
@@ -308,11 +307,7 @@ def test_report_pairs_the_gap_by_seed_and_takes_runs_from_other_folders(tmp_path
   assert f"| mdm | +0.350 ± {unpaired:.3f} (seeds not paired: unpaired) |" in md
   assert f"| sigma_gpt | +0.150 ± {t1 * 0.05:.3f} (seed-paired, n=2 (the 2 seeds both ran), " in md
   assert "Runs: 8 in" in md
-  res = subprocess.run(
-    [sys.executable, "-m", "aoarm.tools.report", str(sweep), f"--also={tmp_path / 'nope'}"],
-    capture_output=True,
-    text=True,
-  )
+  res = _report_cli(str(sweep), f"--also={tmp_path / 'nope'}")
   assert res.returncode == 2 and "--also: " in res.stderr and "nope" in res.stderr, res.stderr
 
 
@@ -503,9 +498,5 @@ def test_report_names_every_experiment_of_a_variant_on_a_tie(tmp_path):
     "| two_stream (opt.lr=0.001) | 2.0000" in md and "| two_stream (opt.lr=0.002) | 2.2000" in md
   )
   assert "| two_stream |" not in md
-  res = subprocess.run(
-    [sys.executable, "-m", "aoarm.tools.report", str(tmp_path), "--gap_to=two_stream"],
-    capture_output=True,
-    text=True,
-  )
+  res = _report_cli(str(tmp_path), "--gap_to=two_stream")
   assert res.returncode == 2 and "--gap_to='two_stream' is no row" in res.stderr, res.stderr
