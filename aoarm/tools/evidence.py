@@ -75,15 +75,12 @@ def per_window_bits(row) -> np.ndarray | None:
 
 
 def gap(runs, refs) -> Stat | None:
-  """runs − refs (bits), paired by seed where the same >= 2 seeds are on both sides."""
+  """runs − refs (bits), paired by seed where the two arms share >= 2 seeds."""
   if not runs or not refs:
     return None
-  a, b = _by_seed(runs), _by_seed(refs)
-  shared = sorted(a.keys() & b.keys()) if a and b else []
-  if len(shared) >= 2:  # paired on the seeds both arms ran (said where one side has more)
-    d = [a[s]["bits"] - b[s]["bits"] for s in shared]
-    only = "" if a.keys() == b.keys() else f" (the {len(d)} seeds both ran)"
-    return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}{only}, 95% t")
+  per, note = _seed_gaps([(0, runs, refs)], "both")
+  if per:
+    return _seed_paired([g for ((_, g),) in per.values()], note)
   if len(runs) == 1 and len(refs) == 1:
     x, y = per_window_bits(runs[0]), per_window_bits(refs[0])
     if x is not None and y is not None and len(x) == len(y) and x.size > 1:
@@ -98,45 +95,49 @@ def gap(runs, refs) -> Stat | None:
 def trend(runs1, refs1, runs2, refs2) -> Stat | None:
   """gap at the second length − gap at the first, paired by seed over the seeds all four cells
   ran (>= 2; said where some cell ran more); None otherwise."""
-  cells = [_by_seed(c) if c else None for c in (runs1, refs1, runs2, refs2)]
-  if not all(cells):
+  per, note = _seed_gaps([(1, runs1, refs1), (2, runs2, refs2)], "all")
+  if not per:
     return None
-  shared = sorted(set.intersection(*(set(c) for c in cells)))
-  if len(shared) < 2:
-    return None
-  a1, b1, a2, b2 = cells
-  d = [(a2[s]["bits"] - b2[s]["bits"]) - (a1[s]["bits"] - b1[s]["bits"]) for s in shared]
-  only = "" if all(len(c) == len(shared) for c in cells) else f" (the {len(d)} seeds all ran)"
-  return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}{only}, 95% t")
+  return _seed_paired([g2 - g1 for (_, g1), (_, g2) in per.values()], note)
 
 
-def _per_seed_gaps(cells):
-  """{seed: [(log2 L, gap)]} over `cells` = [(L, runs, refs)], for the seeds every cell's two
-  arms ran (one run each); None where fewer than two seeds did."""
+def _seed_gaps(cells, word: str):
+  """({seed: [(L, gap)]}, note): per seed, runs − refs (bits) in each of `cells` = [(L, runs,
+  refs)], over the seeds that both arms of every cell ran (one run each), in seed order; `note`
+  names how many where some arm ran more (`word`: 'both', 'all'). (None, '') where fewer than
+  two seeds are shared."""
   by = [(L, _by_seed(a) if a else None, _by_seed(b) if b else None) for L, a, b in cells]
   if not by or any(a is None or b is None for _, a, b in by):
-    return None
-  seeds = set.intersection(*(set(a) & set(b) for _, a, b in by))
+    return None, ""
+  seeds = sorted(set.intersection(*(set(a) & set(b) for _, a, b in by)))
   if len(seeds) < 2:
-    return None
-  return {s: [(math.log2(L), a[s]["bits"] - b[s]["bits"]) for L, a, b in by] for s in seeds}
+    return None, ""
+  more = any(len(c) > len(seeds) for _, a, b in by for c in (a, b))
+  note = f" (the {len(seeds)} seeds {word} ran)" if more else ""
+  return {s: [(L, a[s]["bits"] - b[s]["bits"]) for L, a, b in by] for s in seeds}, note
+
+
+def _seed_paired(d, note: str = "") -> Stat:
+  """The mean of per-seed differences `d` ± its t 95% half-width."""
+  return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}{note}, 95% t")
 
 
 def slope(cells) -> Stat | None:
   """The gap's change per doubling of L: per seed the least-squares slope of runs − refs against
   log2 L over `cells` = [(L, runs, refs)] (three or more lengths), then the mean over seeds ±
   its t 95% half-width. None where the lengths or seeds do not allow it."""
-  per = _per_seed_gaps(cells) if len(cells) >= 3 else None
+  per = _seed_gaps(cells, "all")[0] if len(cells) >= 3 else None
   if per is None:
     return None
-  d = [float(np.polyfit(*zip(*per[s]), 1)[0]) for s in sorted(per)]
-  return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}, 95% t")
+  d = [
+    float(np.polyfit([math.log2(L) for L, _ in g], [x for _, x in g], 1)[0]) for g in per.values()
+  ]
+  return _seed_paired(d)
 
 
 def mean_over_lengths(cells) -> Stat | None:
   """The gap averaged over the lengths of `cells` (as `slope`), per seed, then over seeds."""
-  per = _per_seed_gaps(cells) if len(cells) >= 3 else None
+  per = _seed_gaps(cells, "all")[0] if len(cells) >= 3 else None
   if per is None:
     return None
-  d = [float(np.mean([g for _, g in per[s]])) for s in sorted(per)]
-  return Stat(float(np.mean(d)), t_half(d), len(d), f"seed-paired, n={len(d)}, 95% t")
+  return _seed_paired([float(np.mean([x for _, x in g])) for g in per.values()])
