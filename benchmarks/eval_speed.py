@@ -3,12 +3,12 @@
   python benchmarks/eval_speed.py --preset=small --seq_len=1024          # GPU: the sweep's model
   python benchmarks/eval_speed.py --preset=runlocal --eval_tokens=20000  # CPU, to check it
 
-For each variant: the training step's tokens/s at the sweep's tokens per step
-(`benchmarks/train_throughput.py`'s timing), then a whole-split eval (`run.evaluate
-.evaluate_windows`, the code `--mode=eval` and `train.final_eval` run) of synthetic tokens the
-size of text8like's valid split, in every order the variant reports (random and left to right;
-mdm: the ELBO over --mdm_rates stratified masking rates). Each order is scored twice: the first
-call compiles (`first_s`), the second is the eval as a run's final eval pays it once compiled
+For each variant, on one model: a whole-split eval (`run.evaluate.evaluate_windows`, the code
+`--mode=eval` and `train.final_eval` run) of synthetic tokens the size of text8like's valid
+split, in every order the variant reports (random and left to right; mdm: the ELBO over
+--mdm_rates stratified masking rates), then the training step's tokens/s at the sweep's tokens
+per step (`benchmarks/train_throughput.py`'s timing). Each order is scored twice: the first call
+compiles (`first_s`), the second is the eval as a run's final eval pays it once compiled
 (`eval_s`). `tokens_per_s` counts the forward passes: windows x L x K. One JSON line per variant
 and order; `vs_train` is that rate over the training step's (an eval is forward only: it should
 be well above 1).
@@ -44,18 +44,13 @@ def bench(variant, preset, seq_len, eval_tokens, mdm_rates, train_steps, model_k
   """The JSON rows of one variant: one per order it reports."""
   L = seq_len or train_throughput.PRESETS[preset][3]
   batch = max(1, TOKENS_PER_STEP // L) if preset != "runlocal" else 4
-  train = train_throughput.bench(
-    variant, preset, batch, train_steps, 2, seq_len=L, window=train_steps, sync_steps=0,
-    model_kw=model_kw, devices=1,
-  )  # fmt: skip
-  trainer, state, _ = train_throughput.setup(
-    variant, preset, batch, L, devices=1, model_kw=model_kw
-  )  # one device, as a sweep's run has
+  built = train_throughput.setup(variant, preset, batch, L, devices=1, model_kw=model_kw)
+  trainer, state, _ = built  # one device, as a sweep's run has
   V = trainer.mcfg.vocab_size
   tokens = np.random.default_rng(0).integers(0, V, (eval_tokens,), dtype=np.int32)
   K = mdm_rates if not trainer.placed.traits.has_order else 1
   ecfg = eval_config(L, K)
-  rows = []
+  timed = []  # (order, eval summary, [first call s, second call s])
   for order in eval_lib.orders_to_report(trainer.mcfg, ecfg):
     times = []
     for _ in range(2):  # the first call compiles; the second is the eval itself
@@ -64,6 +59,14 @@ def bench(variant, preset, seq_len, eval_tokens, mdm_rates, train_steps, model_k
         trainer.placed, state.params, tokens, ecfg, order, "valid"
       )
       times.append(time.perf_counter() - t)
+    timed.append((order, summary, times))
+  # the training step's rate on the same model, timed after the evals (its steps take the state)
+  train = train_throughput.bench(
+    variant, preset, batch, train_steps, 2, seq_len=L, window=train_steps, sync_steps=0,
+    built=built,
+  )["tokens_per_s"]  # fmt: skip
+  rows = []
+  for order, summary, times in timed:
     k = summary["num_orders"]
     tps = summary["num_tokens"] * k / times[1]
     rows.append(
@@ -79,8 +82,8 @@ def bench(variant, preset, seq_len, eval_tokens, mdm_rates, train_steps, model_k
         "compile_s": round(times[0] - times[1], 3),
         "eval_s": round(times[1], 3),
         "tokens_per_s": round(tps),
-        "train_tokens_per_s": round(train["tokens_per_s"]),
-        "vs_train": round(tps / train["tokens_per_s"], 2),
+        "train_tokens_per_s": round(train),
+        "vs_train": round(tps / train, 2),
         "model_kw": model_kw or {},
       }
     )

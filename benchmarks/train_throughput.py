@@ -110,8 +110,11 @@ def bench(
   sync_steps=10,
   model_kw=None,
   ema_decay=0.0,
+  built=None,
 ):
-  trainer, state, xs = setup(
+  """One variant's row; `built`: `setup`'s (trainer, state, batches) to time instead of new ones
+  (its state is donated to the steps)."""
+  trainer, state, xs = built or setup(
     variant, preset, batch, seq_len, attention, remat, devices, model_kw, ema_decay
   )
   L, n_dev = trainer.mcfg.seq_len, trainer.mesh.devices.size
