@@ -175,11 +175,6 @@ def _labels(rows):
     main = (
       max(groups, key=lambda g: len(groups[g])) if len(sizes) == 1 or sizes[0] > sizes[1] else None
     )
-    # a key that only some experiments have (it means nothing in the others) is named where
-    # two of them differ in it; otherwise the key that decides it (data.source) tells them apart
-    differ = {
-      k for g in groups for k, _ in g if len({dict(h)[k] for h in groups if k in dict(h)}) > 1
-    }
     for g in groups:
       mine = dict(g)
       if g == main:
@@ -191,8 +186,10 @@ def _labels(rows):
         keys = sorted(k for k in mine if k in ref and ref[k] != mine[k])
         keys = keys or sorted(k for k in mine if k not in ref)
         gone = sorted(k for k in ref if k not in mine)  # a key only the main arm has
-      else:
-        keys, gone = sorted(k for k in differ if k in mine), []
+      else:  # a tie: the keys in which two of the experiments that have them differ (a key
+        # only some have means nothing in the others: the key deciding it, data.source, is named)
+        keys = sorted(k for k in mine if len({dict(h)[k] for h in groups if k in dict(h)}) > 1)
+        gone = []
       # a key this run does not have (it means nothing here: `key_table.applies`) is not named
       extra = ", ".join(f"{k}={json.loads(mine[k])}" for k in keys) or ", ".join(
         f"{k}=-" for k in gone
