@@ -476,9 +476,11 @@ def test_the_gap_over_three_lengths_has_a_slope_and_a_mean_per_seed():
   st = evidence.slope(cells)
   s = np.array(list(slopes.values()))
   assert st.n == 3 and math.isclose(st.mean, s.mean())
+  assert "the 3 seeds all ran" in st.how  # seed 3 left out, and said so
   assert math.isclose(st.half, t * s.std(ddof=1) / 3**0.5)
   m = evidence.mean_over_lengths(cells)
   per_seed = np.array([offsets[k] + slopes[k] * np.mean([0, 1, 3]) for k in slopes])
+  assert "the 3 seeds all ran" in m.how
   assert math.isclose(m.mean, per_seed.mean()) and math.isclose(
     m.half, t * per_seed.std(ddof=1) / 3**0.5
   )

@@ -126,18 +126,18 @@ def slope(cells) -> Stat | None:
   """The gap's change per doubling of L: per seed the least-squares slope of runs − refs against
   log2 L over `cells` = [(L, runs, refs)] (three or more lengths), then the mean over seeds ±
   its t 95% half-width. None where the lengths or seeds do not allow it."""
-  per = _seed_gaps(cells, "all")[0] if len(cells) >= 3 else None
+  per, note = _seed_gaps(cells, "all") if len(cells) >= 3 else (None, "")
   if per is None:
     return None
   d = [
     float(np.polyfit([math.log2(L) for L, _ in g], [x for _, x in g], 1)[0]) for g in per.values()
   ]
-  return _seed_paired(d)
+  return _seed_paired(d, note)
 
 
 def mean_over_lengths(cells) -> Stat | None:
   """The gap averaged over the lengths of `cells` (as `slope`), per seed, then over seeds."""
-  per = _seed_gaps(cells, "all")[0] if len(cells) >= 3 else None
+  per, note = _seed_gaps(cells, "all") if len(cells) >= 3 else (None, "")
   if per is None:
     return None
-  return _seed_paired([float(np.mean([x for _, x in g])) for g in per.values()])
+  return _seed_paired([float(np.mean([x for _, x in g])) for g in per.values()], note)
