@@ -4,7 +4,7 @@ setting: wall seconds, and from the runs' DIR/timing.json the start-up (process 
 first step done, compilation included), training, final-eval seconds, and the training's share
 of the device's peak (metrics.jsonl's train/mfu, after the first logged step).
 
-  python benchmarks/sweep_cell.py --config=configs/length_sweep.py \\
+  python benchmarks/sweep_cell.py --config=configs/evidence.py \\
       --cell='^two_stream_seq_len1024_seed[0-9]+$' --seeds=3 --dir=/tmp/cell \\
       -- --config.data.train_path=.data/train.txt --config.data.valid_path=.data/valid.txt
   python benchmarks/sweep_cell.py --config=configs/length_sweep.py:runlocal \\
