@@ -1,6 +1,7 @@
 """Held-out eval speed per variant and order, against the training step's (issue 32).
 
-  python benchmarks/eval_speed.py --preset=small --seq_len=1024          # GPU: the sweep's model
+  python benchmarks/eval_speed.py --preset=small --seq_len=1024 \
+      --model=kernels.mlp=xla,kernels.qkv=xla       # GPU: the sweep's model, on its XLA path
   python benchmarks/eval_speed.py --preset=runlocal --eval_tokens=20000  # CPU, to check it
 
 For each variant, on one model: a whole-split eval (`run.evaluate.evaluate_windows`, the code
@@ -11,7 +12,9 @@ per step (`benchmarks/train_throughput.py`'s timing). Each order is scored twice
 compiles (`first_s`), the second is the eval as a run's final eval pays it once compiled
 (`eval_s`). `tokens_per_s` counts the forward passes: windows x L x K. One JSON line per variant
 and order; `vs_train` is that rate over the training step's (an eval is forward only: it should
-be well above 1).
+be well above 1). Without `--model`, a Hopper GPU takes the Mosaic-GPU kernels, whose compile
+lands in every order's `compile_s` (39 and 31 s on an H100 against 3.8 and 0.9 s on the XLA path,
+two_stream at L = 1024: results/h100/sweep_cell/eval_speed*.txt).
 """
 
 import argparse

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 32's measurements still owed after 2026-12-07's H100 call (RESULTS.md, "A sweep cell at
+# the GPU's speed"), on one lent GPU, outputs under $OUT (~7 minutes). text8like in .data/.
+#   bash launch/issue32_gpu.sh          # RUNLOCAL=1: CPU-sized, to check the script
+# 1. The cold `init` (11.3 s in the first process on a fresh machine, 1.4 s in the next ones):
+#    one seed of the cell twice with the compilation cache off. The same ~11 s both times:
+#    it is the initial state's compilation; ~11 s then ~1.4 s: the first process's cold loading
+#    of the CUDA libraries, which no setting of aoarm's can cut.
+# 2. Where the sweep model's step goes (MFU 31% at L = 1024, and three seeds at once no faster):
+#    a profile of two_stream's step at the cell's shape on the sweep's XLA path.
+# 3. The GPT-2-shape start-up goals (<= 40 s cold, <= 12 s warm to the first step, XLA path).
+set -uo pipefail
+OUT=${OUT:-/tmp/issue32_out}; mkdir -p "$OUT"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # benchmarks/ import aoarm
+cfg=configs/evidence.py; cell='^two_stream_seq_len1024_seed[0-9]+$'; L=1024; batch=64
+data=(--config.data.train_path=.data/train.txt --config.data.valid_path=.data/valid.txt
+      --config.data.test_path=.data/test.txt)
+preset=small; ct=()
+if [ "${RUNLOCAL:-0}" = 1 ]; then
+  cfg=$cfg:runlocal; data=(); preset=runlocal; L=64; batch=4; ct=(--runlocal)
+fi
+xla=--model=kernels.mlp=xla,kernels.qkv=xla
+nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
+git log --oneline -1 | tee "$OUT/commit.txt"
+for i in 1 2; do
+  timeout "${CELL_SECONDS:-170}" python3 benchmarks/sweep_cell.py --config="$cfg" --cell="$cell" \
+    --seeds=1 --dir="/tmp/issue32_cache_off_$i" --paths=xla -- "${data[@]}" \
+    --config.train.compile_cache=off 2>&1 | tee -a "$OUT/cache_off.jsonl"
+done
+timeout "${PROF_SECONDS:-120}" python3 benchmarks/profile_step.py --preset=$preset --batch=$batch \
+  --seq_len=$L --variants=two_stream $xla --steps=5 --top=25 --json="$OUT/profile.json" 2>&1 \
+  | tee "$OUT/profile.txt" | grep -E '^###|rror'
+timeout "${CT_SECONDS:-150}" python3 benchmarks/compile_time.py --paths=xla "${ct[@]}" \
+  --timeout=140 --out="$OUT/compile_time.jsonl" 2>&1 | tail -6 | tee "$OUT/compile_time.txt"
