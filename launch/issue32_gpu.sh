@@ -25,7 +25,7 @@ git log --oneline -1 | tee "$OUT/commit.txt"
 for i in 1 2; do
   timeout "${CELL_SECONDS:-170}" python3 benchmarks/sweep_cell.py --config="$cfg" --cell="$cell" \
     --seeds=1 --dir="/tmp/issue32_cache_off_$i" --paths=xla -- "${data[@]}" \
-    --config.train.compile_cache=off 2>&1 | tee -a "$OUT/cache_off.jsonl"
+    --config.train.compile_cache=off 2>>"$OUT/cache_off.err" | tee -a "$OUT/cache_off.jsonl"
 done
 timeout "${PROF_SECONDS:-120}" python3 benchmarks/profile_step.py --preset=$preset --batch=$batch \
   --seq_len=$L --variants=two_stream $xla --steps=5 --top=25 --json="$OUT/profile.json" 2>&1 \
