@@ -14,10 +14,10 @@ The model: 6 blocks x 512 (8 heads), 19M parameters outside the 8.4M of the toke
 would be ~0.25M parameters); what is compared is each arm at its best validation loss, where
 an epoch is ~150 steps and overfitting sets in. The size is the issue's suggested range,
 chosen, not tuned: no size search was run. Every L trains on 32,768 tokens per step
-for 3000 steps (~20 epochs, meant to pass the validation minimum: the curves will say),
-evaluates 16 fixed valid batches
-every 100 steps and keeps the best (`train.eval_every`, `ckpt.best`): the runs are compared at
-their best points, not at equal steps. `compute_of=two_stream`: decoupled_rope given
+for at most 3000 steps (~20 epochs), evaluates 16 fixed valid batches every 100 steps, keeps the
+best (`train.eval_every`, `ckpt.best`) and stops 5 evals without a new lowest loss after it
+(`train.patience`: past the validation minimum, which the curves show): the runs are compared
+at their best points, not at equal steps. `compute_of=two_stream`: decoupled_rope given
 two_stream's training FLOPs (at V = 16384), i.e. more steps; with early stopping that arm may
 stop improving earlier, which is the fair reading of "equal compute" here.
 Sweep: L = 1024 with seeds 0, 1, 2 and L = 256 with seeds 0, 1, for two_stream,
@@ -54,6 +54,7 @@ def get_config(arg=None):
   c.train.num_steps = STEPS
   c.train.log_every = 50
   c.train.eval_every = 100  # early stopping: the best of these is kept (DIR/ckpt_best)
+  c.train.patience = 5  # and training stops 5 evals (~3 epochs at L = 1024) past the lowest
   c.train.eval_batches = 16
   c.train.final_eval = False  # the evals that count read the best checkpoint
   c.opt.lr, c.opt.warmup_steps = 6e-4, 200

@@ -6,6 +6,8 @@
 # valid and the test split; within SECONDS everything small is packed into $OUT/$TAG.tgz
 # (configs, eval JSONs and per-window files, metrics with the validation curve; no checkpoints).
 #   RAW=.raw TAG=sw1024 bash launch/subword_gpu_sweep.sh '_seq_len1024_seed[0-2]' 560
+# Training stops early past its validation minimum (train.patience) or, at the latest, RESERVE
+# seconds (default 100) before SECONDS, with a checkpoint, so that the evals still run.
 # MEM: each process's share of the GPU's memory (default 0.1). RUNLOCAL=1: CPU-sized, to check.
 set -uo pipefail
 regex=$1; seconds=${2:-560}; tag=${TAG:-subword}
@@ -25,8 +27,8 @@ names=$(python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="$rege
 stamp() { while IFS= read -r l; do printf '%(%s)T %s\n' -1 "${l:0:300}"; done; }
 start=$SECONDS
 for n in $names; do
-  ( timeout "$seconds" python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="^$n\$" \
-      -- "${common[@]}" 2>&1
+  ( timeout "$((seconds - ${RESERVE:-100}))" python3 launch/sweep.py --config="$cfg" \
+      --sweep_dir="$dir" --only="^$n\$" -- "${common[@]}" 2>&1
     for split in valid test; do  # at the best validation checkpoint (configs/subword.py)
       left=$((seconds - (SECONDS - start) - 5)); [ "$left" -gt 10 ] || break
       timeout "$left" python3 -m aoarm.main --workdir="$dir/$n" --mode=eval \

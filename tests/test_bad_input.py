@@ -129,6 +129,7 @@ REFUSED = [
   (["--config.opt.min_lr_ratio=-0.5"], "config.opt.min_lr_ratio must be in [0, 1]"),
   (["--config.train.eval_every=-1"], "config.train.eval_every must be >= 0, got -1"),
   (["--config.train.stop_after=-1"], "config.train.stop_after must be >= 0, got -1"),
+  (["--config.train.patience=3"], "config.train.patience=3 needs train.eval_every > 0"),
   (["--config.eval.max_windows=-1"], "config.eval.max_windows must be >= 0, got -1"),
   (["--config.ckpt.keep=0"], "config.ckpt.keep must be >= 1, got 0"),
   (["--config.ckpt.keep=-1"], "config.ckpt.keep must be >= 1, got -1"),

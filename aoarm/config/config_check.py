@@ -189,6 +189,7 @@ RULES = {
   "train.num_steps": POS,
   "train.compute_of": Choice(("", *VARIANTS)),  # "" = its own budget
   "train.stop_after": NONNEG,  # 0 = run to num_steps
+  "train.patience": NONNEG,  # 0 = no early stopping
   "train.ema_decay": Num(0.0, 1.0, open_hi=True),  # 0 = off
   "train.ema_warmup": Bool(),
   "train.log_every": POS,
@@ -241,6 +242,11 @@ def validate(cfg, backend: str | None = None):
     problem = RULES[key].check(v)
     if problem:
       raise UserError(f"config.{key} {problem}")
+  if cfg.train.patience and not cfg.train.eval_every:
+    raise UserError(
+      f"config.train.patience={cfg.train.patience} needs train.eval_every > 0: early stopping "
+      "counts the in-training evals"
+    )
   if backend is None:
     return
   k = cfg.model.kernels

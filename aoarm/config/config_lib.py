@@ -161,6 +161,9 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.train.ema_warmup = True
   c.train.log_every = 50  # steps between metric writes
   c.train.eval_every = 0  # steps between held-out evals during training (0 = only at the end)
+  # early stopping: stop (with a checkpoint, WORKDIR/early_stop.json) once this many in-training
+  # evals in a row found no new lowest loss; a relaunch then trains no further (0 = off)
+  c.train.patience = 0
   c.train.profile = ""  # "A:B": jax.profiler trace of steps [A, B) into WORKDIR/profile
   c.train.eval_batches = 16  # batches in an in-training eval (every train.eval_every steps)
   # at the last step, the eval --mode=eval writes (eval/step_<N>.json and .npz), in this process

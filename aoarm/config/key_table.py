@@ -50,6 +50,7 @@ TABLE = (
   ("train.final_eval", LOGGING, SILENT),
   ("train.profile", LOGGING, SILENT),
   ("train.stop_after", LOGGING, SILENT),
+  ("train.patience", LOGGING, SILENT),
   ("ckpt.", LOGGING, SILENT),
   ("eval.", EVAL, SILENT),
   ("sample.", EVAL, SILENT),

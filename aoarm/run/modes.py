@@ -19,8 +19,8 @@ from aoarm.data import pipeline
 from aoarm.infra import interrupts, timing
 from aoarm.infra import workdir as workdir_lib
 from aoarm.infra.checkpointing import Checkpointer
+from aoarm.run import early_stop, setup
 from aoarm.run import evaluate as eval_lib
-from aoarm.run import setup
 from aoarm.run.train import LoopIO, Trainer, run_loop
 from aoarm.run.train_config import TrainConfig
 
@@ -49,6 +49,16 @@ def train(cfg, workdir: str) -> int:
       if stop.requested:
         log.warning("stopped before the first step: nothing new to save")
         return stop.exit_code
+      done = early_stop.stopped(run.workdir, start, cfg.train.patience)
+      if done:
+        log.info(
+          "stopped early at step %d (train.patience=%d, the lowest loss at step %d): nothing "
+          "to train; train.patience=0 (or another value) trains on",
+          start,
+          done["patience"],
+          done["best_step"],
+        )
+        return 0
       return _train_from(run, trainer, state, start, phases)
 
 

@@ -26,6 +26,7 @@ from aoarm.infra.checkpointing import abstract_with_shardings
 from aoarm.infra.errors import UserError
 from aoarm.models import ModelConfig
 from aoarm.run import flops
+from aoarm.run.early_stop import EarlyStop
 from aoarm.run.placed_model import PlacedModel
 from aoarm.run.train_config import TrainConfig
 
@@ -264,6 +265,20 @@ def _mark(io: LoopIO, phase: str):
     io.timing.mark(phase)
 
 
+def _record_early_stop(early: EarlyStop, io: LoopIO, step: int):
+  if jax.process_index() == 0:
+    early.record(io.workdir, step)
+  where = os.path.join(os.path.abspath(io.workdir), "ckpt_best") if io.best is not None else None
+  log.info(
+    "early stop at step %d (train.patience=%d): no lower held-out loss since step %d (%.4f)%s",
+    step,
+    early.patience,
+    early.best_step,
+    early.best_loss,
+    f"; its checkpoint is in {where}" if where else "",
+  )
+
+
 def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
   """Steps from start_step to num_steps. Returns the exit code: 0, 1 after a NaN, or after a
   SIGTERM (0) or Ctrl-C (130) the code of that stop, once its checkpoint is saved."""
@@ -286,6 +301,7 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
   stream = batches.iterate(start_step, put=lambda x: sharding.global_batch(x, trainer.mesh))
   prof_start, prof_stop = c.profile or (-1, -1)
   inflight = collections.deque()
+  early = EarlyStop(c.patience)
   try:
     for step in range(start_step, n):
       if step == prof_start:
@@ -342,6 +358,9 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
         writer.write(done, scores)
         if io.best is not None:  # Orbax keeps the step of the lowest loss (best_fn)
           io.best.save(done, state, meta_fn(done), metrics={"loss": scores[io.best_key]})
+        if early.update(done, scores[io.best_key]) and done < n:
+          stop_now = save_now = True
+          _record_early_stop(early, io, done)
       if save_now:
         ckpt.save(done, state, meta_fn(done))
       if stop_now:

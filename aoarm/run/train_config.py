@@ -39,6 +39,7 @@ class TrainConfig:
   ema_decay: float = 0.0  # config.train.ema_decay: 0 = no EMA of the parameters
   ema_warmup: bool = True  # config.train.ema_warmup: decay min(ema_decay, (1 + n) / (10 + n))
   eval_ema: bool = True  # config.eval.ema: in-training evals score the EMA where there is one
+  patience: int = 0  # config.train.patience: evals without a new lowest loss before stopping
 
   @classmethod
   def from_config(cls, cfg) -> "TrainConfig":
@@ -58,6 +59,7 @@ class TrainConfig:
       ema_decay=float(t.ema_decay),
       ema_warmup=bool(t.ema_warmup),
       eval_ema=bool(cfg.eval.ema),
+      patience=int(t.patience),
     )
 
   @property
