@@ -173,6 +173,23 @@ def test_report_table_and_plot(tmp_path):
   assert (tmp_path / "bits_vs_len.png").stat().st_size > 1000
 
 
+def test_report_plots_the_validation_curves_of_runs_that_have_them(tmp_path):
+  _fake_run(tmp_path, "a", "two_stream", 256, 2.0, seed=0)
+  _fake_run(tmp_path, "b", "two_stream", 256, 2.1, seed=1)
+  _fake_run(tmp_path, "c", "decoupled_rope", 256, 2.2)
+  rows = [{"step": 10, "train/loss": 9.0}]  # a train log line is no point of the curve
+  rows += [{"step": s, "eval/valid_nll": v} for s, v in ((2, 3.0), (4, 2.5), (4, 2.4), (6, 2.6))]
+  (tmp_path / "a" / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)))
+  (tmp_path / "c" / "metrics.jsonl").write_text(json.dumps({"step": 10, "eval/valid_nll": 2.0}))
+  from aoarm.tools import report_plots
+
+  curves = report_plots.validation_curves(str(tmp_path), report.gather(str(tmp_path)))
+  assert curves == {("two_stream", 256): {"a": [(2, 3.0), (4, 2.4), (6, 2.6)]}}  # c: one point
+  report.main([str(tmp_path)])
+  assert "valid_curves.png" in (tmp_path / "report.md").read_text()
+  assert (tmp_path / "valid_curves.png").stat().st_size > 1000
+
+
 def test_report_never_averages_different_experiments(tmp_path):
   """Runs of one variant on other data or with another learning rate are other rows; settings
   that do not change the experiment (logging, the mesh) do not split a row; seeds are counted

@@ -1,6 +1,7 @@
 """Gather a sweep's eval JSONs into a markdown table and plots.
 
   python -m aoarm.tools.report SWEEP_DIR  # -> SWEEP_DIR/report.md, bits_vs_len.png, attention.png
+  # (and valid_curves.png where runs evaluated during training)
   python -m aoarm.tools.report SWEEP_DIR --only='_seq_len(128|1024)_' --tag=short_long
                                        # those runs only -> report_short_long.md, ...
 
@@ -401,6 +402,8 @@ def main(argv=None):
       attention_table(rows),
       "",
     ]
+  if report_plots.plot_curves(d, rows, os.path.join(d, f"valid_curves{sfx}.png")):
+    md += [f"Validation curves (train.eval_every): valid_curves{sfx}.png", ""]
   with open(os.path.join(d, f"report{sfx}.md"), "w") as f:
     f.write("\n".join(md))
   with open(os.path.join(d, f"report{sfx}.json"), "w") as f:

@@ -67,3 +67,57 @@ def plot_attention(rows, path, m: int = 4):
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   return True
+
+
+def validation_curves(sweep_dir: str, rows) -> dict:
+  """{(base label, L): {run: [(step, loss)]}}: each reported run's in-training held-out loss
+  (train.eval_every; nats/token) from its metrics.jsonl; runs without one are left out."""
+  import json
+  import os
+
+  out = {}
+  for run in sorted({r["run"] for r in rows}):
+    r = next(x for x in rows if x["run"] == run)
+    path = os.path.join(sweep_dir, run, "metrics.jsonl")
+    if not os.path.isfile(path):
+      continue
+    points = {}
+    with open(path, encoding="utf-8") as f:
+      for line in f:
+        m = json.loads(line)
+        key = next((k for k in m if k.startswith("eval/") and k.endswith("_nll")), None)
+        if key:
+          points[m["step"]] = m[key]  # a resumed run's repeat of a step: the later line
+    if len(points) > 1:  # more than the final eval's
+      base = r["label"].split(" [")[0]
+      out.setdefault((base, r["seq_len"]), {})[run] = sorted(points.items())
+  return out
+
+
+def plot_curves(sweep_dir: str, rows, path) -> bool:
+  """The validation curves (one panel per L, one colour per arm, one line per seed); False
+  where no run has one."""
+  curves = validation_curves(sweep_dir, rows)
+  if not curves:
+    return False
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  Ls = sorted({L for _, L in curves})
+  arms = sorted({lab for lab, _ in curves})
+  colour = {lab: f"C{i}" for i, lab in enumerate(arms)}
+  fig, axes = plt.subplots(1, len(Ls), figsize=(6 * len(Ls), 4.2), squeeze=False)
+  for ax, L in zip(axes[0], Ls):
+    for lab in arms:
+      for i, pts in enumerate(curves.get((lab, L), {}).values()):
+        steps, loss = zip(*pts)
+        ax.plot(steps, loss, color=colour[lab], lw=1, label=lab if i == 0 else None)
+    ax.set_title(f"L = {L}: in-training held-out loss, one line per seed", fontsize=9)
+    ax.set_xlabel("step")
+    ax.set_ylabel("nats/token")
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  return True
