@@ -35,6 +35,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # configs import aoarm
 
+from aoarm.run import early_stop  # noqa: E402
+
 
 def is_arg(key: str) -> bool:
   """A sweep key for the config arg (no dot), not a --config.<key> override."""
@@ -55,18 +57,26 @@ def load_sweep(config_path: str) -> list[dict]:
   return mod.sweep()
 
 
-def planned_steps(config: str, entry: dict, extra: list[str]) -> int:
-  """train.num_steps of the run this sweep would start now: the config file's for the entry's
+def planned(config: str, entry: dict, extra: list[str], key: str = "train.num_steps") -> int:
+  """The integer `key` of the run this sweep would start now: the config file's for the entry's
   arg, then the entry's and the command line's overrides (the last one given wins)."""
   path, _, base = config.partition(":")
   arg = ",".join(filter(None, [base] + [f"{k}={v}" for k, v in entry.items() if is_arg(k)]))
-  n = _module(path).get_config(arg).train.num_steps
+  node = _module(path).get_config(arg)
+  for part in key.split("."):
+    node = node[part]
+  n = node
   over = [f"--config.{k}={v}" for k, v in entry.items() if not is_arg(k)] + list(extra)
   for o in over:
-    key, _, value = o.partition("=")
-    if key == "--config.train.num_steps":
+    name, _, value = o.partition("=")
+    if name == f"--config.{key}":
       n = int(value)
-  return n
+  return int(n)
+
+
+def planned_steps(config: str, entry: dict, extra: list[str]) -> int:
+  """train.num_steps of the run this sweep would start now (`planned`)."""
+  return planned(config, entry, extra)
 
 
 def run_name(entry: dict) -> str:
@@ -109,10 +119,11 @@ def run_entry(config, entry, sweep_dir, extra, log_path=None) -> bool:
   `log_path`: the processes' output goes there (else to this process's stdout)."""
   wd = os.path.join(sweep_dir, run_name(entry))
   n = planned_steps(config, entry, extra)
+  patience = planned(config, entry, extra, "train.patience")
   out = open(log_path, "a", encoding="utf-8") if log_path else None
   try:
     for mode in ("train", "eval"):
-      if mode == "eval" and finished(wd, n):
+      if mode == "eval" and finished(wd, n, patience):
         break  # the training process wrote the final eval itself (train.final_eval)
       cmd = command(config, entry, wd, mode, extra)
       where = f" > {log_path}" if log_path else ""
@@ -155,12 +166,23 @@ def run_together(config, entries, sweep_dir, extra) -> list[bool]:
   return ok
 
 
-def finished(workdir: str, n: int) -> bool:
+def finished(workdir: str, n: int, patience: int = 0) -> bool:
   """The run has an eval JSON of step `n`, the last step this sweep asks of it (a rerun with a
-  larger train.num_steps is not finished: its run resumes and trains on)."""
+  larger train.num_steps is not finished: its run resumes and trains on), or it stopped early
+  under the same train.patience (`patience`) at its newest checkpoint and has an eval of that
+  step or of its best one (a rerun with another patience trains on)."""
   # any eval of that step: evals are named by their settings (step_N-w64.json, ...)
   evals = os.path.join(workdir, "eval")
-  return bool(glob.glob(f"{evals}/step_{n}.json") + glob.glob(f"{evals}/step_{n}-*.json"))
+
+  def evaluated(step) -> bool:
+    return bool(glob.glob(f"{evals}/step_{step}.json") + glob.glob(f"{evals}/step_{step}-*.json"))
+
+  if evaluated(n):
+    return True
+  ckpt = os.path.join(workdir, "ckpt")
+  steps = [int(p) for p in os.listdir(ckpt) if p.isdigit()] if os.path.isdir(ckpt) else []
+  stop = early_stop.stopped(workdir, max(steps), patience) if steps else None
+  return bool(stop) and (evaluated(stop["step"]) or evaluated(stop["best_step"]))
 
 
 SBATCH = """#!/bin/bash
@@ -228,7 +250,7 @@ def main():
       )
       continue
     n = planned_steps(a.config, e, extra)
-    if finished(wd, n):
+    if finished(wd, n, planned(a.config, e, extra, "train.patience")):
       print(f"[done] {wd}")
       continue
     if a.dry_run:

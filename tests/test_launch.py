@@ -95,10 +95,23 @@ def test_finished_detection_and_slurm_script(tmp_path):
   assert sweep.finished(str(wd), 7)
   # issue 37 (12): a rerun asking for more steps is not finished (it resumes and trains on)
   assert not sweep.finished(str(wd), 14)
+  # stopped early (train.patience) at its newest checkpoint, 10, and evaluated at its best, 6
+  (wd / "ckpt" / "10").mkdir(parents=True)
+  (wd / "early_stop.json").write_text(json.dumps({"step": 10, "patience": 3, "best_step": 6}))
+  assert not sweep.finished(str(wd), 14, patience=3)  # no eval of step 10 or 6 yet
+  (wd / "eval" / "step_6-best.json").write_text("{}")
+  assert sweep.finished(str(wd), 14, patience=3)
+  assert not sweep.finished(str(wd), 14, patience=0)  # another patience: it trains on
+  (wd / "ckpt" / "12").mkdir()  # trained on past the stop since: not finished
+  assert not sweep.finished(str(wd), 14, patience=3)
   cfg = "configs/length_sweep.py:runlocal"
   entry = {"variant": "two_stream", "seq_len": 128, "seed": 0}
   assert sweep.planned_steps(cfg, entry, []) == 50
   assert sweep.planned_steps(cfg, entry, ["--config.train.num_steps=80"]) == 80
+  assert sweep.planned("configs/subword.py", entry, [], "train.patience") == 5
+  assert (
+    sweep.planned("configs/subword.py", entry, ["--config.train.patience=0"], "train.patience") == 0
+  )
   assert sweep.planned_steps(cfg, {**entry, "compute_of": "two_stream"}, []) == 50
   res = subprocess.run(
     [
