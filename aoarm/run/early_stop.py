@@ -1,7 +1,7 @@
 """Early stopping (`train.patience`): a run stops once that many in-training evals in a row found
-no new lowest held-out loss. The stop is recorded in WORKDIR/early_stop.json (written whole, then
-renamed into place), so a relaunch with the same patience trains no further; the checkpoint of
-the lowest loss is the best checkpoint (`ckpt.best`, DIR/ckpt_best).
+no new lowest held-out loss. The stop is recorded in WORKDIR/early_stop.json (never half-written:
+`infra.workdir.write_atomic`), so a relaunch with the same patience trains no further; the
+checkpoint of the lowest loss is the best checkpoint (`ckpt.best`, DIR/ckpt_best).
 
 The count starts with each process: a resumed run waits `patience` evals of its own before it
 stops (the evals of the process before it are in metrics.jsonl, not counted here)."""
@@ -10,6 +10,8 @@ import dataclasses
 import json
 import math
 import os
+
+from aoarm.infra.workdir import write_atomic
 
 FILE = "early_stop.json"
 
@@ -35,10 +37,7 @@ class EarlyStop:
     """Write WORKDIR/early_stop.json for the stop at `step`; returns what it wrote."""
     row = {"step": step, "patience": self.patience, "best_step": self.best_step}
     row["best_loss"] = self.best_loss
-    tmp = os.path.join(workdir, FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(row, f)
-    os.replace(tmp, os.path.join(workdir, FILE))
+    write_atomic(os.path.join(workdir, FILE), json.dumps(row))
     return row
 
 

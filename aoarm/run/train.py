@@ -268,7 +268,7 @@ def _mark(io: LoopIO, phase: str):
 def _record_early_stop(early: EarlyStop, io: LoopIO, step: int):
   if jax.process_index() == 0:
     early.record(io.workdir, step)
-  where = os.path.join(os.path.abspath(io.workdir), "ckpt_best") if io.best is not None else None
+  where = io.best.directory if io.best is not None else None
   log.info(
     "early stop at step %d (train.patience=%d): no lower held-out loss since step %d (%.4f)%s",
     step,
