@@ -5,9 +5,9 @@
 #   bash launch/issue34_gpu.sh speed     # (1) the logit match on the GPU (tests/test_aogpt_torch.py),
 #                                        # then (6) 124M training throughput, the GPU to itself, one
 #                                        # process after another: AO-GPT's compiled PyTorch step,
-#                                        # aoarm's aogpt with AO-GPT's parts, aoarm's aogpt,
-#                                        # decoupled_rope (batch 32, L = 1024); then a profile
-#                                        # of aogpt's step with AO-GPT's parts (profile.txt)
+#                                        # aoarm's aogpt and decoupled_rope (batch 32, L = 1024),
+#                                        # a profile of aogpt's step (profile.txt), aogpt with
+#                                        # XLA's norms, aogpt with AO-GPT's parts (within BUDGET s)
 #   bash launch/issue34_gpu.sh lengths REGEX [SECONDS]
 #                                        # (5) configs/aogpt_length.py's entries matching REGEX,
 #                                        # at once (launch/evidence_gpu.sh with CONFIG=)
@@ -32,13 +32,23 @@ case ${1:?speed or lengths} in
     [ "${MATCH:-1}" = 1 ] &&  # MATCH=0: skip (done on this image: results/h100/issue34/match.txt)
       python3 -m pytest -q -s -p no:warnings tests/test_aogpt_torch.py 2>&1 | tee "$OUT/match.txt" | tail -8
     export XLA_PYTHON_CLIENT_PREALLOCATE=true  # the GPU to itself, for each process in turn
-    timeout "${PEER_SECONDS:-150}" python3 benchmarks/aogpt_torch_throughput.py "${peer[@]}" \
-      --json="$OUT/throughput.jsonl" 2>&1 | grep -E '^\{|rror'
-    timeout "${TP_SECONDS:-150}" "${tp[@]}" --variants=aogpt --model="$parts" 2>&1 | grep -E '^\||rror'
-    timeout "${TP_SECONDS:-150}" "${tp[@]}" --variants=aogpt,decoupled_rope 2>&1 | grep -E '^\||rror'
-    # where aogpt's step (AO-GPT's parts) spends its time: the device events by name, per step
-    timeout "${PROF_SECONDS:-120}" "${prof[@]}" --variants=aogpt --model="$parts" \
-      --json="$OUT/profile.json" 2>&1 | tee "$OUT/profile.txt" | grep -E '^###|rror'
+    # each step runs only with its whole time limit left of BUDGET seconds (a shortened limit
+    # ends a compile-heavy step before it prints anything), in the order of what it tells
+    step() {  # step LIMIT CMD...: run it, or say why not
+      local limit=$1; shift
+      if [ $((${BUDGET:-560} - SECONDS)) -lt "$limit" ]; then echo "[skipped: <$limit s left] $*"
+      else timeout "$limit" "$@"; fi
+    }
+    step "${PEER_SECONDS:-150}" python3 benchmarks/aogpt_torch_throughput.py "${peer[@]}" \
+      --json="$OUT/throughput.jsonl" 2>&1 | grep -E '^\{|rror|skipped'
+    step "${TP_SECONDS:-150}" "${tp[@]}" --variants=aogpt,decoupled_rope 2>&1 | grep -E '^\||rror|skipped'
+    # where aogpt's step spends its time: the device events by name, per step
+    step "${PROF_SECONDS:-120}" "${prof[@]}" --variants=aogpt --json="$OUT/profile.json" 2>&1 \
+      | tee "$OUT/profile.txt" | grep -E '^###|rror|skipped'
+    # the norms by XLA, which can fuse each with the adaptive norm's shift and scale after it
+    step "${TP_SECONDS:-150}" "${tp[@]}" --variants=aogpt --model=kernels.norm=xla 2>&1 \
+      | grep -E '^\||rror|skipped'
+    step "${TP_SECONDS:-150}" "${tp[@]}" --variants=aogpt --model="$parts" 2>&1 | grep -E '^\||rror|skipped'
     ;;
   lengths)
     CONFIG=configs/aogpt_length.py TAG=${TAG:-aogpt_length} OUT=$OUT \
