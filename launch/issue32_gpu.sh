@@ -22,13 +22,20 @@ fi
 xla=--model=kernels.mlp=xla,kernels.qkv=xla
 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
 git log --oneline -1 | tee "$OUT/commit.txt"
+# each step runs only with its whole time limit left of BUDGET seconds (a shortened limit ends a
+# compile-heavy step before it prints anything)
+step() {  # step LIMIT CMD...: run it, or say why not
+  local limit=$1; shift
+  if [ $((${BUDGET:-560} - SECONDS)) -lt "$limit" ]; then echo "[skipped: <$limit s left] $*"
+  else timeout "$limit" "$@"; fi
+}
 for i in 1 2; do
-  timeout "${CELL_SECONDS:-170}" python3 benchmarks/sweep_cell.py --config="$cfg" --cell="$cell" \
+  step "${CELL_SECONDS:-150}" python3 benchmarks/sweep_cell.py --config="$cfg" --cell="$cell" \
     --seeds=1 --dir="/tmp/issue32_cache_off_$i" --paths=xla -- "${data[@]}" \
     --config.train.compile_cache=off 2>>"$OUT/cache_off.err" | tee -a "$OUT/cache_off.jsonl"
 done
-timeout "${PROF_SECONDS:-120}" python3 benchmarks/profile_step.py --preset=$preset --batch=$batch \
+step "${PROF_SECONDS:-120}" python3 benchmarks/profile_step.py --preset=$preset --batch=$batch \
   --seq_len=$L --variants=two_stream $xla --steps=5 --top=25 --json="$OUT/profile.json" 2>&1 \
-  | tee "$OUT/profile.txt" | grep -E '^###|rror'
-timeout "${CT_SECONDS:-150}" python3 benchmarks/compile_time.py --paths=xla "${ct[@]}" \
+  | tee "$OUT/profile.txt" | grep -E '^###|rror|skipped'
+step "${CT_SECONDS:-150}" python3 benchmarks/compile_time.py --paths=xla "${ct[@]}" \
   --timeout=140 --out="$OUT/compile_time.jsonl" 2>&1 | tail -6 | tee "$OUT/compile_time.txt"
