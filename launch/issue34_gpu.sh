@@ -36,7 +36,7 @@ case ${1:?speed or lengths} in
     # ends a compile-heavy step before it prints anything), in the order of what it tells
     step() {  # step LIMIT CMD...: run it, or say why not
       local limit=$1; shift
-      if [ $((${BUDGET:-560} - SECONDS)) -lt "$limit" ]; then echo "[skipped: <$limit s left] $*"
+      if [ $((${BUDGET:-560} - SECONDS)) -lt "$limit" ]; then echo "[skipped: <$limit s left] $*" >&2
       else timeout "$limit" "$@"; fi
     }
     step "${PEER_SECONDS:-150}" python3 benchmarks/aogpt_torch_throughput.py "${peer[@]}" \
