@@ -21,13 +21,7 @@ fi
 xla=--model=kernels.mlp=xla,kernels.qkv=xla
 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
 git log --oneline -1 | tee "$OUT/commit.txt"
-# each step runs only with its whole time limit left of BUDGET seconds (a shortened limit ends a
-# compile-heavy step before it prints anything)
-step() {  # step LIMIT CMD...: run it, or say why not
-  local limit=$1; shift
-  if [ $((${BUDGET:-560} - SECONDS)) -lt "$limit" ]; then echo "[skipped: <$limit s left] $*" >&2
-  else timeout "$limit" "$@"; fi
-}
+source launch/budget_step.sh  # step LIMIT CMD...: whole limits within BUDGET s
 step "${CT_SECONDS:-150}" python3 benchmarks/compile_time.py --paths=xla "${ct[@]}" \
   --timeout=140 --out="$OUT/compile_time.jsonl" 2>&1 | tail -6 | tee "$OUT/compile_time.txt"
 for i in 1 2; do

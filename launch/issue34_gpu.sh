@@ -32,13 +32,8 @@ case ${1:?speed or lengths} in
     [ "${MATCH:-1}" = 1 ] &&  # MATCH=0: skip (done on this image: results/h100/issue34/match.txt)
       python3 -m pytest -q -s -p no:warnings tests/test_aogpt_torch.py 2>&1 | tee "$OUT/match.txt" | tail -8
     export XLA_PYTHON_CLIENT_PREALLOCATE=true  # the GPU to itself, for each process in turn
-    # each step runs only with its whole time limit left of BUDGET seconds (a shortened limit
-    # ends a compile-heavy step before it prints anything), in the order of what it tells
-    step() {  # step LIMIT CMD...: run it, or say why not
-      local limit=$1; shift
-      if [ $((${BUDGET:-560} - SECONDS)) -lt "$limit" ]; then echo "[skipped: <$limit s left] $*" >&2
-      else timeout "$limit" "$@"; fi
-    }
+    # in the order of what each tells; a step runs only with its whole limit left of BUDGET s
+    source launch/budget_step.sh
     step "${PEER_SECONDS:-150}" python3 benchmarks/aogpt_torch_throughput.py "${peer[@]}" \
       --json="$OUT/throughput.jsonl" 2>&1 | grep -E '^\{|rror|skipped'
     step "${TP_SECONDS:-150}" "${tp[@]}" --variants=aogpt,decoupled_rope 2>&1 | grep -E '^\||rror|skipped'

@@ -57,26 +57,42 @@ def load_sweep(config_path: str) -> list[dict]:
   return mod.sweep()
 
 
-def planned(config: str, entry: dict, extra: list[str], key: str = "train.num_steps") -> int:
-  """The integer `key` of the run this sweep would start now: the config file's for the entry's
-  arg, then the entry's and the command line's overrides (the last one given wins)."""
+def planned_values(config: str, entry: dict, extra: list[str], keys) -> list[int]:
+  """The integer `keys` of the run this sweep would start now, from one build of its config:
+  the config file's for the entry's arg, then the entry's and the command line's overrides (the
+  last one given wins)."""
   path, _, base = config.partition(":")
   arg = ",".join(filter(None, [base] + [f"{k}={v}" for k, v in entry.items() if is_arg(k)]))
-  node = _module(path).get_config(arg)
-  for part in key.split("."):
-    node = node[part]
-  n = node
+  cfg = _module(path).get_config(arg)
   over = [f"--config.{k}={v}" for k, v in entry.items() if not is_arg(k)] + list(extra)
-  for o in over:
-    name, _, value = o.partition("=")
-    if name == f"--config.{key}":
-      n = int(value)
-  return int(n)
+  values = []
+  for key in keys:
+    node = cfg
+    for part in key.split("."):
+      node = node[part]
+    for o in over:
+      name, _, value = o.partition("=")
+      if name == f"--config.{key}":
+        node = int(value)
+    values.append(int(node))
+  return values
+
+
+def planned(config: str, entry: dict, extra: list[str], key: str = "train.num_steps") -> int:
+  """The integer `key` of the run this sweep would start now (`planned_values`)."""
+  return planned_values(config, entry, extra, [key])[0]
 
 
 def planned_steps(config: str, entry: dict, extra: list[str]) -> int:
   """train.num_steps of the run this sweep would start now (`planned`)."""
   return planned(config, entry, extra)
+
+
+def done(config: str, entry: dict, workdir: str, extra: list[str]) -> bool:
+  """Whether the entry's run in `workdir` is `finished` for the steps and patience this sweep
+  would give it now."""
+  n, patience = planned_values(config, entry, extra, ("train.num_steps", "train.patience"))
+  return finished(workdir, n, patience)
 
 
 def run_name(entry: dict) -> str:
@@ -118,12 +134,10 @@ def run_entry(config, entry, sweep_dir, extra, log_path=None) -> bool:
   """Train (then eval, where training wrote no final eval) one entry; False if a step failed.
   `log_path`: the processes' output goes there (else to this process's stdout)."""
   wd = os.path.join(sweep_dir, run_name(entry))
-  n = planned_steps(config, entry, extra)
-  patience = planned(config, entry, extra, "train.patience")
   out = open(log_path, "a", encoding="utf-8") if log_path else None
   try:
     for mode in ("train", "eval"):
-      if mode == "eval" and finished(wd, n, patience):
+      if mode == "eval" and done(config, entry, wd, extra):
         break  # the training process wrote the final eval itself (train.final_eval)
       cmd = command(config, entry, wd, mode, extra)
       where = f" > {log_path}" if log_path else ""
@@ -249,8 +263,7 @@ def main():
         f"--command={shlex.quote('cd aoarm && AOARM_DISTRIBUTED=1 ' + inner)}"
       )
       continue
-    n = planned_steps(a.config, e, extra)
-    if finished(wd, n, planned(a.config, e, extra, "train.patience")):
+    if done(a.config, e, wd, extra):
       print(f"[done] {wd}")
       continue
     if a.dry_run:
