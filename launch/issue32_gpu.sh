@@ -4,8 +4,10 @@
 #   bash launch/issue32_gpu.sh          # RUNLOCAL=1: CPU-sized, to check the script
 # 1. The GPT-2-shape start-up goals (<= 40 s cold, <= 12 s warm to the first step, XLA path):
 #    the one step still owed after 2026-12-07 (first, so that a short call takes it).
-# 2. The cold `init`: one seed of the cell twice with the compilation cache off (2026-12-07,
-#    H100: 16.4 s both times, the initial state's compilation; results/h100/issue32/).
+# 2. The cold `init`: the initial state drawn on the GPU and on the host (`train.init_on`), time
+#    and how far apart the states are (benchmarks/init_time.py, the sweep's model and GPT-2's);
+#    then one seed of the cell with the compilation cache off, init_on=device then host
+#    (2026-12-07, H100, device twice: 16.4 s both times, the initial state's compilation).
 # 3. Where the sweep model's step goes: a profile of two_stream's step at the cell's shape on the
 #    sweep's XLA path (2026-12-07, H100: the GPU busy 98.7% of the step).
 set -uo pipefail
@@ -24,11 +26,16 @@ git log --oneline -1 | tee "$OUT/commit.txt"
 source launch/budget_step.sh  # step LIMIT CMD...: whole limits within BUDGET s
 step "${CT_SECONDS:-150}" python3 benchmarks/compile_time.py --paths=xla "${ct[@]}" \
   --timeout=140 --out="$OUT/compile_time.jsonl" 2>&1 | tail -6 | tee "$OUT/compile_time.txt"
-for i in 1 2; do
-  step "${CELL_SECONDS:-150}" python3 benchmarks/sweep_cell.py --config="$cfg" --cell="$cell" \
-    --seeds=1 --dir="/tmp/issue32_cache_off_$i" --paths=xla -- "${data[@]}" \
-    --config.train.compile_cache=off 2> >(tee -a "$OUT/cache_off.err" | grep skipped >&2) \
-    | tee -a "$OUT/cache_off.jsonl"
+for p in $preset ${GPT2_PRESET:-gpt2}; do
+  [ "${RUNLOCAL:-0}" = 1 ] && p=runlocal
+  step 60 python3 benchmarks/init_time.py --preset="$p" --variants=two_stream $xla \
+    2> >(tee -a "$OUT/init_time.err" | grep -E 'skipped|rror' >&2) | tee -a "$OUT/init_time.jsonl"
+done
+for init_on in device host; do
+  step "${CELL_SECONDS:-140}" python3 benchmarks/sweep_cell.py --config="$cfg" --cell="$cell" \
+    --seeds=1 --dir="/tmp/issue32_cache_off_$init_on" --paths=xla -- "${data[@]}" \
+    --config.train.compile_cache=off --config.train.init_on=$init_on \
+    2> >(tee -a "$OUT/cache_off.err" | grep skipped >&2) | tee -a "$OUT/cache_off.jsonl"
 done
 step "${PROF_SECONDS:-120}" python3 benchmarks/profile_step.py --preset=$preset --batch=$batch \
   --seq_len=$L --variants=two_stream $xla --steps=5 --top=25 --json="$OUT/profile.json" 2>&1 \

@@ -142,3 +142,16 @@ def test_the_eval_speed_benchmark_times_every_order_a_variant_reports():
     scored = 40 * 64 * r["num_orders"]  # forward passes: windows x L x K
     assert abs(r["tokens_per_s"] * r["eval_s"] / scored - 1) < 0.03
     assert math.isclose(r["vs_train"], r["tokens_per_s"] / r["train_tokens_per_s"], rel_tol=0.02)
+
+
+def test_the_init_benchmark_times_both_paths_and_compares_their_states():
+  """Issue 32: `train.init_on` device and host, first and second call; on a CPU the two states
+  are the same bit for bit (a GPU's may differ in the last bits: the row says how far)."""
+  import init_time
+
+  row = init_time.bench("two_stream", "runlocal", ema_decay=0.5)
+  assert row["leaves"] > 0 and row["elements"] > 100_000
+  assert row["leaves_differing"] == 0 and row["max_abs_diff"] == 0.0 and row["largest_value"] > 0
+  for k in ("device_first_s", "device_second_s", "host_first_s", "host_second_s"):
+    assert row[k] > 0
+  assert row["host_second_s"] < row["host_first_s"]  # the host program compiles once

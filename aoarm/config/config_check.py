@@ -198,6 +198,7 @@ RULES = {
   "train.eval_batches": POS,
   "train.final_eval": Bool(),
   "train.compile_cache": Text(),  # auto | off | a folder
+  "train.init_on": Choice(("device", "host")),
   "ckpt.every_steps": POS,
   "ckpt.keep": POS,
   "ckpt.async_save": Bool(),

@@ -170,6 +170,11 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   c.train.final_eval = True
   # JAX's persistent compilation cache: auto (~/.cache/aoarm/jax) | off | a folder
   c.train.compile_cache = "auto"
+  # where the initial state is drawn: device (one program compiled for the accelerator) | host
+  # (the same program on the CPU backend, then placed with the state's shardings: its compile
+  # takes a few seconds where the GPU's takes ~16 s at the sweep's shape; one process only; on a
+  # GPU the initial values may differ from device's in the last bits of the normal draws)
+  c.train.init_on = "device"
 
   c.ckpt = mlc.ConfigDict()
   c.ckpt.every_steps = 1000  # save period (steps); also saved at the end, on SIGTERM and Ctrl-C

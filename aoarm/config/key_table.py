@@ -44,6 +44,7 @@ TABLE = (
   ("train.ema_decay", EXPERIMENT, NOTE),  # on <-> off is refused: the state's structure
   ("train.ema_warmup", EXPERIMENT, NOTE),
   ("train.compile_cache", IMPLEMENTATION, SILENT),
+  ("train.init_on", IMPLEMENTATION, SILENT),  # the initial values up to rounding
   ("train.log_every", LOGGING, SILENT),
   ("train.eval_every", LOGGING, SILENT),
   ("train.eval_batches", LOGGING, SILENT),

@@ -138,7 +138,8 @@ class Trainer:
       self.state_shardings,
     )
     self.batch_sharding = sharding.batch_sharding(self.mesh)
-    self.init_state = jax.jit(self._init_state, out_shardings=self.state_shardings)
+    self._init_on_device = jax.jit(self._init_state, out_shardings=self.state_shardings)
+    self._init_on_host = jax.jit(self._init_state)  # under the CPU backend (`init_state`)
     self.train_step = jax.jit(
       self._train_step,
       in_shardings=(self.state_shardings, self.batch_sharding),
@@ -148,6 +149,22 @@ class Trainer:
     self.flops_per_token = flops.train_flops_per_token(self.mcfg)
 
   # -- state -------------------------------------------------------------------------------
+  def init_state(self, rng) -> "TrainState":
+    """The initial state, placed with `state_shardings`, drawn where `train.init_on` says: one
+    program compiled for the mesh's devices, or the same program on the CPU backend (a few
+    seconds of compilation where a GPU's takes ~16 s at the sweep's shape) and then placed."""
+    if self.cfg.init_on != "host":
+      return self._init_on_device(rng)
+    if jax.process_count() > 1:
+      raise UserError(
+        f"train.init_on=host draws the whole state in each process; with "
+        f"{jax.process_count()} processes use train.init_on=device"
+      )
+    cpu = jax.local_devices(backend="cpu")[0]
+    with jax.default_device(cpu):
+      state = self._init_on_host(jax.device_put(rng, cpu))
+    return jax.device_put(state, self.state_shardings)
+
   def _init_state(self, rng):
     # Rules only: the state's shardings come from out_shardings.
     with nn.logical_axis_rules(self.rules):

@@ -40,6 +40,7 @@ class TrainConfig:
   ema_warmup: bool = True  # config.train.ema_warmup: decay min(ema_decay, (1 + n) / (10 + n))
   eval_ema: bool = True  # config.eval.ema: in-training evals score the EMA where there is one
   patience: int = 0  # config.train.patience: evals without a new lowest loss before stopping
+  init_on: str = "device"  # config.train.init_on: where the initial state is drawn (device | host)
 
   @classmethod
   def from_config(cls, cfg) -> "TrainConfig":
@@ -60,6 +61,7 @@ class TrainConfig:
       ema_warmup=bool(t.ema_warmup),
       eval_ema=bool(cfg.eval.ema),
       patience=int(t.patience),
+      init_on=str(t.init_on),
     )
 
   @property

@@ -1,0 +1,87 @@
+"""The initial state drawn on the accelerator or on the host (`train.init_on`): time and values.
+
+  PYTHONPATH=. python benchmarks/init_time.py --preset=small --variants=two_stream
+  PYTHONPATH=. python benchmarks/init_time.py --preset=runlocal          # CPU, quick
+
+For each variant, in one process (no persistent compilation cache, so each path compiles cold;
+a tiny program on each backend runs first so that neither path pays the backends' start): the
+seconds to the initial state placed with its shardings, `init_on=device` then `init_on=host`,
+each a first call (its compilation included) and a second call; and how far apart the two states
+are (the normal draws' last bits may differ between backends). JSON lines.
+"""
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from train_throughput import PRESETS, model_overrides
+
+from aoarm.config import config_lib
+from aoarm.infra import sharding
+from aoarm.models import ModelConfig
+from aoarm.run.train import Trainer
+from aoarm.run.train_config import TrainConfig
+
+
+def trainer(variant, preset, init_on, model_kw, ema_decay):
+  layers, d, heads, L, V, dtype = PRESETS[preset]
+  c = config_lib.base_config(variant, f"seq_len={L}")
+  c.model.update(num_layers=layers, d_model=d, num_heads=heads, dtype=dtype)
+  for key, value in model_kw.items():
+    *path, name = key.split(".")
+    node = c.model
+    for p in path:
+      node = node[p]
+    node[name] = config_lib.cast_like(node.get(name), str(value))
+  c.train.update(init_on=init_on, ema_decay=ema_decay)
+  mcfg = ModelConfig.from_config(dict(c.model, vocab_size=V), seq_len=L)
+  return Trainer(TrainConfig.from_config(c), mcfg, sharding.make_mesh(c.mesh, jax.devices()))
+
+
+def timed(t, key):
+  t0 = time.perf_counter()
+  state = jax.block_until_ready(t.init_state(key))
+  return state, time.perf_counter() - t0
+
+
+def bench(variant, preset, model_kw=None, ema_decay=0.0) -> dict:
+  """One row: both paths' first and second call, and how far apart their states are."""
+  key = jax.random.key(0)
+  row = {"variant": variant, "preset": preset, "backend": jax.default_backend()}
+  states = {}
+  for init_on in ("device", "host"):
+    t = trainer(variant, preset, init_on, model_kw or {}, ema_decay)
+    states[init_on], row[f"{init_on}_first_s"] = timed(t, key)
+    row[f"{init_on}_second_s"] = timed(t, key)[1]
+  pairs = list(zip(jax.tree.leaves(states["device"]), jax.tree.leaves(states["host"])))
+  diff = [np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)) for x, y in pairs]
+  row.update(
+    leaves=len(pairs),
+    leaves_differing=sum(bool((d > 0).any()) for d in diff),
+    elements_differing=int(sum((d > 0).sum() for d in diff)),
+    elements=int(sum(d.size for d in diff)),
+    max_abs_diff=max(float(d.max()) for d in diff),
+    largest_value=max(float(np.abs(np.asarray(x, np.float64)).max()) for x, _ in pairs),
+  )
+  return row
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--preset", default="small", choices=sorted(PRESETS))
+  ap.add_argument("--variants", default="two_stream")
+  ap.add_argument("--model", default="", help="config.model overrides, k=v,k2=v2")
+  ap.add_argument("--ema_decay", type=float, default=0.0)
+  a = ap.parse_args()
+  for backend in {"cpu", jax.default_backend()}:  # each backend's start, outside the timings
+    x = jax.device_put(1.0, jax.local_devices(backend=backend)[0])
+    jax.block_until_ready(jax.jit(jnp.sin)(x))
+  for variant in a.variants.split(","):
+    print(json.dumps(bench(variant, a.preset, model_overrides(a.model), a.ema_decay)), flush=True)
+
+
+if __name__ == "__main__":
+  main()
