@@ -8,7 +8,8 @@ resume), 2 steps: `to_first_step_s` from the process start until the loop report
 done (imports, data, init, the step's compilation), `first_step_s` the first step alone (its
 compilation), `total_s` the whole command (the final quick eval compiles too). `cold`: an empty
 cache folder; `warm`: the same folder again. `kernels` is the default `auto` (the Mosaic-GPU
-kernels on a Hopper GPU); `xla` sets every kernel knob to xla.
+kernels on a Hopper GPU); `xla` sets every kernel knob to xla. `phases_s`: where the process says
+its time went (WORKDIR/timing.json: start, setup, init, first_step, ...).
 """
 
 import argparse
@@ -49,7 +50,12 @@ def launch(workdir, cache, flags, timeout):
   proc.wait(timeout=timeout)
   if proc.returncode != 0:
     raise SystemExit(f"launch failed ({proc.returncode}):\n{''.join(lines[-40:])}")
-  return {"to_first_step_s": to_first, "first_step_s": first, "total_s": time.perf_counter() - t0}
+  row = {"to_first_step_s": to_first, "first_step_s": first, "total_s": time.perf_counter() - t0}
+  timing = os.path.join(workdir, "timing.json")  # the process's own phases (infra.timing)
+  if os.path.exists(timing):
+    with open(timing) as f:
+      row["phases_s"] = json.load(f)["phases_s"]
+  return row
 
 
 def main():
