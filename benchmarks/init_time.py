@@ -17,27 +17,16 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from train_throughput import PRESETS, model_overrides
+from train_throughput import PRESETS, model_overrides, run_config
 
-from aoarm.config import config_lib
 from aoarm.infra import sharding
-from aoarm.models import ModelConfig
 from aoarm.run.train import Trainer
 from aoarm.run.train_config import TrainConfig
 
 
 def trainer(variant, preset, init_on, model_kw, ema_decay):
-  layers, d, heads, L, V, dtype = PRESETS[preset]
-  c = config_lib.base_config(variant, f"seq_len={L}")
-  c.model.update(num_layers=layers, d_model=d, num_heads=heads, dtype=dtype)
-  for key, value in model_kw.items():
-    *path, name = key.split(".")
-    node = c.model
-    for p in path:
-      node = node[p]
-    node[name] = config_lib.cast_like(node.get(name), str(value))
+  c, mcfg = run_config(variant, preset, model_kw=model_kw)
   c.train.update(init_on=init_on, ema_decay=ema_decay)
-  mcfg = ModelConfig.from_config(dict(c.model, vocab_size=V), seq_len=L)
   return Trainer(TrainConfig.from_config(c), mcfg, sharding.make_mesh(c.mesh, jax.devices()))
 
 

@@ -40,19 +40,8 @@ PRESETS = {  # layers, d_model, heads, seq_len, vocab, dtype
 }
 
 
-def setup(
-  variant,
-  preset,
-  batch,
-  seq_len=None,
-  attention="auto",
-  remat="none",
-  devices=0,
-  model_kw=None,
-  ema_decay=0.0,
-):
-  """(trainer, state, four synthetic batches) for one variant at a preset size, on the first
-  `devices` devices (0: all) with a data-parallel mesh; `model_kw` overrides config.model."""
+def run_config(variant, preset, seq_len=None, attention="auto", remat="none", model_kw=None):
+  """(config, ModelConfig) of one variant at a preset size; `model_kw` overrides config.model."""
   layers, d, heads, L, V, dtype = PRESETS[preset]
   L = seq_len or L
   c = config_lib.base_config(variant, f"seq_len={L}")
@@ -73,9 +62,26 @@ def setup(
     value = config_lib.cast_like(node.get(name), str(value))
     with node.unlocked():
       node[name] = value
+  return c, ModelConfig.from_config(dict(c.model, vocab_size=V), seq_len=L)
+
+
+def setup(
+  variant,
+  preset,
+  batch,
+  seq_len=None,
+  attention="auto",
+  remat="none",
+  devices=0,
+  model_kw=None,
+  ema_decay=0.0,
+):
+  """(trainer, state, four synthetic batches) for one variant at a preset size, on the first
+  `devices` devices (0: all) with a data-parallel mesh; `model_kw` overrides config.model."""
+  c, mcfg = run_config(variant, preset, seq_len, attention, remat, model_kw)
+  L, V = mcfg.seq_len, mcfg.vocab_size
   c.train.batch_size = batch
   c.train.ema_decay = ema_decay  # > 0: the state also holds the parameters' EMA
-  mcfg = ModelConfig.from_config(dict(c.model, vocab_size=V), seq_len=L)
   mesh = sharding.make_mesh(c.mesh, jax.devices()[: devices or None])
   trainer = Trainer(TrainConfig.from_config(c), mcfg, mesh)
   state = trainer.init_state(jax.random.key(0))

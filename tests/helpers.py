@@ -14,6 +14,7 @@ AO_VARIANTS = tuple(v for v in VARIANTS if traits(v).random_orders)
 CAUSAL_VARIANTS = tuple(v for v in VARIANTS if traits(v).has_order)
 # AO-GPT's own model's parts (scxue/AO-GPT-MDM's: learned positions, biases, untied head, ...)
 AOGPT_PARTS = {k: v for k, v in THEIR_PARTS.items() if k != "variant"}
+AOGPT_CONFIG = {f"model.{k}": v for k, v in AOGPT_PARTS.items()}  # as tiny_run_config's keys
 # decoupled_rope's beyond-the-paper options get the same treatment as the paper's variants.
 CAUSAL_CASES = [(v, {}) for v in CAUSAL_VARIANTS] + [
   ("decoupled_rope", {"target_heads": 0.5}),

@@ -8,13 +8,10 @@ import pytest
 from aoarm.infra import sharding
 from aoarm.infra.errors import UserError
 from aoarm.models import ModelConfig
-from aoarm.models.aogpt import THEIR_PARTS
 from aoarm.run.train import Trainer
 from aoarm.run.train_config import TrainConfig
 
-from helpers import tiny_run_config
-
-AO_GPTS_PARTS = {f"model.{k}": v for k, v in THEIR_PARTS.items() if k != "variant"}
+from helpers import AOGPT_CONFIG, tiny_run_config
 
 
 def _trainer(variant, init_on, shape, **over):
@@ -28,7 +25,7 @@ def _trainer(variant, init_on, shape, **over):
   "variant,shape,over",
   [
     ("two_stream", (4, 2, 1), {}),
-    ("aogpt", (4, 1, 2), AO_GPTS_PARTS),  # biases, an untied head, learned positions
+    ("aogpt", (4, 1, 2), AOGPT_CONFIG),  # biases, an untied head, learned positions
   ],
 )
 def test_host_init_is_the_device_init_placed_alike(variant, shape, over):

@@ -20,25 +20,23 @@ import numpy as np
 import pytest
 
 from aoarm.models import VARIANTS
-from aoarm.models.aogpt import THEIR_PARTS
 from aoarm.run import modes
 
-from helpers import case_id, tiny_run_config
+from helpers import AOGPT_CONFIG, case_id, tiny_run_config
 
 pytestmark = pytest.mark.slow
 
 STEPS = 1500
 MARGIN = 0.1  # nats below uniform
-AO_GPTS_PARTS = {f"model.{k}": v for k, v in THEIR_PARTS.items() if k != "variant"}
 CASES = [(v, {}) for v in VARIANTS] + [
-  ("aogpt", AO_GPTS_PARTS),  # AO-GPT's own model: learned own positions, biases, ...
+  ("aogpt", AOGPT_CONFIG),  # AO-GPT's own model: learned own positions, biases, ...
   ("two_stream", {"model.query_layers": 1}),  # the query stream in the top block only
 ]
 SLOWER = {("aogpt", ()): 2 * STEPS}  # (variant, options) -> its budget, where not STEPS
 
 
 def _id(case):
-  return "aogpt-their_parts" if case[1] == AO_GPTS_PARTS else case_id(case)
+  return "aogpt-their_parts" if case[1] == AOGPT_CONFIG else case_id(case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)

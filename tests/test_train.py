@@ -19,15 +19,12 @@ from aoarm.data.pipeline import TrainBatches
 from aoarm.infra import sharding
 from aoarm.infra.checkpointing import Checkpointer
 from aoarm.models import ModelConfig
-from aoarm.models.aogpt import THEIR_PARTS
 from aoarm.run import modes, setup
 from aoarm.run.train import Trainer
 from aoarm.run.train_config import TrainConfig
 from aoarm.sample import front
 
-from helpers import damage_checkpoint_arrays, losses_by_step, tiny_run_config
-
-AO_GPTS_PARTS = {f"model.{k}": v for k, v in THEIR_PARTS.items() if k != "variant"}
+from helpers import AOGPT_CONFIG, damage_checkpoint_arrays, losses_by_step, tiny_run_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow  # every test here trains a run (in-process or a subprocess)
@@ -39,7 +36,7 @@ pytestmark = pytest.mark.slow  # every test here trains a run (in-process or a s
     ("two_stream", "xla", {}),
     ("decoupled_rope", "xla", {}),
     ("mdm", "xla", {}),
-    ("aogpt", "xla", AO_GPTS_PARTS),  # biases sharded by their logical axes too
+    ("aogpt", "xla", AOGPT_CONFIG),  # biases sharded by their logical axes too
     pytest.param("two_stream", "pallas", {}, marks=pytest.mark.kernels),
   ],
 )
