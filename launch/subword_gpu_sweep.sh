@@ -8,7 +8,8 @@
 #   RAW=.raw TAG=sw1024 bash launch/subword_gpu_sweep.sh '_seq_len1024_seed[0-2]' 560
 # Training stops early past its validation minimum (train.patience) or, at the latest, RESERVE
 # seconds (default 100) before SECONDS, with a checkpoint, so that the evals still run.
-# MEM: each process's share of the GPU's memory (default: none, each takes what it needs; a cap of
+# ARG: the config arg for every run (ARG=steps=8000: a longer schedule for every arm; give it its
+# own SWEEP_DIR). MEM: each process's share of the GPU's memory (default: none, each takes what it needs; a cap of
 # 0.14 ended two_stream's runs at L = 1024 before step 50 on an H100 while decoupled_rope's ran).
 # The logs come back packed ($OUT/$TAG-logs.tgz), a run without an eval's last lines in stdout,
 # and the GPU's memory per process every 20 s ($OUT/gpu_mem.csv). RUNLOCAL=1: CPU-sized.
@@ -19,7 +20,8 @@ corpus=${CORPUS:-/tmp/subword_corpus}; dir=${SWEEP_DIR:-/tmp/subword_runs}; stor
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 [ -n "${MEM:-}" ] && export XLA_PYTHON_CLIENT_MEM_FRACTION=$MEM
 export PYTHONUNBUFFERED=1
-cfg=configs/subword.py; [ "${RUNLOCAL:-0}" = 1 ] && cfg=$cfg:runlocal
+arg=${ARG:-}; [ "${RUNLOCAL:-0}" = 1 ] && arg=${arg:+$arg,}runlocal  # ARG: the config's, steps=N
+cfg=configs/subword.py${arg:+:$arg}
 [ -f "$corpus/corpus.json" ] || python3 launch/subword_corpus.py --raw="$RAW" --out="$corpus" \
   | tee "$OUT/corpus.log" | tail -2
 common=(--config.data.train_path="$corpus/train" --config.data.valid_path="$corpus/valid"

@@ -66,6 +66,13 @@ def test_the_sweep_compares_three_arms_at_their_best_checkpoints():
     steps[(e["variant"], e["seq_len"], e.get("compute_of", ""))] = c.train.num_steps
   for L in (256, 1024):
     assert steps[("decoupled_rope", L, "two_stream")] > steps[("two_stream", L, "")] == mod.STEPS
+  longer = {
+    v: mod.get_config(f"variant=decoupled_rope,seq_len=1024,steps=8000{v}")
+    for v in ("", ",compute_of=two_stream")
+  }
+  assert longer[""].train.num_steps == 8000  # steps=N lengthens every arm alike
+  ratio = steps[("decoupled_rope", 1024, "two_stream")] / mod.STEPS
+  assert abs(longer[",compute_of=two_stream"].train.num_steps / 8000 - ratio) < 1e-3
   local = mod.get_config("variant=two_stream,seq_len=256,runlocal,data_dir=/x")
   config_check.validate(local, "cpu")
   assert local.data.train_path == "/x/train"
