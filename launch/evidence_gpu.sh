@@ -26,9 +26,8 @@ if [ "${RUNLOCAL:-0}" = 1 ]; then cfg=$cfg:runlocal; else
   data=(--config.data.train_path=.data/train.txt --config.data.valid_path=.data/valid.txt
         --config.data.test_path=.data/test.txt)
 fi
-names=$(python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="$regex" --dry_run \
-  | grep -- '--mode=train' | sed -E 's/.*--workdir=[^ ]*\/([^ /]+) .*/\1/')
-stamp() { while IFS= read -r l; do printf '%(%s)T %s\n' -1 "${l:0:300}"; done; }
+source launch/sweep_runs.sh  # sweep_names, stamp
+names=$(sweep_names "$cfg" "$dir" "$regex")
 start=$SECONDS
 for n in $names; do
   ( timeout "$seconds" python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="^$n\$" \

@@ -28,9 +28,8 @@ common=(--config.data.train_path="$corpus/train" --config.data.valid_path="$corp
         --config.data.test_path="$corpus/test" --config.data.cache_dir="$store")
 python3 -m aoarm.tools.prepare_data --config="$cfg" "${common[@]}" 2>&1 | tail -12 \
   | tee "$OUT/prepare.log"
-names=$(python3 launch/sweep.py --config="$cfg" --sweep_dir="$dir" --only="$regex" --dry_run \
-  | grep -- '--mode=train' | sed -E 's/.*--workdir=[^ ]*\/([^ /]+) .*/\1/')
-stamp() { while IFS= read -r l; do printf '%(%s)T %s\n' -1 "${l:0:300}"; done; }
+source launch/sweep_runs.sh  # sweep_names, stamp
+names=$(sweep_names "$cfg" "$dir" "$regex")
 start=$SECONDS
 nvidia-smi --query-compute-apps=pid,used_memory --format=csv -l 20 > "$OUT/gpu_mem.csv" 2>/dev/null &
 smi=$!; runs=()
