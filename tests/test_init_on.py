@@ -50,3 +50,14 @@ def test_host_init_refuses_several_processes(monkeypatch):
   monkeypatch.setattr(jax, "process_count", lambda: 2)
   with pytest.raises(UserError, match="train.init_on=host"):
     host.init_state(jax.random.key(0))
+
+
+def test_host_init_needs_the_cpu_backend(monkeypatch):
+  host = _trainer("two_stream", "host", (8, 1, 1))
+
+  def no_cpu(backend=None):
+    raise RuntimeError(f"Unknown backend {backend}")
+
+  monkeypatch.setattr(jax, "local_devices", no_cpu)
+  with pytest.raises(UserError, match="train.init_on=host needs JAX's CPU backend"):
+    host.init_state(jax.random.key(0))

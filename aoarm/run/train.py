@@ -160,7 +160,10 @@ class Trainer:
         f"train.init_on=host draws the whole state in each process; with "
         f"{jax.process_count()} processes use train.init_on=device"
       )
-    cpu = jax.local_devices(backend="cpu")[0]
+    try:
+      cpu = jax.local_devices(backend="cpu")[0]
+    except RuntimeError as e:  # JAX_PLATFORMS names no cpu
+      raise UserError(f"train.init_on=host needs JAX's CPU backend ({e})") from None
     with jax.default_device(cpu):
       state = self._init_on_host(jax.device_put(rng, cpu))
     return jax.device_put(state, self.state_shardings)
