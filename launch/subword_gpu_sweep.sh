@@ -9,8 +9,9 @@
 # Training stops early past its validation minimum (train.patience) or, at the latest, RESERVE
 # seconds (default 100) before SECONDS, with a checkpoint, so that the evals still run.
 # ARG: the config arg for every run (ARG=steps=8000: a longer schedule for every arm; give it its
-# own SWEEP_DIR). MEM: each process's share of the GPU's memory (default: none, each takes what it needs; a cap of
-# 0.14 ended two_stream's runs at L = 1024 before step 50 on an H100 while decoupled_rope's ran).
+# own SWEEP_DIR). MEM: each process's share of the GPU's memory (default: none, each takes what
+# it needs; a cap of 0.14 ended two_stream's runs at L = 1024 before step 50 on an H100 while
+# decoupled_rope's ran).
 # The logs come back packed ($OUT/$TAG-logs.tgz), a run without an eval's last lines in stdout,
 # and the GPU's memory per process every 20 s ($OUT/gpu_mem.csv). RUNLOCAL=1: CPU-sized.
 set -uo pipefail
@@ -20,7 +21,7 @@ corpus=${CORPUS:-/tmp/subword_corpus}; dir=${SWEEP_DIR:-/tmp/subword_runs}; stor
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 [ -n "${MEM:-}" ] && export XLA_PYTHON_CLIENT_MEM_FRACTION=$MEM
 export PYTHONUNBUFFERED=1
-arg=${ARG:-}; [ "${RUNLOCAL:-0}" = 1 ] && arg=${arg:+$arg,}runlocal  # ARG: the config's, steps=N
+arg=${ARG:-}; [ "${RUNLOCAL:-0}" = 1 ] && arg=${arg:+$arg,}runlocal
 cfg=configs/subword.py${arg:+:$arg}
 [ -f "$corpus/corpus.json" ] || python3 launch/subword_corpus.py --raw="$RAW" --out="$corpus" \
   | tee "$OUT/corpus.log" | tail -2

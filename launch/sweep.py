@@ -57,35 +57,31 @@ def load_sweep(config_path: str) -> list[dict]:
   return mod.sweep()
 
 
+def _arg_and_overrides(config: str, entry: dict) -> tuple[str, str, list[str]]:
+  """(config file, its arg, the --config.<key> overrides) of one entry's run: `config` may carry
+  an arg (`configs/x.py:runlocal`) that joins the entry's own arg keys."""
+  path, _, base = config.partition(":")
+  arg = ",".join(filter(None, [base] + [f"{k}={v}" for k, v in entry.items() if is_arg(k)]))
+  return path, arg, [f"--config.{k}={v}" for k, v in entry.items() if not is_arg(k)]
+
+
 def planned_values(config: str, entry: dict, extra: list[str], keys) -> list[int]:
   """The integer `keys` of the run this sweep would start now, from one build of its config:
   the config file's for the entry's arg, then the entry's and the command line's overrides (the
   last one given wins)."""
-  path, _, base = config.partition(":")
-  arg = ",".join(filter(None, [base] + [f"{k}={v}" for k, v in entry.items() if is_arg(k)]))
+  path, arg, over = _arg_and_overrides(config, entry)
   cfg = _module(path).get_config(arg)
-  over = [f"--config.{k}={v}" for k, v in entry.items() if not is_arg(k)] + list(extra)
   values = []
   for key in keys:
     node = cfg
     for part in key.split("."):
       node = node[part]
-    for o in over:
+    for o in over + list(extra):
       name, _, value = o.partition("=")
       if name == f"--config.{key}":
         node = int(value)
     values.append(int(node))
   return values
-
-
-def planned(config: str, entry: dict, extra: list[str], key: str = "train.num_steps") -> int:
-  """The integer `key` of the run this sweep would start now (`planned_values`)."""
-  return planned_values(config, entry, extra, [key])[0]
-
-
-def planned_steps(config: str, entry: dict, extra: list[str]) -> int:
-  """train.num_steps of the run this sweep would start now (`planned`)."""
-  return planned(config, entry, extra)
 
 
 def done(config: str, entry: dict, workdir: str, extra: list[str]) -> bool:
@@ -105,10 +101,8 @@ def run_name(entry: dict) -> str:
 
 
 def command(config: str, entry: dict, workdir: str, mode: str, extra: list[str]) -> list[str]:
-  """`config` may carry an arg (`configs/x.py:runlocal`): it joins every run's own."""
-  config, _, base = config.partition(":")
-  arg = ",".join(filter(None, [base] + [f"{k}={v}" for k, v in entry.items() if is_arg(k)]))
-  over = [f"--config.{k}={v}" for k, v in entry.items() if not is_arg(k)]
+  """The run's command line (`_arg_and_overrides`), then `extra`."""
+  config, arg, over = _arg_and_overrides(config, entry)
   return [
     sys.executable,
     "-m",

@@ -106,13 +106,13 @@ def test_finished_detection_and_slurm_script(tmp_path):
   assert not sweep.finished(str(wd), 14, patience=3)
   cfg = "configs/length_sweep.py:runlocal"
   entry = {"variant": "two_stream", "seq_len": 128, "seed": 0}
-  assert sweep.planned_steps(cfg, entry, []) == 50
-  assert sweep.planned_steps(cfg, entry, ["--config.train.num_steps=80"]) == 80
-  assert sweep.planned("configs/subword.py", entry, [], "train.patience") == 5
-  assert (
-    sweep.planned("configs/subword.py", entry, ["--config.train.patience=0"], "train.patience") == 0
-  )
-  assert sweep.planned_steps(cfg, {**entry, "compute_of": "two_stream"}, []) == 50
+  steps, patience = ["train.num_steps"], ["train.patience"]
+  assert sweep.planned_values(cfg, entry, [], steps) == [50]
+  assert sweep.planned_values(cfg, entry, ["--config.train.num_steps=80"], steps) == [80]
+  assert sweep.planned_values("configs/subword.py", entry, [], patience) == [5]
+  subword_off = ["--config.train.patience=0"]
+  assert sweep.planned_values("configs/subword.py", entry, subword_off, patience) == [0]
+  assert sweep.planned_values(cfg, {**entry, "compute_of": "two_stream"}, [], steps) == [50]
   res = subprocess.run(
     [
       sys.executable,
