@@ -5,9 +5,13 @@
 
 For each variant, in one process (no persistent compilation cache, so each path compiles cold;
 a tiny program on each backend runs first so that neither path pays the backends' start): the
-seconds to the initial state placed with its shardings, `init_on=device` then `init_on=host`,
-each a first call (its compilation included) and a second call; and how far apart the two states
-are (the normal draws' last bits may differ between backends). JSON lines.
+seconds to the initial state placed with its shardings, `init_on=device`, `init_on=host`, and
+`init_on=device` with JAX's threefry lowered to one GPU kernel (`jax_threefry_gpu_kernel_lowering`:
+XLA then compiles a kernel call per draw instead of the unrolled hash; on a CPU it changes
+nothing), each a first call (its compilation included) and a second call; and how far apart the
+states are: the host's from the device's (the normal draws' last bits may differ between
+backends; keys without a prefix) and the kernel path's from the device's (`kernel_` keys; the
+hash is integer arithmetic, so they should be equal). JSON lines.
 """
 
 import argparse
@@ -24,6 +28,13 @@ from aoarm.run.train import Trainer
 from aoarm.run.train_config import TrainConfig
 
 
+PATHS = {  # name: (train.init_on, jax_threefry_gpu_kernel_lowering)
+  "device": ("device", False),
+  "host": ("host", False),
+  "kernel": ("device", True),
+}
+
+
 def trainer(variant, preset, init_on, model_kw, ema_decay):
   c, mcfg = run_config(variant, preset, model_kw=model_kw)
   c.train.update(init_on=init_on, ema_decay=ema_decay)
@@ -36,21 +47,14 @@ def timed(t, key):
   return state, time.perf_counter() - t0
 
 
-def bench(variant, preset, model_kw=None, ema_decay=0.0) -> dict:
-  """One row: both paths' first and second call, and how far apart their states are."""
-  key = jax.random.key(0)
-  row = {"variant": variant, "preset": preset, "backend": jax.default_backend()}
-  states = {}
-  for init_on in ("device", "host"):
-    t = trainer(variant, preset, init_on, model_kw or {}, ema_decay)
-    states[init_on], row[f"{init_on}_first_s"] = timed(t, key)
-    row[f"{init_on}_second_s"] = timed(t, key)[1]
-  stats = []  # per leaf, one float64 pass: (elements differing, size, max |diff|, max |x|)
-  for x, y in zip(jax.tree.leaves(states["device"]), jax.tree.leaves(states["host"])):
+def distance(a, b) -> dict:
+  """How far apart two states are, one float64 pass per leaf."""
+  stats = []  # per leaf: (elements differing, size, max |diff|, max |x|)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     d = np.abs(x - y)
     stats.append((int(np.count_nonzero(d)), d.size, float(d.max()), float(np.abs(x).max())))
-  row.update(
+  return dict(
     leaves=len(stats),
     leaves_differing=sum(n > 0 for n, *_ in stats),
     elements_differing=sum(n for n, *_ in stats),
@@ -58,6 +62,25 @@ def bench(variant, preset, model_kw=None, ema_decay=0.0) -> dict:
     max_abs_diff=max(m for *_, m, _ in stats),
     largest_value=max(v for *_, v in stats),
   )
+
+
+def bench(variant, preset, model_kw=None, ema_decay=0.0) -> dict:
+  """One row: each path's first and second call, and how far apart their states are."""
+  key = jax.random.key(0)
+  row = {"variant": variant, "preset": preset, "backend": jax.default_backend()}
+  states = {}
+  for name, (init_on, kernel) in PATHS.items():
+    jax.config.update("jax_threefry_gpu_kernel_lowering", kernel)
+    try:
+      t = trainer(variant, preset, init_on, model_kw or {}, ema_decay)
+      states[name], row[f"{name}_first_s"] = timed(t, key)
+      row[f"{name}_second_s"] = timed(t, key)[1]
+    finally:
+      jax.config.update("jax_threefry_gpu_kernel_lowering", False)
+  row.update(distance(states["device"], states["host"]))
+  kernel = distance(states["device"], states["kernel"])
+  row.update({f"kernel_{k}": v for k, v in kernel.items() if k.endswith("differing")})
+  row["kernel_max_abs_diff"] = kernel["max_abs_diff"]
   return row
 
 

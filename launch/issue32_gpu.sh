@@ -4,10 +4,11 @@
 #   bash launch/issue32_gpu.sh          # RUNLOCAL=1: CPU-sized, to check the script
 # Steps in the order of what is still owed (a short call takes the first ones):
 # 1. The cold `init`, side by side: one seed of the cell with the compilation cache off,
-#    `train.init_on=device` then `host` (2026-12-07, H100, device twice: 16.4 s both times).
-# 2. The initial state drawn on the GPU and on the host, time and how far apart the states are
-#    (benchmarks/init_time.py; 2026-12-07, H100, the sweep's model: 11.7 vs 2.8 s; the GPT-2
-#    row ran past its 60 s limit, now 150 s).
+#    `train.init_on=device`, then `host`, then `device` with threefry as one GPU kernel
+#    (JAX_THREEFRY_GPU_KERNEL_LOWERING; 2026-12-07, H100, device twice: 16.4 s both times).
+# 2. The initial state drawn on the GPU, on the host and on the GPU with the threefry kernel,
+#    time and how far apart the states are (benchmarks/init_time.py; 2026-12-07, H100, the
+#    sweep's model: 11.7 vs 2.8 s; the GPT-2 row ran past its 60 s limit, now 150 s).
 # 3. The GPT-2-shape start-up goals (<= 40 s cold, <= 12 s warm to the first step, XLA path),
 #    now with each launch's phases (2026-12-07, H100: 72.7 / 12.9 s).
 # 4. Where the sweep model's step goes: a profile of two_stream's step at the cell's shape on the
@@ -26,11 +27,14 @@ xla=--model=kernels.mlp=xla,kernels.qkv=xla
 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
 git log --oneline -1 | tee "$OUT/commit.txt"
 source launch/budget_step.sh  # step LIMIT CMD...: whole limits within BUDGET s
-for init_on in device host; do
-  step "${CELL_SECONDS:-140}" python3 benchmarks/sweep_cell.py --config="$cfg" --cell="$cell" \
-    --seeds=1 --dir="/tmp/issue32_cache_off_$init_on" --paths=xla -- "${data[@]}" \
+for launch in device host kernel; do  # kernel: on the device, threefry as one GPU kernel
+  init_on=${launch/kernel/device}; kernel=false; [ "$launch" = kernel ] && kernel=true
+  JAX_THREEFRY_GPU_KERNEL_LOWERING=$kernel step "${CELL_SECONDS:-140}" \
+    python3 benchmarks/sweep_cell.py --config="$cfg" --cell="$cell" --seeds=1 \
+    --dir="/tmp/issue32_cache_off_$launch" --paths=xla -- "${data[@]}" \
     --config.train.compile_cache=off --config.train.init_on=$init_on \
-    2> >(tee -a "$OUT/cache_off.err" | grep skipped >&2) | tee -a "$OUT/cache_off.jsonl"
+    2> >(tee -a "$OUT/cache_off.err" | grep skipped >&2) | sed "s/^{/{\"launch\": \"$launch\", /" \
+    | tee -a "$OUT/cache_off.jsonl"
 done
 for p in $preset ${GPT2_PRESET:-gpt2}; do
   limit=60; [ "$p" = gpt2 ] && limit=150

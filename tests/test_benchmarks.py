@@ -152,6 +152,7 @@ def test_the_init_benchmark_times_both_paths_and_compares_their_states():
   row = init_time.bench("two_stream", "runlocal", ema_decay=0.5)
   assert row["leaves"] > 0 and row["elements"] > 100_000
   assert row["leaves_differing"] == 0 and row["max_abs_diff"] == 0.0 and row["largest_value"] > 0
-  for k in ("device_first_s", "device_second_s", "host_first_s", "host_second_s"):
+  assert row["kernel_elements_differing"] == 0 and row["kernel_max_abs_diff"] == 0.0
+  for k in (f"{p}_{n}_s" for p in init_time.PATHS for n in ("first", "second")):
     assert row[k] > 0
   assert row["host_second_s"] < row["host_first_s"]  # the host program compiles once
