@@ -27,7 +27,6 @@ from aoarm.infra import sharding
 from aoarm.run.train import Trainer
 from aoarm.run.train_config import TrainConfig
 
-
 PATHS = {  # name: (train.init_on, jax_threefry_gpu_kernel_lowering)
   "device": ("device", False),
   "host": ("host", False),
