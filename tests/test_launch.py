@@ -532,3 +532,46 @@ def test_report_names_every_experiment_of_a_variant_on_a_tie(tmp_path):
   assert "| two_stream |" not in md
   res = _report_cli(str(tmp_path), "--gap_to=two_stream")
   assert res.returncode == 2 and "--gap_to='two_stream' is no row" in res.stderr, res.stderr
+
+
+def test_an_equal_compute_arm_is_one_row_across_lengths(tmp_path):
+  """Issue 33: the equal-compute arm's steps are its reference's budget times their FLOP ratio,
+  which depends on L (5103 steps at L = 256, 5172 at L = 1024), so they must not split its row;
+  steps that differ at one L still do."""
+  for L, steps in ((256, 5103), (1024, 5172)):
+    for seed in (0, 1):
+      _fake_run(
+        tmp_path,
+        f"ts{L}_{seed}",
+        "two_stream",
+        L,
+        2.0 + seed / 100,
+        seed=seed,
+        **{"train.num_steps": 3000},
+      )
+      _fake_run(
+        tmp_path,
+        f"eq{L}_{seed}",
+        "decoupled_rope",
+        L,
+        2.05 + L / 1e4,
+        seed=seed,
+        **{"train.num_steps": steps, "train.compute_of": "two_stream"},
+      )
+  report.main([str(tmp_path), "--gap_to=two_stream"])
+  md = (tmp_path / "report.md").read_text()
+  assert "num_steps" not in md
+  row = [x for x in md.splitlines() if x.startswith("| decoupled_rope (equal compute")]
+  assert len(row) == 4 and all(x.count("(n=2, 95% t)") == 2 for x in row[:2])  # random, l2r
+  # a second budget at one L is another experiment: a row of its own
+  _fake_run(
+    tmp_path,
+    "eq256_long",
+    "decoupled_rope",
+    256,
+    2.0,
+    seed=0,
+    **{"train.num_steps": 9000, "train.compute_of": "two_stream"},
+  )
+  report.main([str(tmp_path), "--gap_to=two_stream"])
+  assert "train.num_steps=" in (tmp_path / "report.md").read_text()

@@ -138,26 +138,42 @@ def experiment(cfg: dict) -> tuple:
   return tuple(sorted((k, json.dumps(v)) for k, v in keep.items()))
 
 
-def _drop_axis_settings(rows):
-  """Leave out of each experiment the settings that follow the table's axis: a key with one
-  value per L across all runs (the length sweep's batch = tokens per step / L) cannot tell two
-  experiments at the same L apart, so it must not split a variant's row."""
+# An equal-compute arm's steps are its reference's budget times their FLOP ratio at its L
+# (configs/length_sweep.py, configs/subword.py): within such an arm they follow the table's axis.
+PER_ARM_AXIS = ("train.num_steps",)
+
+
+def _axis_keys(rows) -> set:
+  """The keys with one value per L over `rows`, at two L or more, every L's rows having them."""
   per_len = collections.defaultdict(lambda: collections.defaultdict(set))
+  keys_of = collections.defaultdict(set)
   for r in rows:
     for k, v in r["experiment"]:
       per_len[k][r["seq_len"]].add(v)
-  keys_of = collections.defaultdict(set)
-  for r in rows:
     keys_of[r["seq_len"]].update(k for k, _ in r["experiment"])
-  axis = {
+  return {
     k
     for k, by_len in per_len.items()
     if len(by_len) > 1
     and all(len(vs) == 1 for vs in by_len.values())
     and all(k in keys_of[L] for L in by_len)
   }
+
+
+def _drop_axis_settings(rows):
+  """Leave out of each experiment the settings that follow the table's axis: a key with one
+  value per L across all runs (the length sweep's batch = tokens per step / L) cannot tell two
+  experiments at the same L apart, so it must not split a variant's row; nor can an
+  equal-compute arm's steps where they take one value per L within that arm."""
+  axis = _axis_keys(rows)
+  arms = collections.defaultdict(list)
   for r in rows:
-    r["experiment"] = tuple((k, v) for k, v in r["experiment"] if k not in axis)
+    if r["compute_of"]:
+      arms[r["label"]].append(r)
+  per_arm = {lab: _axis_keys(rs) & set(PER_ARM_AXIS) for lab, rs in arms.items()}
+  for r in rows:
+    drop = axis | per_arm.get(r["label"], set())
+    r["experiment"] = tuple((k, v) for k, v in r["experiment"] if k not in drop)
   return rows
 
 
@@ -289,6 +305,7 @@ def _eval_rows(name: str, cfg: dict, ev: dict, ev_path: str, d) -> list[dict]:
         "label": f"{lab} [{where}]" if where else lab,
         "scope": where,
         "experiment": experiment(cfg),
+        "compute_of": cfg.get("train", {}).get("compute_of", ""),
         "seq_len": cfg["data"]["seq_len"],
         "seed": cfg["seed"],
         "order": order,
