@@ -199,6 +199,7 @@ RULES = {
   "train.final_eval": Bool(),
   "train.compile_cache": Text(),  # auto | off | a folder
   "train.init_on": Choice(("device", "host")),
+  "train.threefry_kernel": Bool(),
   "ckpt.every_steps": POS,
   "ckpt.keep": POS,
   "ckpt.async_save": Bool(),

@@ -45,6 +45,7 @@ TABLE = (
   ("train.ema_warmup", EXPERIMENT, NOTE),
   ("train.compile_cache", IMPLEMENTATION, SILENT),
   ("train.init_on", IMPLEMENTATION, SILENT),  # the initial values up to rounding
+  ("train.threefry_kernel", IMPLEMENTATION, SILENT),  # the same bits either way
   ("train.log_every", LOGGING, SILENT),
   ("train.eval_every", LOGGING, SILENT),
   ("train.eval_batches", LOGGING, SILENT),
