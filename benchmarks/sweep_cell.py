@@ -29,7 +29,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "launch"))
 
-STARTUP = ("start", "setup", "init", "first_step")
+STARTUP = ("start", "setup", "init", "loop_setup", "first_step")
 
 
 def _mfu(run_dir: str) -> float | None:

@@ -4,8 +4,9 @@
 #   bash launch/issue32_gpu.sh          # RUNLOCAL=1: CPU-sized, to check the script
 # Steps in the order of what is still owed (a short call takes the first ones):
 # 1. The cold `init`, side by side: one seed of the cell with the compilation cache off,
-#    `train.init_on=device`, then `host`, then `device` with threefry as one GPU kernel
-#    (JAX_THREEFRY_GPU_KERNEL_LOWERING; 2026-12-07, H100, device twice: 16.4 s both times).
+#    `train.init_on=device`, then `host` (both with train.threefry_kernel=false, the default
+#    before 2026-12-08), then `device` with threefry as one GPU kernel (the default now)
+#    (2026-12-07, H100, device twice: 16.4 s both times).
 # 2. The initial state drawn on the GPU, on the host and on the GPU with the threefry kernel,
 #    time and how far apart the states are (benchmarks/init_time.py; 2026-12-07, H100, the
 #    sweep's model: 11.7 vs 2.8 s; the GPT-2 row ran past its 60 s limit, now 150 s).
@@ -27,12 +28,12 @@ xla=--model=kernels.mlp=xla,kernels.qkv=xla
 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
 git log --oneline -1 | tee "$OUT/commit.txt"
 source launch/budget_step.sh  # step LIMIT CMD...: whole limits within BUDGET s
-for launch in device host kernel; do  # kernel: on the device, threefry as one GPU kernel
+for launch in device host kernel; do  # kernel: the default since (train.threefry_kernel)
   init_on=${launch/kernel/device}; kernel=false; [ "$launch" = kernel ] && kernel=true
-  JAX_THREEFRY_GPU_KERNEL_LOWERING=$kernel step "${CELL_SECONDS:-140}" \
-    python3 benchmarks/sweep_cell.py --config="$cfg" --cell="$cell" --seeds=1 \
-    --dir="/tmp/issue32_cache_off_$launch" --paths=xla -- "${data[@]}" \
+  step "${CELL_SECONDS:-140}" python3 benchmarks/sweep_cell.py --config="$cfg" --cell="$cell" \
+    --seeds=1 --dir="/tmp/issue32_cache_off_$launch" --paths=xla -- "${data[@]}" \
     --config.train.compile_cache=off --config.train.init_on=$init_on \
+    --config.train.threefry_kernel=$kernel \
     2> >(tee -a "$OUT/cache_off.err" | grep skipped >&2) | sed "s/^{/{\"launch\": \"$launch\", /" \
     | tee -a "$OUT/cache_off.jsonl"
 done

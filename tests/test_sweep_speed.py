@@ -103,7 +103,16 @@ def test_a_training_process_says_where_its_time_went(tmp_path):
   assert res.returncode == 0, res.stderr[-3000:]
   t = json.loads((wd / "timing.json").read_text())
   phases = t["phases_s"]
-  assert list(phases) == ["start", "setup", "init", "first_step", "train", "final_eval", "close"]
+  assert list(phases) == [
+    "start",
+    "setup",
+    "init",
+    "loop_setup",
+    "first_step",
+    "train",
+    "final_eval",
+    "close",
+  ]
   assert all(v >= 0 for v in phases.values()) and phases["first_step"] > 0
   assert abs(t["total_s"] - sum(phases.values())) < 0.01
   assert 0 < t["total_s"] <= wall + 0.5  # the process's own start counts, nothing before it

@@ -100,6 +100,8 @@ def _train_from(run: setup.Run, trainer: Trainer, state, start: int, phases=None
     loop_io.best, loop_io.best_key = best, f"eval/{split}_nll"
     if cfg.train.final_eval:
       loop_io.final_fn = final_eval
+    if phases is not None:
+      phases.mark("loop_setup")  # the checkpointers, the batch stream, the metric writer
     code = run_loop(trainer, state, start, loop_io)
   finally:
     writer.close()
