@@ -15,7 +15,6 @@ run spends (`aoarm.run.flops`, at V = 27): the same model and tokens per step, m
 """
 
 from aoarm.config import config_lib
-from aoarm.models import ModelConfig
 from aoarm.run import flops
 
 TOKENS_PER_STEP = 65_536  # batch_size * L, the same for every L
@@ -70,10 +69,7 @@ def get_config(arg=None):
 
 def compute_ratio(c, other: str) -> float:
   """Training FLOPs per token of `other` over this run's model (same shape, L, V = 27)."""
-  model = dict(c.model, vocab_size=27)
-  mine = ModelConfig.from_config(model, c.data.seq_len)
-  theirs = ModelConfig.from_config(dict(model, variant=other, rope={}), c.data.seq_len)
-  return flops.train_flops_per_token(theirs) / flops.train_flops_per_token(mine)
+  return flops.compute_ratio(c.model, 27, c.data.seq_len, other)
 
 
 def sweep():

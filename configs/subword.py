@@ -31,7 +31,6 @@ decoupled_rope and decoupled_rope at two_stream's FLOPs. `data_dir=DIR`: the cor
 """
 
 from aoarm.config import config_lib
-from aoarm.models import ModelConfig
 from aoarm.run import flops
 
 DATA = "/tmp/subword_corpus"  # launch/subword_corpus.py's --out
@@ -81,10 +80,7 @@ def get_config(arg=None):
 
 def compute_ratio(c, other: str) -> float:
   """Training FLOPs per token of `other` over this run's model (same shape, L and vocabulary)."""
-  model = dict(c.model, vocab_size=c.data.vocab_size)
-  mine = ModelConfig.from_config(model, c.data.seq_len)
-  theirs = ModelConfig.from_config(dict(model, variant=other, rope={}), c.data.seq_len)
-  return flops.train_flops_per_token(theirs) / flops.train_flops_per_token(mine)
+  return flops.compute_ratio(c.model, c.data.vocab_size, c.data.seq_len, other)
 
 
 def sweep():

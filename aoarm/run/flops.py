@@ -92,6 +92,15 @@ def forward_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> flo
   return train_flops_per_token(cfg, seq_len) / 3
 
 
+def compute_ratio(model: dict, vocab_size: int, seq_len: int, other: str) -> float:
+  """Training FLOPs per token of the variant `other` over the config model section `model`'s
+  (same shape, L and vocabulary): how many more steps an equal-compute arm trains."""
+  model = dict(model, vocab_size=vocab_size)
+  mine = ModelConfig.from_config(model, seq_len)
+  theirs = ModelConfig.from_config(dict(model, variant=other, rope={}), seq_len)
+  return train_flops_per_token(theirs) / train_flops_per_token(mine)
+
+
 def _from_config_file(spec: str, vocab_size: int) -> ModelConfig:
   """The model of `configs/<file>.py[:arg]` (its get_config), with this vocabulary size."""
   import importlib.util
