@@ -11,7 +11,7 @@ import pytest
 from aoarm import models
 from aoarm.config import config_lib, key_table
 from aoarm.models import ModelConfig
-from aoarm.tools import report
+from aoarm.tools import report_labels
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -89,18 +89,18 @@ def test_the_report_groups_by_the_experiment_keys_only():
   """Every key the table calls `experiment` splits report rows unless the label names it or it
   is an axis (seed, L); nothing else does."""
   for key in sorted(KEYS):
-    axis = key in ("seed", "data.seq_len") or key in report.LABEL_KEYS
+    axis = key in ("seed", "data.seq_len") or key in report_labels.LABEL_KEYS
     experiment = key_table.class_of(key) == key_table.EXPERIMENT
-    assert report._ignored(key) == (axis or not experiment), key
+    assert report_labels.ignored(key) == (axis or not experiment), key
 
 
 def test_the_label_defaults_are_the_base_configs():
-  """`report.label` leaves out a model option at ModelConfig's default: that default must be the
-  one every config starts from."""
+  """`report_labels.label` leaves out a model option at ModelConfig's default: that default must
+  be the one every config starts from."""
   flat = key_table.flat(config_lib.base_config("two_stream", None))
-  for key, field in report._MODEL_OPTIONS.items():
+  for key, field in report_labels.MODEL_OPTIONS.items():
     assert flat[key] == getattr(ModelConfig, field), key
-    assert key in report.LABEL_KEYS
+    assert key in report_labels.LABEL_KEYS
 
 
 def test_one_flattener():
