@@ -222,6 +222,9 @@ class Trainer:
       "loss": loss,
       "grad_norm": optax.global_norm(grads),
       "param_norm": optax.global_norm(params),
+      # the rate this step took, computed here: evaluated on the host, the schedule's dozen
+      # scalar operations each compiled a program of its own at the first log
+      "lr": self.schedule(state.step),
     }
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state, ema=ema), metrics
 
@@ -366,7 +369,7 @@ def run_loop(trainer: Trainer, state, start_step: int, io: LoopIO) -> int:
             "train/loss": loss,
             "train/grad_norm": float(m["grad_norm"]),
             "train/tokens_per_s": tps,
-            "train/lr": float(trainer.schedule(done - 1)),  # the rate step `done` took
+            "train/lr": float(m["lr"]),  # the rate step `done` took
             **({"train/mfu": mfu} if mfu is not None else {}),
           },
         )
