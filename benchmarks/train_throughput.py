@@ -83,6 +83,8 @@ def setup(
   c.train.batch_size = batch
   c.train.ema_decay = ema_decay  # > 0: the state also holds the parameters' EMA
   mesh = sharding.make_mesh(c.mesh, jax.devices()[: devices or None])
+  # as a run sets it (setup.prepare): the step's random orders draw through the same lowering
+  jax.config.update("jax_threefry_gpu_kernel_lowering", bool(c.train.threefry_kernel))
   trainer = Trainer(TrainConfig.from_config(c), mcfg, mesh)
   state = trainer.init_state(jax.random.key(0))
   rng = np.random.default_rng(0)
