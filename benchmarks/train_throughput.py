@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from aoarm.config import config_lib
-from aoarm.infra import sharding
+from aoarm.infra import compile_cache, sharding
 from aoarm.models import VARIANTS, ModelConfig
 from aoarm.run import flops
 from aoarm.run.train import Trainer
@@ -84,7 +84,7 @@ def setup(
   c.train.ema_decay = ema_decay  # > 0: the state also holds the parameters' EMA
   mesh = sharding.make_mesh(c.mesh, jax.devices()[: devices or None])
   # as a run sets it (setup.prepare): the step's random orders draw through the same lowering
-  jax.config.update("jax_threefry_gpu_kernel_lowering", bool(c.train.threefry_kernel))
+  compile_cache.threefry_kernel(c.train.threefry_kernel)
   trainer = Trainer(TrainConfig.from_config(c), mcfg, mesh)
   state = trainer.init_state(jax.random.key(0))
   rng = np.random.default_rng(0)

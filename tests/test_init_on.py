@@ -66,6 +66,7 @@ def test_host_init_needs_the_cpu_backend(monkeypatch):
 def test_a_run_sets_the_threefry_kernel_as_its_config_says(tmp_path):
   """`train.threefry_kernel` (default on): a run's programs lower JAX's threefry to one GPU
   kernel call per draw (the same bits; on a CPU nothing changes), set before anything compiles."""
+  from aoarm.infra import compile_cache
   from aoarm.run import setup
 
   assert tiny_run_config().train.threefry_kernel is True
@@ -75,4 +76,4 @@ def test_a_run_sets_the_threefry_kernel_as_its_config_says(tmp_path):
       setup.prepare(c, str(tmp_path / f"run_{on}"), "train")
       assert jax.config.jax_threefry_gpu_kernel_lowering is on
   finally:
-    jax.config.update("jax_threefry_gpu_kernel_lowering", False)
+    compile_cache.threefry_kernel(False)

@@ -171,9 +171,9 @@ def base_config(variant: str, arg: str | None, **extra_args) -> mlc.ConfigDict:
   # JAX's persistent compilation cache: auto (~/.cache/aoarm/jax) | off | a folder
   c.train.compile_cache = "auto"
   # where the initial state is drawn: device (one program compiled for the accelerator) | host
-  # (the same program on the CPU backend, then placed with the state's shardings: 2.8 s where
-  # an H100 took 11.7 s at the sweep's shape, compile included; one process only; on a GPU the
-  # initial values differ from device's in the normal draws' last bits, RESULTS.md issue 32)
+  # (the same program on the CPU backend, then placed with the state's shardings; one process
+  # only; on a GPU the initial values differ from device's in the normal draws' last bits). With
+  # train.threefry_kernel on, device compiles as fast as host (RESULTS.md, issue 32)
   c.train.init_on = "device"
   # on a GPU, JAX's threefry hash as one kernel call per draw (jax_threefry_gpu_kernel_lowering)
   # instead of XLA's unrolled integer code: the same bits, and the initial state's program

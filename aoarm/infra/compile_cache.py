@@ -44,3 +44,10 @@ def enable(setting: str) -> str | None:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)  # small programs: no
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   return path
+
+
+def threefry_kernel(on: bool):
+  """`train.threefry_kernel`: on a GPU, JAX's threefry hash lowered to one kernel call per draw
+  instead of XLA's unrolled integer code (the same bits; the initial state's program then
+  compiles in seconds); elsewhere nothing changes. Set before anything is compiled."""
+  jax.config.update("jax_threefry_gpu_kernel_lowering", bool(on))

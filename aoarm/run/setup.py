@@ -192,7 +192,7 @@ def prepare(cfg, workdir: str, mode: str) -> Run:
   config_lib.apply_aliases(cfg)
   config_check.validate(cfg, jax.default_backend())  # the one check of a run's config
   compile_cache.enable(cfg.train.compile_cache)  # before anything is compiled
-  jax.config.update("jax_threefry_gpu_kernel_lowering", bool(cfg.train.threefry_kernel))
+  compile_cache.threefry_kernel(cfg.train.threefry_kernel)
   _model_config(cfg, vocab_size=1)  # the model section is checked before any data is read
   _check_held_out(cfg.data)
   ckpt_dir, cache = _check_paths(cfg, workdir, mode)

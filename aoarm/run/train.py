@@ -152,7 +152,8 @@ class Trainer:
   def init_state(self, rng) -> "TrainState":
     """The initial state, placed with `state_shardings`, drawn where `train.init_on` says: one
     program compiled for the mesh's devices, or the same program on the CPU backend and then
-    placed (2.8 s where an H100 took 11.7 s at the sweep's shape, compile included)."""
+    placed (with `train.threefry_kernel` on, the device's compiles as fast; on a GPU the host's
+    values may differ from the device's in their last bits)."""
     if self.cfg.init_on != "host":
       return self._init_on_device(rng)
     if jax.process_count() > 1:
